@@ -1,0 +1,1 @@
+"""The discord.py bot: classification, corrections and moderation cogs, persistent views, checks."""

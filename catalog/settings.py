@@ -1,0 +1,235 @@
+"""Configuration: `NAMAE_*` environment variables, an optional TOML file and `.env`.
+
+Precedence, highest first: explicit arguments, environment, `.env`, the TOML file (`NAMAE_CONFIG`,
+default `namae.toml` in the working directory), defaults. Nested sections use `__` in variable
+names: `NAMAE_DISCORD__TOKEN`, `NAMAE_REDDIT__CLIENT_ID`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CASCADE_URL = (
+    "https://raw.githubusercontent.com/nagadomi/lbpcascade_animeface/master/lbpcascade_animeface.xml"
+)
+CASCADE_SHA256 = "9376d30ac38db6bda2a68b88b3b76bbd7e6aa33af47f7f5c76bc88ca75f1ce30"
+
+
+class ImageLimits(BaseModel):
+    """Bounds that every path that decodes an image obeys (scraper, import, trainer, bot, CLI)."""
+
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    min_side: int = 32
+    max_aspect: float = 8.0
+    max_frames_sampled: int = 4
+    max_frames_scanned: int = 500
+    reject_greyscale: bool = False
+    greyscale_saturation: float = 0.06
+
+
+class FaceSettings(BaseModel):
+    cascade_path: Path | None = None
+    cascade_url: str = CASCADE_URL
+    cascade_sha256: str = CASCADE_SHA256
+    scale_factor: float = 1.1
+    min_neighbors: int = 5
+    min_size: int = 24
+    margin: float = 0.25
+    crop_size: int = 128
+
+
+class DownloadSettings(BaseModel):
+    concurrency: int = 8
+    per_host: int = 4
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_redirects: int = 3
+    retries: int = 3
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    allow_private_addresses: bool = Field(
+        default=False,
+        description="Only for the offline sandbox: lets downloads reach 127.0.0.1.",
+    )
+    user_agent: str = "namae/0.1 (+https://github.com/namae-bot/namae)"
+    hosts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Static DNS overrides, host -> IP; the sandbox maps Reddit's and imgur's hosts to 127.0.0.1.",
+    )
+
+
+class RedditSettings(BaseModel):
+    client_id: SecretStr | None = None
+    client_secret: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    user_agent: str = "namae/0.1 by namae-bot"
+    # The sandbox points these at 127.0.0.1; the defaults are asyncpraw's own.
+    oauth_url: str | None = None
+    reddit_url: str | None = None
+    short_url: str | None = None
+    listing: Literal["new", "hot", "top"] = "new"
+    time_filter: Literal["hour", "day", "week", "month", "year", "all"] = "all"
+    limit: int = 100
+    rate_limit_backoff: float = 5.0
+    imgur_client_id: SecretStr | None = None
+    imgur_api_url: str = "https://api.imgur.com"
+
+
+class TrainSettings(BaseModel):
+    backbone: str = "efficientnet_lite0"
+    image_size: int = 96
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    min_images_per_class: int = 8
+    max_images_per_class: int = 2000
+    target_precision: float = 0.9
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    seed: int = 1234
+    device: str = "auto"
+    num_workers: int = 0
+
+
+class RegistrySettings(BaseModel):
+    promotion_margin: float = 0.01
+    keep_last: int = 5
+
+
+class BotSettings(BaseModel):
+    token: SecretStr | None = None
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: [
+            "cdn.discordapp.com",
+            "media.discordapp.net",
+            "i.redd.it",
+            "i.imgur.com",
+        ]
+    )
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_images_per_message: int = 10
+    concurrency: int = 2
+    default_threshold: float = 0.5
+    top_k: int = 3
+    quorum: int = 2
+    member_cooldown_s: float = 5.0
+    member_cooldown_rate: int = 3
+    guild_cooldown_s: float = 10.0
+    guild_cooldown_rate: int = 30
+    cache_size: int = 1024
+    model_poll_s: float = 5.0
+    prediction_retention_days: int = 180
+    # The sandbox sets these to its own 127.0.0.1 address.
+    api_base: str | None = None
+    gateway_url: str | None = None
+
+
+class WorkerSettings(BaseModel):
+    rescrape_schedule: str = "interval:6h"
+    retrain_schedule: str = "cron:0 4 * * *"
+    retrain_min_new_labels: int = 50
+    poll_interval_s: float = 0.5
+    heartbeat_s: float = 5.0
+    stale_after_s: float = 60.0
+    misfire_grace_s: int = 3600
+    max_attempts: int = 3
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NAMAE_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        toml_file="namae.toml",
+    )
+
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in the data directory."
+    )
+    log_level: str = "INFO"
+    images: ImageLimits = Field(default_factory=ImageLimits)
+    faces: FaceSettings = Field(default_factory=FaceSettings)
+    download: DownloadSettings = Field(default_factory=DownloadSettings)
+    reddit: RedditSettings = Field(default_factory=RedditSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    discord: BotSettings = Field(default_factory=BotSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = os.environ.get("NAMAE_CONFIG", "namae.toml")
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        return (init_settings, env_settings, dotenv_settings, toml, file_secret_settings)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'namae.db').resolve()}"
+
+    @property
+    def image_store_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration as plain data, every secret replaced by `***`."""
+        data = _mask(self.model_dump(mode="python"))
+        data["database_url"] = _hide_password(self.resolved_database_url)
+        return data
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "***"
+    if isinstance(value, dict):
+        return {key: _mask(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def secret_value(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None

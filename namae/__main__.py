@@ -1,0 +1,3 @@
+from namae.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Reddit to catalog: sources, URL resolution, safe downloading, validation, dedup, face crops."""

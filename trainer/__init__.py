@@ -1,0 +1,1 @@
+"""Catalog to a calibrated, checked ONNX model: dataset, splits, torch training, reports, export."""
