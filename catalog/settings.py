@@ -139,8 +139,11 @@ class BotSettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
+    """Schedules are `interval:<n><s|m|h|d|w>`, `cron:<crontab>` (UTC) or `off`."""
+
     rescrape_schedule: str = "interval:6h"
-    retrain_schedule: str = "cron:0 4 * * *"
+    retrain_schedule: str = "cron:0 4 * * 0"
+    retrain_check_schedule: str = "interval:30m"
     retrain_min_new_labels: int = 50
     poll_interval_s: float = 0.5
     heartbeat_s: float = 5.0

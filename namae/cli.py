@@ -349,6 +349,32 @@ def synth(
     )
 
 
+# --- worker -----------------------------------------------------------------------------------
+
+
+@app.command("worker")
+@friendly
+def worker(
+    until_idle: Annotated[bool, typer.Option(help="Run the queued jobs, then exit (no schedules).")] = False,
+    name: Annotated[str | None, typer.Option(help="Worker name (default: host and data directory).")] = None,
+) -> None:
+    """Run schedules and claim queued jobs (scrape, train, promote) until stopped."""
+    import signal
+
+    from namae.worker import Worker
+
+    settings = load_settings()
+    catalog_engine(settings)
+    runner = Worker(settings, name=name)
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    console.print(f"worker [bold]{runner.name}[/bold] started", highlight=False)
+    try:
+        runner.serve(until_idle=until_idle)
+    except KeyboardInterrupt:
+        runner.stop()
+    console.print(f"worker stopped after {runner.jobs_run} jobs")
+
+
 def main() -> None:
     app()
 

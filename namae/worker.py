@@ -1,0 +1,365 @@
+"""The worker: APScheduler turns schedules into jobs in the catalog's queue, and a runner claims
+queued jobs (scheduled ones and those moderators queued from Discord) and runs each in a child
+process, so that a crash in scraping or training cannot take the worker, or the bot beside it, down.
+
+Every job goes through the queue, so `/jobs` and `namae jobs` show scheduled and requested work
+alike, with live progress written back by the child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine, func, select
+
+from catalog.db import make_engine, session_scope
+from catalog.errors import CatalogError
+from catalog.jobs import ClaimedJob, JobQueue
+from catalog.schema import Job, JobStatus, Label, ModelVersion
+from catalog.settings import Settings
+from namae.schedules import parse_schedule
+
+log = logging.getLogger(__name__)
+
+RUNNABLE_KINDS = ("scrape", "import_folder", "train", "promote")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    job_id: str
+    setting: str
+    value: str
+    target: str  # which function of this module the schedule calls
+
+
+def schedules_from(settings: Settings) -> list[tuple[Schedule, Any]]:
+    """Parse every schedule up front: a bad string stops the worker before it starts anything."""
+    wanted = [
+        Schedule(
+            "rescrape", "worker.rescrape_schedule", settings.worker.rescrape_schedule, "scheduled_rescrape"
+        ),
+        Schedule("retrain", "worker.retrain_schedule", settings.worker.retrain_schedule, "scheduled_retrain"),
+        Schedule(
+            "retrain-check",
+            "worker.retrain_check_schedule",
+            settings.worker.retrain_check_schedule,
+            "scheduled_retrain_check",
+        ),
+    ]
+    parsed = []
+    for schedule in wanted:
+        trigger = parse_schedule(schedule.value, f"NAMAE_{schedule.setting.upper().replace('.', '__')}")
+        if trigger is not None:
+            parsed.append((schedule, trigger))
+    return parsed
+
+
+# --- what schedules do: they only ever enqueue ---------------------------------------------------
+
+
+def _enqueue_once(engine: Engine, kind: str, params: dict[str, Any], requested_by: str) -> int | None:
+    """Enqueue unless the same work is already waiting or running."""
+    with session_scope(engine) as session:
+        pending = session.scalars(
+            select(Job).where(Job.kind == kind, Job.status.in_([JobStatus.queued, JobStatus.running]))
+        ).all()
+    if any(job.params == params for job in pending):
+        return None
+    return JobQueue(engine).enqueue(kind, params, requested_by=requested_by)
+
+
+def scheduled_rescrape(database_url: str) -> int | None:
+    return _enqueue_once(make_engine(database_url), "scrape", {}, "schedule")
+
+
+def scheduled_retrain(database_url: str) -> int | None:
+    return _enqueue_once(make_engine(database_url), "train", {"promote": True}, "schedule")
+
+
+def scheduled_retrain_check(database_url: str, min_new_labels: int) -> int | None:
+    engine = make_engine(database_url)
+    if new_labels_since_last_model(engine) < min_new_labels:
+        return None
+    return _enqueue_once(engine, "train", {"promote": True}, "schedule: new labels")
+
+
+def new_labels_since_last_model(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        last = session.scalar(select(func.max(ModelVersion.created_at)))
+        query = select(func.count()).select_from(Label)
+        if last is not None:
+            query = query.where(Label.created_at > last)
+        return session.scalar(query) or 0
+
+
+# --- running one job, in a child process ---------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this child when the worker dies, even by SIGKILL, so that a killed
+    worker leaves no orphan still writing to the catalog."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def run_job_in_child(settings_json: str, job: ClaimedJob, worker: str, parent_pid: int) -> None:
+    """Entry point of the child process."""
+    _die_with_parent()
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    settings = Settings.model_validate_json(settings_json)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    engine = make_engine(settings.resolved_database_url)
+    queue = JobQueue(engine)
+
+    def progress(fraction: float, message: str) -> None:
+        if not queue.progress(job.id, worker, fraction, message):
+            # The job was requeued to another worker: stop instead of doing the work twice.
+            raise CatalogError(f"job {job.id} is no longer ours")
+
+    try:
+        result = HANDLERS[job.kind](settings, engine, job.params, progress)
+    except Exception as exc:
+        log.exception("job %s (%s) failed", job.id, job.kind)
+        queue.fail(job.id, worker, exc)
+        return
+    queue.finish(job.id, worker, result)
+
+
+def _handle_scrape(settings: Settings, engine: Engine, params: dict[str, Any], progress) -> dict[str, Any]:
+    import asyncio
+
+    from catalog.characters import find_character
+
+    character = params.get("character")
+    if character:
+        with session_scope(engine) as session:
+            found = find_character(session, character)
+            if not found.active:
+                raise CatalogError(f"character {found.name!r} was removed")
+    from scraper.run import scrape
+
+    progress(0.01, f"scraping {character or 'every active source'}")
+    summary = asyncio.run(
+        scrape(
+            settings,
+            engine,
+            character=character,
+            source_kind=params.get("source"),
+            limit=params.get("limit"),
+            on_progress=progress,
+        )
+    )
+    return summary.as_dict()
+
+
+def _handle_import_folder(
+    settings: Settings, engine: Engine, params: dict[str, Any], progress
+) -> dict[str, Any]:
+    from pathlib import Path
+
+    from scraper.run import import_folder
+
+    progress(0.01, f"importing {params['path']}")
+    return import_folder(settings, engine, Path(params["path"])).as_dict()
+
+
+def _handle_train(settings: Settings, engine: Engine, params: dict[str, Any], progress) -> dict[str, Any]:
+    from trainer.run import train_run
+
+    result = train_run(
+        settings,
+        engine,
+        backbone=params.get("backbone"),
+        epochs=params.get("epochs"),
+        image_size=params.get("image_size"),
+        progress=False,
+        on_progress=lambda fraction, message: progress(0.95 * fraction, message),
+    )
+    outcome: dict[str, Any] = {
+        "version": result.version,
+        "metrics": result.metrics,
+        "run_dir": str(result.run_dir),
+    }
+    if params.get("promote") and result.version:
+        outcome["promotion"] = _promote(settings, engine, result.version, force=bool(params.get("force")))
+    return outcome
+
+
+def _handle_promote(settings: Settings, engine: Engine, params: dict[str, Any], progress) -> dict[str, Any]:
+    from models.registry import Registry
+
+    registry = Registry(settings.registry_dir, engine)
+    version = params.get("version") or _newest_candidate(registry)
+    return _promote(settings, engine, version, force=bool(params.get("force")))
+
+
+def _newest_candidate(registry) -> str:
+    candidates = [card.version for card in registry.versions() if card.status == "candidate"]
+    if not candidates:
+        raise CatalogError("no candidate model to promote")
+    return candidates[-1]
+
+
+def _promote(settings: Settings, engine: Engine, version: str, *, force: bool) -> dict[str, Any]:
+    from models.registry import Registry
+
+    registry = Registry(
+        settings.registry_dir,
+        engine,
+        margin=settings.registry.promotion_margin,
+        keep_last=settings.registry.keep_last,
+    )
+    result = registry.promote(version, force=force)
+    registry.prune()
+    return {
+        "version": version,
+        "promoted": result.promoted,
+        "reason": result.reason,
+        "previous": result.previous,
+    }
+
+
+HANDLERS: dict[
+    str, Callable[[Settings, Engine, dict[str, Any], Callable[[float, str], None]], dict[str, Any]]
+] = {
+    "scrape": _handle_scrape,
+    "import_folder": _handle_import_folder,
+    "train": _handle_train,
+    "promote": _handle_promote,
+}
+
+
+# --- the worker loop ------------------------------------------------------------------------------
+
+
+class Worker:
+    def __init__(self, settings: Settings, *, name: str | None = None, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings.resolved_database_url)
+        self.queue = JobQueue(self.engine)
+        # A stable name per data directory and host: after a restart the worker recognises the
+        # jobs it held when it was killed and requeues them at once.
+        self.name = name or f"{socket.gethostname()}:{settings.data_dir.resolve()}"
+        self.stop_event = threading.Event()
+        self.wake = threading.Event()
+        self.schedules = schedules_from(settings)
+        self.scheduler: BackgroundScheduler | None = None
+        self.jobs_run = 0
+
+    def start_scheduler(self) -> None:
+        url = self.settings.resolved_database_url
+        scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=self.engine, tablename="apscheduler_jobs")},
+            timezone="UTC",
+        )
+        for schedule, trigger in self.schedules:
+            kwargs: dict[str, Any] = {"database_url": url}
+            if schedule.target == "scheduled_retrain_check":
+                kwargs["min_new_labels"] = self.settings.worker.retrain_min_new_labels
+            scheduler.add_job(
+                f"namae.worker:{schedule.target}",
+                trigger=trigger,
+                id=schedule.job_id,
+                kwargs=kwargs,
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=self.settings.worker.misfire_grace_s,
+            )
+        # Schedules removed from configuration must not keep firing from the persistent store.
+        scheduler.start(paused=True)
+        wanted = {schedule.job_id for schedule, _ in self.schedules}
+        for job in scheduler.get_jobs():
+            if job.id not in wanted:
+                job.remove()
+        scheduler.add_listener(lambda _event: self.wake.set())
+        scheduler.resume()
+        self.scheduler = scheduler
+        log.info(
+            "scheduler started with %s", ", ".join(s.job_id for s, _ in self.schedules) or "no schedules"
+        )
+
+    def recover(self) -> list[int]:
+        """Jobs this worker held when it died go back to the queue; so do other workers' stale ones."""
+        with session_scope(self.engine) as session:
+            mine = session.scalars(
+                select(Job).where(Job.status == JobStatus.running, Job.claimed_by == self.name)
+            ).all()
+            for job in mine:
+                job.status = JobStatus.queued
+                job.claimed_by = None
+                job.message = "requeued after the worker restarted"
+            recovered = [job.id for job in mine]
+        stale = self.queue.requeue_stale(timedelta(seconds=self.settings.worker.stale_after_s))
+        if recovered or stale:
+            log.warning("requeued jobs %s", recovered + stale)
+        return recovered + stale
+
+    def run_one(self) -> bool:
+        """Claim and run one job to its end. False when the queue was empty."""
+        job = self.queue.claim(self.name, RUNNABLE_KINDS)
+        if job is None:
+            return False
+        log.info("running job %s (%s) %s", job.id, job.kind, job.params)
+        context = multiprocessing.get_context("spawn")
+        child = context.Process(
+            target=run_job_in_child,
+            args=(self.settings.model_dump_json(), job, self.name, os.getpid()),
+            name=f"namae-job-{job.id}",
+            daemon=True,
+        )
+        child.start()
+        while child.is_alive():
+            child.join(self.settings.worker.heartbeat_s)
+            if child.is_alive() and not self.queue.heartbeat(job.id, self.name):
+                log.warning("job %s was taken from this worker; stopping its process", job.id)
+                child.kill()
+                child.join()
+            if self.stop_event.is_set() and child.is_alive():
+                child.join()  # finish the job in hand before stopping
+        stored = self.queue.get(job.id)
+        if stored is not None and stored.status == JobStatus.running and stored.claimed_by == self.name:
+            self.queue.fail(job.id, self.name, f"job process exited with code {child.exitcode}")
+        self.jobs_run += 1
+        return True
+
+    def serve(self, *, until_idle: bool = False, max_jobs: int | None = None) -> None:
+        self.recover()
+        if not until_idle:
+            self.start_scheduler()
+        try:
+            while not self.stop_event.is_set():
+                ran = self.run_one()
+                if max_jobs is not None and self.jobs_run >= max_jobs:
+                    break
+                if not ran:
+                    if until_idle:
+                        break
+                    self.queue.requeue_stale(timedelta(seconds=self.settings.worker.stale_after_s))
+                    self.wake.wait(self.settings.worker.poll_interval_s)
+                    self.wake.clear()
+        finally:
+            if self.scheduler is not None:
+                self.scheduler.shutdown(wait=False)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.wake.set()

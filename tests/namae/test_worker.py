@@ -1,0 +1,101 @@
+"""The worker's scheduling and queue handling, on both databases, with real child processes."""
+
+import threading
+import time
+
+import pytest
+from apscheduler.events import EVENT_JOB_EXECUTED
+from sqlalchemy import Engine
+
+from catalog.characters import NewCharacter, add_character, remove_character
+from catalog.errors import CatalogError
+from catalog.jobs import JobQueue
+from catalog.schema import JobStatus
+from catalog.settings import Settings
+from namae.schedules import parse_schedule
+from namae.worker import Worker
+
+
+def _settings(data_dir, url: str, **worker) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=url,
+        worker={
+            "rescrape_schedule": "off",
+            "retrain_schedule": "off",
+            "retrain_check_schedule": "off",
+            **worker,
+        },
+        _env_file=None,
+    )
+
+
+@pytest.mark.parametrize("value", ["interval:", "interval:0s", "interval:5x", "cron:61 * * * *", "every day"])
+def test_a_schedule_that_does_not_parse_is_refused_with_its_value(value: str) -> None:
+    with pytest.raises(CatalogError, match="NAMAE_WORKER__RESCRAPE_SCHEDULE") as info:
+        parse_schedule(value, "NAMAE_WORKER__RESCRAPE_SCHEDULE")
+    assert repr(value) in str(info.value)
+
+
+def test_worker_refuses_to_start_with_a_bad_schedule(data_dir, sqlite_engine: Engine) -> None:
+    settings = _settings(data_dir, str(sqlite_engine.url), rescrape_schedule="interval:often")
+    with pytest.raises(CatalogError, match="interval:often"):
+        Worker(settings, engine=sqlite_engine)
+
+
+def _wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    event = threading.Event()
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        event.wait(0.05)  # polling a database for a state change; not a synchronisation sleep
+    return predicate()
+
+
+def test_fast_schedule_fires_and_enqueues_one_scrape_job(data_dir, engine: Engine) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    worker = Worker(_settings(data_dir, url, rescrape_schedule="interval:1s"), engine=engine)
+    worker.start_scheduler()
+    fired: list[object] = []
+    worker.scheduler.add_listener(fired.append, EVENT_JOB_EXECUTED)
+    try:
+        queue = JobQueue(engine)
+        assert _wait_for(lambda: len(fired) >= 3, timeout=15)
+        # It fired three times, but the same work is never queued twice while one is waiting.
+        assert [j.kind for j in queue.recent()] == ["scrape"]
+        assert queue.recent()[0].requested_by == "schedule"
+    finally:
+        worker.scheduler.shutdown(wait=False)
+
+
+def test_queued_job_for_a_removed_character_fails_with_the_reason_and_worker_continues(
+    data_dir, sqlite_engine: Engine
+) -> None:
+    add_character(sqlite_engine, NewCharacter(name="Rem"))
+    remove_character(sqlite_engine, "Rem")
+    queue = JobQueue(sqlite_engine)
+    removed = queue.enqueue("scrape", {"character": "Rem"}, requested_by="mod")
+    unknown = queue.enqueue("scrape", {"character": "Ghost"}, requested_by="mod")
+    worker = Worker(_settings(data_dir, str(sqlite_engine.url)), engine=sqlite_engine)
+    worker.serve(until_idle=True)
+    assert worker.jobs_run == 2
+    assert queue.get(removed).status == JobStatus.failed
+    assert "'Rem' was removed" in queue.get(removed).error
+    assert "no character named 'Ghost'" in queue.get(unknown).error
+
+
+def test_a_moderator_queued_job_is_picked_up_within_a_second(data_dir, sqlite_engine: Engine) -> None:
+    worker = Worker(_settings(data_dir, str(sqlite_engine.url), poll_interval_s=0.2), engine=sqlite_engine)
+    thread = threading.Thread(target=worker.serve, daemon=True)
+    thread.start()
+    try:
+        queue = JobQueue(sqlite_engine)
+        job_id = queue.enqueue("scrape", {"character": "Nobody"}, requested_by="mod")
+        assert _wait_for(lambda: queue.get(job_id).started_at is not None, timeout=5)
+        job = queue.get(job_id)
+        assert (job.started_at - job.created_at).total_seconds() < 1.0
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
