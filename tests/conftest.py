@@ -17,7 +17,7 @@ from tests.postgres_server import PostgresUnavailable, ThrowawayCluster
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CASCADE = SHARED_DATA / "lbpcascade_animeface.xml"
-pytest_plugins = ["tests.fixtures.synthetic", "tests.fixtures.model"]
+pytest_plugins = ["tests.fixtures.synthetic", "tests.fixtures.model", "tests.fixtures.discord"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
