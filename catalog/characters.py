@@ -25,7 +25,8 @@ def name_key(text: str) -> str:
 
 
 def slugify(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name_key(text)).strip("-")
+    """URL-safe where possible; letters of other scripts (四葉) are kept rather than lost."""
+    return re.sub(r"[\W_]+", "-", name_key(text)).strip("-")
 
 
 def clean_name(text: str, what: str = "name") -> str:

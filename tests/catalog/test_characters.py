@@ -88,6 +88,13 @@ def test_remove_deactivates_and_unknown_name_errors(engine: Engine) -> None:
         remove_character(engine, "Ghost")
 
 
+def test_names_in_other_scripts_are_accepted(engine: Engine) -> None:
+    add_character(engine, NewCharacter(name="中野四葉", aliases=["Yotsuba"]))
+    assert character_info(engine, "中野四葉").aliases == ["Yotsuba"]
+    with pytest.raises(CatalogError, match="no letters or digits"):
+        add_character(engine, NewCharacter(name="!!! ???"))
+
+
 def test_subreddit_cleaning() -> None:
     assert clean_subreddit("/r/anime") == "anime"
     assert clean_subreddit("r/Re_Zero") == "Re_Zero"
