@@ -1,0 +1,528 @@
+"""The cleaning path every image takes into the catalog, from Reddit or from a folder.
+
+bytes -> decode (bounded, `catalog.imaging`) -> exact dedup (sha256) -> near dedup (pHash AND
+dHash within thresholds, across all characters) -> face crops -> one transaction.
+
+Crash consistency: the image's bytes and its face crops are written to the content-addressed
+store before the rows that name them are committed, in one transaction per image. A crash leaves
+at worst an orphan file (`ImageStore.check(fix=True)` removes it), never a row without its file.
+Provenance is unique per (image, source, post, url), so processing the same post twice adds
+nothing. Decoding, hashing and face detection run in threads; decisions and commits are
+serialised so that the near-duplicate index always reflects every committed image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+
+import imagehash
+import numpy as np
+from PIL import Image as PILImage
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from catalog.db import session_scope
+from catalog.faces import FaceDetector
+from catalog.fetch import FetchError, SafeFetcher
+from catalog.imaging import ImageRejected, decode_image, encode_png
+from catalog.schema import (
+    LABEL_TRUST,
+    Face,
+    Image,
+    ImageStatus,
+    Label,
+    LabelOrigin,
+    Provenance,
+    Review,
+)
+from catalog.settings import Settings
+from catalog.store import ImageStore, sha256_of
+from scraper.candidates import ImageCandidate
+from scraper.dedup import DHASH_THRESHOLD, PHASH_THRESHOLD, HashIndex, hash_to_int, int_to_hash
+
+log = logging.getLogger(__name__)
+
+REVIEW_NEAR_DUPLICATE = "near_duplicate_other_character"
+REVIEW_SAME_BYTES = "same_image_other_character"
+REVIEW_MULTIPLE_FACES = "multiple_faces"
+
+
+class OutcomeKind(enum.StrEnum):
+    new = "new"  # stored, status accepted or review
+    duplicate = "duplicate"  # the same bytes were already in the catalog: provenance added
+    near_duplicate = "near_duplicate"  # a near copy of an image of the same character: not stored
+    review = "review"  # a near copy of another character's image: stored, queued for a moderator
+    rejected = "rejected"  # not an acceptable image; the reason is recorded
+    known = "known"  # this post's URL was processed before: nothing fetched
+    error = "error"  # a transient failure (timeout, 5xx): nothing written, tried again next run
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    kind: OutcomeKind
+    image_id: int | None = None
+    sha256: str | None = None
+    reason: str | None = None  # rejection or error code
+    detail: str | None = None
+    faces: int = 0
+    flagged: bool = False  # a Review row was written
+
+
+@dataclass(frozen=True)
+class ImageOrigin:
+    """Where bytes came from and which character they are claimed to show."""
+
+    url: str
+    source_id: int | None
+    character_id: int | None
+    origin: LabelOrigin
+    post_id: str | None = None
+    comment_id: str | None = None
+    permalink: str | None = None
+    subreddit: str | None = None
+    author: str | None = None
+    score: int | None = None
+    title: str | None = None
+
+    @classmethod
+    def from_candidate(cls, candidate: ImageCandidate) -> ImageOrigin:
+        return cls(
+            url=candidate.url,
+            source_id=candidate.source_id,
+            character_id=candidate.character_id,
+            origin=LabelOrigin(candidate.origin),
+            post_id=candidate.post_id,
+            comment_id=candidate.comment_id,
+            permalink=candidate.permalink,
+            subreddit=candidate.subreddit,
+            author=candidate.author,
+            score=candidate.score,
+            title=candidate.title,
+        )
+
+    def provenance(self, image_id: int) -> Provenance:
+        return Provenance(
+            image_id=image_id,
+            source_id=self.source_id,
+            character_id=self.character_id,
+            post_id=self.post_id,
+            comment_id=self.comment_id,
+            permalink=self.permalink,
+            url=self.url,
+            subreddit=self.subreddit,
+            author=_clip(self.author, 40),
+            score=self.score,
+            title=self.title,
+        )
+
+
+@dataclass(frozen=True)
+class PreparedFace:
+    x: int
+    y: int
+    w: int
+    h: int
+    crop: bytes  # PNG
+    crop_sha256: str
+
+
+@dataclass
+class Prepared:
+    """The CPU-heavy part of ingesting one file, computed off the event loop."""
+
+    sha256: str
+    data: bytes
+    rejection: tuple[str, str] | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    phash: int = 0
+    dhash: int = 0
+    faces: list[PreparedFace] = field(default_factory=list)
+
+
+def perceptual_hashes(rgb: np.ndarray) -> tuple[int, int]:
+    """(pHash, dHash) of upright RGB pixels as 64-bit integers (imagehash, 8x8)."""
+    picture = PILImage.fromarray(rgb)
+    return hash_to_int(str(imagehash.phash(picture))), hash_to_int(str(imagehash.dhash(picture)))
+
+
+def unfetched_key(url: str) -> str:
+    """The `sha256` of a rejection whose bytes never arrived whole (too large, 404, blocked):
+    a digest of the URL in a namespace no file's digest can collide with in practice."""
+    return hashlib.sha256(b"namae-unfetched\0" + url.encode()).hexdigest()
+
+
+def reject_code(reject_reason: str | None) -> str:
+    """The machine code at the front of `Image.reject_reason` ("code: sentence")."""
+    return (reject_reason or "").split(":", 1)[0]
+
+
+# Fetch errors that say something final about the URL; the rest (timeouts, 5xx) may heal.
+FETCH_VERDICTS = {
+    "too_large",
+    "not_an_image",
+    "blocked_address",
+    "bad_url",
+    "bad_redirect",
+    "host_not_allowed",
+    "too_many_redirects",
+}
+
+
+def is_verdict(error: FetchError) -> bool:
+    if error.reason in FETCH_VERDICTS:
+        return True
+    return error.reason.startswith("http_4") and error.reason != "http_429"
+
+
+class Ingestor:
+    """Turns bytes (or a candidate URL) into catalog rows. One per run; not shared across processes,
+    though two processes ingesting into one catalog stay correct (unique sha256 and provenance)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: ImageStore,
+        settings: Settings,
+        detector: FaceDetector,
+        index: HashIndex,
+        *,
+        cpu_workers: int | None = None,
+        phash_threshold: int = PHASH_THRESHOLD,
+        dhash_threshold: int = DHASH_THRESHOLD,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.settings = settings
+        self.detector = detector
+        self.index = index
+        self.phash_threshold = phash_threshold
+        self.dhash_threshold = dhash_threshold
+        self._cpu = asyncio.Semaphore(cpu_workers or max(1, min(4, os.cpu_count() or 1)))
+        self._commit_lock = asyncio.Lock()
+        # Decisions read and extend the in-memory index: one at a time, also when a cancelled
+        # task's thread is still finishing its commit while the next one starts.
+        self._decision_lock = threading.Lock()
+
+    # ---- CPU work -------------------------------------------------------------------------------
+
+    def prepare(self, data: bytes) -> Prepared:
+        """Decode, hash and find faces; a refused file comes back with `rejection` set."""
+        sha = sha256_of(data)
+        try:
+            decoded = decode_image(data, self.settings.images)
+        except ImageRejected as exc:
+            return Prepared(sha256=sha, data=data, rejection=(exc.reason, exc.detail))
+        phash, dhash = perceptual_hashes(decoded.rgb)
+        return Prepared(
+            sha256=sha,
+            data=data,
+            format=decoded.format,
+            width=decoded.width,
+            height=decoded.height,
+            phash=phash,
+            dhash=dhash,
+            faces=self._faces(decoded.rgb),
+        )
+
+    def _faces(self, rgb: np.ndarray) -> list[PreparedFace]:
+        size = self.settings.faces.crop_size
+        faces = []
+        for box in self.detector.detect(rgb):  # FaceDetector is thread-safe (a classifier per thread)
+            png = encode_png(self.detector.crop(rgb, box, size))
+            faces.append(PreparedFace(box.x, box.y, box.w, box.h, png, sha256_of(png)))
+        return faces
+
+    # ---- catalog writes -------------------------------------------------------------------------
+
+    def is_known(self, origin: ImageOrigin) -> bool:
+        """True when this exact (source, post, url) was ingested before: nothing to fetch."""
+        with session_scope(self.engine) as session:
+            return _provenance_exists(session, origin, image_id=None)
+
+    def image_for_url(self, url: str) -> str | None:
+        """The sha256 of an image already fetched from `url` (by any source), to skip the download."""
+        with session_scope(self.engine) as session:
+            return session.scalar(
+                select(Image.sha256)
+                .join(Provenance, Provenance.image_id == Image.id)
+                .where(Provenance.url == url)
+            )
+
+    def has_sha256(self, sha: str) -> bool:
+        with session_scope(self.engine) as session:
+            return session.scalar(select(Image.id).where(Image.sha256 == sha)) is not None
+
+    def commit(self, prepared: Prepared, origin: ImageOrigin) -> IngestOutcome:
+        """Decide and write one image; safe to repeat (a second call adds nothing)."""
+        with self._decision_lock:
+            try:
+                return self._commit(prepared, origin)
+            except IntegrityError:
+                # Another process committed the same sha256 or provenance between our read and write.
+                log.info("concurrent insert of %s; recording as a duplicate", prepared.sha256[:12])
+                return self._commit(prepared, origin)
+
+    def commit_existing(self, sha: str, origin: ImageOrigin) -> IngestOutcome:
+        """Provenance for bytes the catalog already has (found by sha256 or by URL)."""
+        with self._decision_lock, session_scope(self.engine) as session:
+            existing = session.scalar(select(Image).where(Image.sha256 == sha))
+            if existing is None:
+                raise LookupError(f"no image {sha}")
+            return self._same_bytes(session, existing, origin)
+
+    def reject_unfetched(self, origin: ImageOrigin, error: FetchError) -> IngestOutcome:
+        """Record a URL whose bytes were refused before they arrived whole."""
+        reason = "too_large" if error.reason == "too_large" else error.reason
+        prepared = Prepared(sha256=unfetched_key(origin.url), data=b"", rejection=(reason, error.detail))
+        return self.commit(prepared, origin)
+
+    def _commit(self, prepared: Prepared, origin: ImageOrigin) -> IngestOutcome:
+        added: tuple[int, int, int] | None = None
+        with session_scope(self.engine) as session:
+            existing = session.scalar(select(Image).where(Image.sha256 == prepared.sha256))
+            if existing is not None:
+                return self._same_bytes(session, existing, origin)
+            if prepared.rejection is not None:
+                outcome = self._rejected(session, prepared, origin)
+            else:
+                outcome = self._decide(session, prepared, origin)
+                if outcome.kind in (OutcomeKind.new, OutcomeKind.review):
+                    added = (outcome.image_id or 0, prepared.phash, prepared.dhash)
+        # Only once the transaction is committed may later images be compared against this one.
+        if added is not None:
+            self.index.add(*added)
+        return outcome
+
+    def _rejected(self, session: Session, prepared: Prepared, origin: ImageOrigin) -> IngestOutcome:
+        code, detail = prepared.rejection or ("corrupt", "")
+        image = Image(
+            sha256=prepared.sha256,
+            status=ImageStatus.rejected,
+            reject_reason=f"{code}: {detail}"[:2000],
+            stored=False,
+        )
+        session.add(image)
+        session.flush()
+        session.add(origin.provenance(image.id))
+        return IngestOutcome(OutcomeKind.rejected, image.id, prepared.sha256, code, detail)
+
+    def _decide(self, session: Session, prepared: Prepared, origin: ImageOrigin) -> IngestOutcome:
+        matches = self.index.near_pair(
+            prepared.phash, prepared.dhash, self.phash_threshold, self.dhash_threshold
+        )
+        other_character_match: tuple[int, int | None] | None = None
+        for match in matches:
+            character = _resolved_character(session, match.image_id)
+            if character == origin.character_id:
+                image = self._image_row(prepared, ImageStatus.duplicate, stored=False)
+                image.duplicate_of_id = match.image_id
+                session.add(image)
+                session.flush()
+                session.add(origin.provenance(image.id))
+                return IngestOutcome(OutcomeKind.near_duplicate, image.id, prepared.sha256)
+            if other_character_match is None:
+                other_character_match = (match.image_id, character)
+
+        # Kept: bytes and crops reach the store before the rows that name them commit.
+        self.store.put(prepared.data)
+        for face in prepared.faces:
+            self.store.put(face.crop)
+        several = len(prepared.faces) > 1
+        status = ImageStatus.review if (other_character_match or several) else ImageStatus.accepted
+        image = self._image_row(prepared, status, stored=True)
+        image.has_face = bool(prepared.faces)
+        session.add(image)
+        session.flush()
+        session.add(origin.provenance(image.id))
+        self._label(session, image.id, None, origin)
+        for number, face in enumerate(prepared.faces):
+            row = Face(
+                image_id=image.id,
+                index=number,
+                x=face.x,
+                y=face.y,
+                w=face.w,
+                h=face.h,
+                crop_sha256=face.crop_sha256,
+                needs_review=several,
+            )
+            session.add(row)
+            session.flush()
+            if not several:
+                self._label(session, image.id, row.id, origin)
+        if several:
+            session.add(
+                Review(
+                    kind=REVIEW_MULTIPLE_FACES,
+                    reason=f"{len(prepared.faces)} faces; the source does not say which one is the character",
+                    image_id=image.id,
+                    character_id=origin.character_id,
+                )
+            )
+        if other_character_match is not None:
+            match_id, match_character = other_character_match
+            session.add(
+                Review(
+                    kind=REVIEW_NEAR_DUPLICATE,
+                    reason=f"near-duplicate of image {match_id}, labelled as character {match_character}",
+                    image_id=image.id,
+                    character_id=origin.character_id,
+                )
+            )
+            return IngestOutcome(
+                OutcomeKind.review, image.id, prepared.sha256, faces=len(prepared.faces), flagged=True
+            )
+        return IngestOutcome(
+            OutcomeKind.new, image.id, prepared.sha256, faces=len(prepared.faces), flagged=several
+        )
+
+    def _same_bytes(self, session: Session, existing: Image, origin: ImageOrigin) -> IngestOutcome:
+        """Bytes the catalog already has: add provenance; a claim for another character is queued."""
+        if not _provenance_exists(session, origin, image_id=existing.id):
+            session.add(origin.provenance(existing.id))
+        if existing.status == ImageStatus.rejected:
+            code = reject_code(existing.reject_reason)
+            return IngestOutcome(
+                OutcomeKind.rejected, existing.id, existing.sha256, code, existing.reject_reason
+            )
+        labelled = _resolved_character(session, existing.duplicate_of_id or existing.id)
+        flagged = False
+        if origin.character_id is not None and labelled is not None and labelled != origin.character_id:
+            open_review = session.scalar(
+                select(Review.id).where(
+                    Review.image_id == existing.id,
+                    Review.character_id == origin.character_id,
+                    Review.kind == REVIEW_SAME_BYTES,
+                )
+            )
+            if open_review is None:
+                session.add(
+                    Review(
+                        kind=REVIEW_SAME_BYTES,
+                        reason=f"the same image is also posted as character {origin.character_id}",
+                        image_id=existing.id,
+                        character_id=origin.character_id,
+                    )
+                )
+                if existing.status == ImageStatus.accepted:
+                    existing.status = ImageStatus.review
+            flagged = True
+        return IngestOutcome(OutcomeKind.duplicate, existing.id, existing.sha256, flagged=flagged)
+
+    @staticmethod
+    def _image_row(prepared: Prepared, status: ImageStatus, *, stored: bool) -> Image:
+        return Image(
+            sha256=prepared.sha256,
+            phash=int_to_hash(prepared.phash),
+            dhash=int_to_hash(prepared.dhash),
+            width=prepared.width,
+            height=prepared.height,
+            format=prepared.format,
+            status=status,
+            stored=stored,
+        )
+
+    @staticmethod
+    def _label(session: Session, image_id: int, face_id: int | None, origin: ImageOrigin) -> None:
+        session.add(
+            Label(
+                image_id=image_id,
+                face_id=face_id,
+                character_id=origin.character_id,
+                origin=origin.origin,
+                weight=LABEL_TRUST[origin.origin],
+            )
+        )
+
+    # ---- entry points ---------------------------------------------------------------------------
+
+    def ingest_bytes(self, data: bytes, origin: ImageOrigin) -> IngestOutcome:
+        """The synchronous path (folder import): skip known provenance, then prepare and commit."""
+        if self.is_known(origin):
+            return IngestOutcome(OutcomeKind.known)
+        sha = sha256_of(data)
+        if self.has_sha256(sha):
+            return self.commit_existing(sha, origin)
+        return self.commit(self.prepare(data), origin)
+
+    async def fetch_and_prepare(
+        self, candidate: ImageCandidate | ImageOrigin, fetcher: SafeFetcher
+    ) -> Prepared | IngestOutcome | str:
+        """Everything before the catalog decision: a `Prepared` to commit, the sha256 of bytes the
+        catalog already has (a `str`), or a final outcome (known post, transient error)."""
+        origin = candidate if isinstance(candidate, ImageOrigin) else ImageOrigin.from_candidate(candidate)
+        if await asyncio.to_thread(self.is_known, origin):
+            return IngestOutcome(OutcomeKind.known)
+        same_url = await asyncio.to_thread(self.image_for_url, origin.url)
+        if same_url is not None:
+            return same_url
+        try:
+            # The decoder sniffs and caps on its own terms, so that its reason is the recorded one.
+            fetched = await fetcher.fetch(origin.url, sniff=False, max_bytes=self.settings.images.max_bytes)
+        except FetchError as exc:
+            if is_verdict(exc):
+                return Prepared(
+                    sha256=unfetched_key(origin.url),
+                    data=b"",
+                    rejection=(exc.reason, exc.detail),
+                )
+            return IngestOutcome(OutcomeKind.error, reason=exc.reason, detail=exc.detail)
+        sha = sha256_of(fetched.data)
+        if await asyncio.to_thread(self.has_sha256, sha):
+            return sha
+        async with self._cpu:
+            return await asyncio.to_thread(self.prepare, fetched.data)
+
+    async def commit_async(
+        self, prepared: Prepared | IngestOutcome | str, origin: ImageOrigin
+    ) -> IngestOutcome:
+        if isinstance(prepared, IngestOutcome):
+            return prepared
+        async with self._commit_lock:
+            if isinstance(prepared, str):
+                return await asyncio.to_thread(self.commit_existing, prepared, origin)
+            return await asyncio.to_thread(self.commit, prepared, origin)
+
+    async def ingest(self, candidate: ImageCandidate | ImageOrigin, fetcher: SafeFetcher) -> IngestOutcome:
+        origin = candidate if isinstance(candidate, ImageOrigin) else ImageOrigin.from_candidate(candidate)
+        prepared = await self.fetch_and_prepare(origin, fetcher)
+        return await self.commit_async(prepared, origin)
+
+
+def _provenance_exists(session: Session, origin: ImageOrigin, *, image_id: int | None) -> bool:
+    query = select(Provenance.id).where(Provenance.url == origin.url)
+    query = query.where(
+        Provenance.source_id.is_(None)
+        if origin.source_id is None
+        else Provenance.source_id == origin.source_id
+    )
+    query = query.where(
+        Provenance.post_id.is_(None) if origin.post_id is None else Provenance.post_id == origin.post_id
+    )
+    if image_id is not None:
+        query = query.where(Provenance.image_id == image_id)
+    return session.scalar(query.limit(1)) is not None
+
+
+def _resolved_character(session: Session, image_id: int) -> int | None:
+    """The character of an image's most trusted image-level label (None when unlabelled)."""
+    labels = session.execute(
+        select(Label.character_id, Label.origin).where(Label.image_id == image_id, Label.face_id.is_(None))
+    ).all()
+    if not labels:
+        return None
+    ranked = list(LabelOrigin)
+    return max(labels, key=lambda row: ranked.index(LabelOrigin(row.origin))).character_id
+
+
+def _clip(text: str | None, size: int) -> str | None:
+    return text[:size] if text else text

@@ -1,0 +1,426 @@
+"""`namae scrape`: scan every active source, download, clean and catalog what is new.
+
+Sources run one after another in id order; within a source, downloads and decoding run
+concurrently but catalog decisions are committed in the order the scan listed the images. That
+makes a run's result independent of network timing, and a run killed half-way and started again
+ends with the same catalog as one that was never interrupted: the committed images are a prefix
+of the list, the rest are processed next time in the same order, and a source's cursor only
+moves once all of its images are in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from rich.progress import Progress, TaskID
+from rich.table import Table
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import selectinload
+
+from catalog.characters import find_character
+from catalog.db import session_scope
+from catalog.errors import CatalogError
+from catalog.faces import FaceDetector, resolve_cascade
+from catalog.fetch import SafeFetcher
+from catalog.schema import Character, Source, SourceKind, utcnow
+from catalog.settings import RedditSettings, Settings
+from catalog.store import ImageStore
+from scraper.candidates import ImageCandidate, SourceView
+from scraper.dedup import HashIndex
+from scraper.ingest import ImageOrigin, Ingestor, IngestOutcome, OutcomeKind
+
+log = logging.getLogger(__name__)
+
+REDDIT_KINDS = (SourceKind.subreddit, SourceKind.title_search, SourceKind.comment_links)
+
+
+@dataclass
+class SourceCounts:
+    """What one source (or the folder of one character) gave in one run."""
+
+    character: str
+    source: str
+    posts: int = 0  # posts (or files) the scan looked at
+    seen: int = 0  # image URLs it handed over
+    known: int = 0  # already processed in an earlier run: not downloaded
+    new: int = 0  # stored (accepted, or kept for review)
+    duplicates: int = 0  # the same bytes were already in the catalog
+    near_duplicates: int = 0  # a near copy of an image of the same character
+    review: int = 0  # new images flagged for a moderator (near copy of another character, several faces)
+    rejected: Counter[str] = field(default_factory=Counter)  # reason -> count
+    faces: int = 0
+    errors: int = 0  # transient failures: tried again next run
+    skipped: Counter[str] = field(default_factory=Counter)  # scan-side reasons (video, nsfw, ...)
+    scan_error: str | None = None  # the scan stopped early (Reddit kept failing); its cursor stays
+
+    def record(self, outcome: IngestOutcome) -> None:
+        match outcome.kind:
+            case OutcomeKind.known:
+                self.known += 1
+            case OutcomeKind.new:
+                self.new += 1
+                self.review += int(outcome.flagged)
+            case OutcomeKind.review:
+                self.new += 1
+                self.review += 1
+            case OutcomeKind.duplicate:
+                self.duplicates += 1
+            case OutcomeKind.near_duplicate:
+                self.near_duplicates += 1
+            case OutcomeKind.rejected:
+                self.rejected[outcome.reason or "unknown"] += 1
+            case OutcomeKind.error:
+                self.errors += 1
+        self.faces += outcome.faces
+
+    def add(self, other: SourceCounts) -> None:
+        for item in fields(self):
+            mine = getattr(self, item.name)
+            if isinstance(mine, Counter):
+                mine.update(getattr(other, item.name))
+            elif isinstance(mine, int) and not isinstance(mine, bool):
+                setattr(self, item.name, mine + getattr(other, item.name))
+
+
+@dataclass
+class ScrapeSummary:
+    rows: list[SourceCounts] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def totals(self) -> SourceCounts:
+        total = SourceCounts(character="all", source="all")
+        for row in self.rows:
+            total.add(row)
+        return total
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for a job's result: the totals and one entry per source."""
+
+        def plain(counts: SourceCounts) -> dict[str, Any]:
+            return {
+                item.name: dict(value) if isinstance(value, Counter) else value
+                for item in fields(counts)
+                for value in [getattr(counts, item.name)]
+            }
+
+        return {
+            "dry_run": self.dry_run,
+            "totals": plain(self.totals),
+            "sources": [plain(r) for r in self.rows],
+        }
+
+
+def summary_table(summary: ScrapeSummary) -> Table:
+    """The closing table of `namae scrape` / `namae import`: one row per source and a total."""
+    title = "Scrape summary (dry run: nothing downloaded)" if summary.dry_run else "Scrape summary"
+    table = Table(title=title, show_footer=len(summary.rows) > 1)
+    total = summary.totals
+    columns: list[tuple[str, Callable[[SourceCounts], str], str]] = [
+        ("Character", lambda r: r.character, "total"),
+        ("Source", lambda r: r.source, ""),
+        ("Posts", lambda r: str(r.posts), str(total.posts)),
+        ("Seen", lambda r: str(r.seen), str(total.seen)),
+        ("Known", lambda r: str(r.known), str(total.known)),
+        ("New", lambda r: str(r.new), str(total.new)),
+        ("Duplicates", lambda r: str(r.duplicates), str(total.duplicates)),
+        ("Near-dups", lambda r: str(r.near_duplicates), str(total.near_duplicates)),
+        ("Review", lambda r: str(r.review), str(total.review)),
+        ("Rejected", lambda r: _reasons(r.rejected), _reasons(total.rejected)),
+        ("Faces", lambda r: str(r.faces), str(total.faces)),
+        ("Errors", lambda r: str(_errors(r)), str(sum(_errors(r) for r in summary.rows))),
+    ]
+    for name, _, footer in columns:
+        numeric = name not in ("Character", "Source", "Rejected")
+        table.add_column(name, footer=footer, justify="right" if numeric else "left")
+    for row in summary.rows:
+        table.add_row(*(cell(row) for _, cell, _ in columns))
+    return table
+
+
+def _errors(row: SourceCounts) -> int:
+    return row.errors + int(row.scan_error is not None)
+
+
+def _reasons(counter: Counter[str]) -> str:
+    if not counter:
+        return "0"
+    detail = ", ".join(f"{reason} {count}" for reason, count in sorted(counter.items()))
+    return f"{sum(counter.values())} ({detail})"
+
+
+def describe(view: SourceView) -> str:
+    where = f"r/{view.subreddit}" if view.subreddit else (view.query or "")
+    if view.kind == SourceKind.title_search and view.flair:
+        where += f" [{view.flair}]"
+    if view.kind == SourceKind.comment_links and view.query:
+        where += f" threads {view.query}"
+    return f"{view.kind} {where}".strip()
+
+
+def source_views(
+    engine: Engine, *, character: str | None = None, kind: str | None = None
+) -> list[SourceView]:
+    """Active Reddit sources of active characters, optionally narrowed, in id order."""
+    if kind is not None and kind not in {k.value for k in REDDIT_KINDS}:
+        choices = ", ".join(k.value for k in REDDIT_KINDS)
+        raise CatalogError(f"unknown source kind {kind!r}: one of {choices}")
+    with session_scope(engine) as session:
+        query = (
+            select(Source)
+            .join(Character)
+            .where(Source.active.is_(True), Character.active.is_(True))
+            .where(Source.kind.in_([k.value for k in REDDIT_KINDS]))
+            .options(selectinload(Source.character).selectinload(Character.names))
+            .order_by(Source.id)
+        )
+        if character is not None:
+            query = query.where(Source.character_id == find_character(session, character).id)
+        if kind is not None:
+            query = query.where(Source.kind == kind)
+        return [view_of(source) for source in session.scalars(query)]
+
+
+def view_of(source: Source) -> SourceView:
+    names = sorted(source.character.names, key=lambda n: (not n.primary, n.id))
+    return SourceView(
+        source_id=source.id,
+        kind=str(source.kind),
+        character_id=source.character_id,
+        character_name=source.character.name,
+        names=tuple(n.text for n in names),
+        subreddit=source.subreddit,
+        query=source.query,
+        flair=source.flair,
+        nsfw_allowed=source.nsfw_allowed,
+        cursor=source.cursor,
+    )
+
+
+class _Turnstile:
+    """Lets task n commit only after tasks 0..n-1 have committed or given up."""
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._finished: set[int] = set()
+        self._changed = asyncio.Condition()
+
+    async def wait_turn(self, number: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._next == number)
+
+    async def finish(self, number: int) -> None:
+        async with self._changed:
+            self._finished.add(number)
+            while self._next in self._finished:
+                self._finished.discard(self._next)
+                self._next += 1
+            self._changed.notify_all()
+
+
+async def ingest_in_order(
+    ingestor: Ingestor,
+    fetcher: SafeFetcher,
+    origins: list[ImageOrigin],
+    *,
+    concurrency: int,
+    on_outcome: Callable[[IngestOutcome], None],
+) -> None:
+    """Fetch and prepare up to `concurrency` images at once; commit them in list order."""
+    slots = asyncio.Semaphore(max(1, concurrency))
+    turnstile = _Turnstile()
+
+    async def one(number: int, origin: ImageOrigin) -> None:
+        try:
+            try:
+                prepared = await ingestor.fetch_and_prepare(origin, fetcher)
+            except Exception as exc:  # a bug for one image must not stop the run: record it
+                log.exception("preparing %s failed", origin.url)
+                prepared = IngestOutcome(OutcomeKind.error, reason="internal", detail=str(exc))
+            await turnstile.wait_turn(number)
+            outcome = await ingestor.commit_async(prepared, origin)
+            on_outcome(outcome)
+        finally:
+            slots.release()
+            await turnstile.finish(number)
+
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for number, origin in enumerate(origins):
+            # Acquired in list order, so the lowest unfinished image always holds a slot.
+            await slots.acquire()
+            tasks.append(asyncio.create_task(one(number, origin)))
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def in_posting_order(candidates: Iterable[ImageCandidate]) -> list[ImageCandidate]:
+    """Candidates without repeats, oldest post (then comment) first, a post's images in order.
+
+    Listings come newest first; processing oldest first makes the earliest post of a picture the
+    original and later reposts or edits its duplicates, whatever order Reddit listed them in.
+    """
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for candidate in candidates:
+        key = (candidate.post_id, candidate.url)
+        if key not in seen:
+            seen.add(key)
+            unique.append(candidate)
+    return sorted(unique, key=lambda c: (_base36(c.post_id), _base36(c.comment_id)))
+
+
+def _base36(thing_id: str | None) -> int:
+    try:
+        return int(thing_id or "0", 36)
+    except ValueError:
+        return 0
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+# Given `settings.reddit`, returns an asyncpraw.Reddit (or an awaitable of one); default make_reddit.
+RedditFactory = Callable[[RedditSettings], Any | Awaitable[Any]]
+
+
+async def scrape(
+    settings: Settings,
+    engine: Engine,
+    *,
+    character: str | None = None,
+    source_kind: str | None = None,
+    limit: int | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    reddit_factory: RedditFactory | None = None,
+    on_progress: Callable[[float, str], None] | None = None,
+) -> ScrapeSummary:
+    """Scrape the active Reddit sources (all, one character's, or one kind) into the catalog.
+
+    `dry_run` scans and reports what would be downloaded, writing and downloading nothing.
+    Cancelling (Ctrl-C) lets images already being committed finish; nothing is half-written.
+    `on_progress(fraction, message)` lets the worker write the job's progress back.
+    """
+    from scraper.reddit import make_reddit, scan_source  # asyncpraw is only needed here
+
+    views = await asyncio.to_thread(source_views, engine, character=character, kind=source_kind)
+    summary = ScrapeSummary(dry_run=dry_run)
+    if not views:
+        return summary
+    # Credentials first: a missing one is the likeliest mistake and should be named at once.
+    reddit = await _maybe_await((reddit_factory or make_reddit)(settings.reddit))
+    try:
+        store = ImageStore(settings.image_store_dir)
+        detector = FaceDetector(resolve_cascade(settings.faces, settings.data_dir), settings.faces)
+        index = await asyncio.to_thread(HashIndex.load, engine)
+        ingestor = Ingestor(engine, store, settings, detector, index)
+        async with SafeFetcher(settings.download, max_bytes=settings.images.max_bytes) as fetcher:
+            for number, view in enumerate(views):
+                counts = SourceCounts(character=view.character_name, source=describe(view))
+                summary.rows.append(counts)
+                if on_progress is not None:
+                    await asyncio.to_thread(
+                        on_progress, number / len(views), f"{view.character_name}: {counts.source}"
+                    )
+                task = (
+                    progress.add_task(f"{view.character_name}: {counts.source}", total=None)
+                    if progress
+                    else None
+                )
+                # The scan's own requests (imgur's API) go through the guarded session too.
+                scan = await scan_source(reddit, view, settings.reddit, fetcher.session, limit=limit)
+                candidates = in_posting_order(scan.candidates)
+                counts.posts = scan.posts_seen
+                counts.scan_error = scan.error
+                counts.seen = len(candidates)
+                counts.skipped.update(scan.skipped)
+                origins = [ImageOrigin.from_candidate(c) for c in candidates]
+                if progress is not None and task is not None:
+                    progress.update(task, total=len(origins))
+                if dry_run:
+                    await _dry_run(ingestor, origins, counts, progress, task)
+                    continue
+                await ingest_in_order(
+                    ingestor,
+                    fetcher,
+                    origins,
+                    concurrency=settings.download.concurrency,
+                    on_outcome=_recorder(counts, progress, task),
+                )
+                await asyncio.to_thread(_finish_source, engine, view.source_id, scan.new_cursor, counts)
+            if on_progress is not None:
+                totals = summary.totals
+                await asyncio.to_thread(
+                    on_progress,
+                    1.0,
+                    f"{totals.new} new, {totals.duplicates + totals.near_duplicates} duplicates",
+                )
+    finally:
+        await _maybe_await(reddit.close())
+    return summary
+
+
+def _recorder(
+    counts: SourceCounts, progress: Progress | None, task: TaskID | None
+) -> Callable[[IngestOutcome], None]:
+    def record(outcome: IngestOutcome) -> None:
+        counts.record(outcome)
+        if progress is not None and task is not None:
+            progress.advance(task)
+
+    return record
+
+
+async def _dry_run(
+    ingestor: Ingestor,
+    origins: list[ImageOrigin],
+    counts: SourceCounts,
+    progress: Progress | None,
+    task: TaskID | None,
+) -> None:
+    for origin in origins:
+        if await asyncio.to_thread(ingestor.is_known, origin):
+            counts.known += 1
+        else:
+            counts.new += 1  # would be downloaded
+        if progress is not None and task is not None:
+            progress.advance(task)
+
+
+def _finish_source(engine: Engine, source_id: int, new_cursor: str | None, counts: SourceCounts) -> None:
+    """Stamp the run; move the cursor only when every image of the scan is in the catalog, so
+    that images that failed transiently are listed (and tried) again next time."""
+    with session_scope(engine) as session:
+        source = session.get(Source, source_id)
+        if source is None:  # removed while we ran
+            return
+        source.last_run_at = utcnow()
+        if counts.errors == 0 and counts.scan_error is None and new_cursor is not None:
+            source.cursor = new_cursor
+        elif counts.errors:
+            log.warning(
+                "%s: %d images failed transiently; the cursor stays for the next run",
+                counts.source,
+                counts.errors,
+            )
+
+
+def import_folder(
+    settings: Settings, engine: Engine, folder: Any, *, progress: Progress | None = None
+) -> ScrapeSummary:
+    """Import a folder-per-character dataset through the same cleaning path (see scraper.folder)."""
+    from scraper.folder import import_folder as run_import
+
+    return run_import(settings, engine, folder, progress=progress)
