@@ -1,0 +1,191 @@
+"""`model.json`, the card beside every `model.onnx`: what the graph expects and how to read its output.
+
+Everything the bot needs to turn logits into an answer lives here (labels, temperature, thresholds),
+so that a version folder is self-contained and never depends on the trainer's code or run folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from models import preprocess
+from models.errors import ModelLoadError
+
+CARD_NAME = "model.json"
+ONNX_NAME = "model.onnx"
+CARD_FORMAT = 1
+DEFAULT_THRESHOLD = 0.5
+# Registry version ids: a zero-padded sequence number (sorts as text) and the UTC minute of creation.
+VERSION_RE = re.compile(r"^v(?P<number>\d{4,})-(?P<stamp>\d{8}T\d{4})$")
+
+
+class InputSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = preprocess.INPUT_NAME
+    layout: str = preprocess.INPUT_LAYOUT
+    dtype: str = preprocess.INPUT_DTYPE
+
+
+class Thresholds(BaseModel):
+    """Probability below which the top answer is "unknown": per class when calibrated per class,
+    else the global value, else `DEFAULT_THRESHOLD`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    global_threshold: float | None = Field(default=None, alias="global", ge=0.0, le=1.0)
+    per_class: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("per_class")
+    @classmethod
+    def _in_unit_interval(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {label: t for label, t in value.items() if not 0.0 <= t <= 1.0}
+        if bad:
+            raise ValueError(f"per-class thresholds outside [0, 1]: {bad}")
+        return value
+
+    @classmethod
+    def coerce(cls, value: Thresholds | float | dict[str, Any] | None) -> Thresholds:
+        """Accept what a trainer naturally has: one float, a per-class dict, or the JSON form."""
+        if value is None:
+            return cls()
+        if isinstance(value, Thresholds):
+            return value
+        if isinstance(value, int | float):
+            return cls(global_threshold=float(value))
+        if isinstance(value, dict) and ({"global", "per_class"} & value.keys() or not value):
+            return cls.model_validate(value)
+        if isinstance(value, dict):
+            return cls(per_class={str(k): float(v) for k, v in value.items()})
+        raise TypeError(f"thresholds must be a float, a dict or Thresholds, not {type(value).__name__}")
+
+    def for_label(self, label: str) -> float:
+        if label in self.per_class:
+            return self.per_class[label]
+        return self.default
+
+    @property
+    def default(self) -> float:
+        return DEFAULT_THRESHOLD if self.global_threshold is None else self.global_threshold
+
+
+def default_preprocessing() -> dict[str, Any]:
+    """How `models.preprocess.prepare` shapes an image; recorded so that a card documents itself."""
+    return {
+        "function": "models.preprocess.prepare",
+        "square_pad": True,
+        "pad_value": preprocess.PAD_VALUE,
+        "resize": "bilinear",
+        "scale": 1.0 / 255.0,
+        "mean": list(preprocess.MEAN),
+        "std": list(preprocess.STD),
+        "normalization": "in_graph",
+    }
+
+
+class ModelCard(BaseModel):
+    """The parsed `model.json`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    format: int = CARD_FORMAT
+    version: str
+    labels: list[str] = Field(min_length=1)
+    image_size: int = Field(gt=0, le=4096)
+    input: InputSpec = Field(default_factory=InputSpec)
+    outputs: list[str] = Field(default_factory=lambda: list(preprocess.OUTPUT_NAMES))
+    embedding_dim: int | None = Field(default=None, gt=0)
+    preprocessing: dict[str, Any] = Field(default_factory=default_preprocessing)
+    temperature: float = Field(default=1.0, gt=0.0)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    dataset_fingerprint: str | None = None
+    parent: str | None = None
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    backbone: str | None = None
+    onnx_sha256: str | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            dupes = sorted({label for label in value if value.count(label) > 1})
+            raise ValueError(f"labels repeat: {dupes}")
+        if any(not label.strip() for label in value):
+            raise ValueError("a label is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelCard:
+        if self.format != CARD_FORMAT:
+            raise ValueError(f"card format {self.format} is not supported (this code reads {CARD_FORMAT})")
+        unknown = sorted(set(self.thresholds.per_class) - set(self.labels))
+        if unknown:
+            raise ValueError(f"per-class thresholds name labels the model lacks: {unknown}")
+        expected = InputSpec()
+        if self.input != expected:
+            raise ValueError(
+                f"input {self.input.model_dump()} differs from this code's {expected.model_dump()}"
+            )
+        if tuple(self.outputs) != preprocess.OUTPUT_NAMES:
+            raise ValueError(f"outputs {self.outputs} differ from {list(preprocess.OUTPUT_NAMES)}")
+        return self
+
+    @property
+    def test_macro_f1(self) -> float | None:
+        value = self.metrics.get("test_macro_f1")
+        return float(value) if isinstance(value, int | float) else None
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", by_alias=True), indent=2, ensure_ascii=False) + "\n"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_card(folder: Path, *, expect_version: str | None = None, verify_hash: bool = True) -> ModelCard:
+    """The card of a version folder, checked against the folder: its name, and the ONNX file's hash."""
+    card_path = folder / CARD_NAME
+    onnx_path = folder / ONNX_NAME
+    if not folder.is_dir():
+        raise ModelLoadError(f"model folder {folder} does not exist")
+    if not card_path.is_file():
+        raise ModelLoadError(f"{folder} has no {CARD_NAME}: not a model version folder")
+    if not onnx_path.is_file():
+        raise ModelLoadError(f"{folder} has no {ONNX_NAME}")
+    try:
+        raw = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{card_path} is not readable JSON: {exc}") from exc
+    try:
+        card = ModelCard.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'card'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ModelLoadError(f"{card_path} is not a valid model card: {problems}") from exc
+    if expect_version is not None and card.version != expect_version:
+        raise ModelLoadError(
+            f"{card_path} says version {card.version!r} but its folder is {expect_version!r}"
+        )
+    if verify_hash and card.onnx_sha256 is not None:
+        actual = sha256_file(onnx_path)
+        if actual != card.onnx_sha256:
+            raise ModelLoadError(
+                f"{onnx_path} does not match its card (sha256 {actual[:12]}..., card says "
+                f"{card.onnx_sha256[:12]}...): the folder was modified after export"
+            )
+    return card

@@ -1,0 +1,59 @@
+"""Registry helpers for tests, torch-free so that crash-test children start fast."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.card import CARD_NAME, ONNX_NAME, ModelCard, Thresholds, sha256_file
+from models.registry import Registry
+
+IMAGE_SIZE = 32
+LABELS = ["Aiko Tanaka", "Hana Suzuki", "Rin Ito", "Yui Mori"]
+
+
+def random_images(n: int, seed: int = 0) -> list[np.ndarray]:
+    """RGB images of assorted sizes and aspect ratios, as decoded uploads would be."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        h, w = int(rng.integers(20, 90)), int(rng.integers(20, 90))
+        out.append(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    return out
+
+
+def stage_version(
+    registry: Registry,
+    onnx_path: Path,
+    *,
+    f1: float | None,
+    labels: list[str] = LABELS,
+    image_size: int = IMAGE_SIZE,
+    temperature: float = 1.0,
+    thresholds: Any = 0.5,
+    register: bool = True,
+) -> tuple[str, Path]:
+    """A version folder around an existing ONNX file, with the card the exporter would write."""
+    version, staging = registry.new_version_dir()
+    shutil.copyfile(onnx_path, staging / ONNX_NAME)
+    metrics = {} if f1 is None else {"test_macro_f1": f1}
+    card = ModelCard(
+        version=version,
+        labels=labels,
+        image_size=image_size,
+        temperature=temperature,
+        thresholds=Thresholds.coerce(thresholds),
+        metrics=metrics,
+        dataset_fingerprint="test",
+        parent=registry.active_version(),
+        backbone="tiny",
+        onnx_sha256=sha256_file(staging / ONNX_NAME),
+    )
+    (staging / CARD_NAME).write_text(card.to_json())
+    if register:
+        registry.register(staging)
+        return version, registry.version_dir(version)
+    return version, staging
