@@ -1,0 +1,166 @@
+"""The bot: one `commands.Bot` with a cog per feature (RoboDanny's layout), persistent dynamic
+buttons, a global app-command error handler and a model watcher task."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+from sqlalchemy import Engine
+
+from bot.inference import InferenceService, NoModel
+from bot.render import NO_MENTIONS
+from bot.views import DYNAMIC_ITEMS
+from catalog.errors import CatalogError
+from catalog.guilds import GuildSettingsStore
+from catalog.imaging import ImageRejected
+from catalog.jobs import JobQueue
+from catalog.settings import Settings
+from catalog.store import ImageStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+EXTENSIONS = (
+    "bot.cogs.classify",
+    "bot.cogs.corrections",
+    "bot.cogs.moderation",
+    "bot.cogs.settings",
+    "bot.cogs.privacy",
+)
+GENERIC_FAILURE = "Something went wrong on my side. It has been logged; please try again later."
+
+
+class UserFacingError(Exception):
+    """An error whose message is written for the member who caused it."""
+
+
+def intents() -> discord.Intents:
+    # message_content is privileged: without it guild messages arrive without attachments.
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.message_content = True
+    return wanted
+
+
+class NamaeBot(commands.Bot):
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        registry: Any,
+        *,
+        detector: Any = None,
+        classifier: Any = None,
+        sync_commands: bool = True,
+        fetch_exempt_networks: tuple[str, ...] = (),
+        **client_options: Any,
+    ) -> None:
+        """`fetch_exempt_networks` opens holes in the fetcher's address policy (only the sandbox
+        needs one: its media proxy lives on 127.0.0.1); `client_options` go to discord.Client."""
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents(),
+            allowed_mentions=NO_MENTIONS,
+            help_command=None,
+            **client_options,
+        )
+        self.settings = settings
+        self.engine = engine
+        self.registry = registry
+        self.store = ImageStore(settings.image_store_dir)
+        self.guild_settings = GuildSettingsStore(engine, default_threshold=settings.discord.default_threshold)
+        self.jobs = JobQueue(engine)
+        self.inference = InferenceService(settings, registry, detector=detector, classifier=classifier)
+        self.sync_commands = sync_commands
+        self.fetch_exempt_networks = fetch_exempt_networks
+        # Catalog calls block (SQLite fsyncs, PostgreSQL round trips): they run here, off the loop.
+        self._db_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="namae-db")
+        self._background: set[asyncio.Task[Any]] = set()
+        self.tree.on_error = self.on_app_command_error
+
+    async def setup_hook(self) -> None:
+        await self.inference.start()
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        self.spawn(self.inference.watch(self.settings.discord.model_poll_s), name="namae-model-watcher")
+        if self.sync_commands:
+            synced = await self.tree.sync()
+            log.info("synced %d application commands", len(synced))
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await super().close()
+        self.inference.close()
+        self._db_pool.shutdown(wait=True)
+
+    def spawn(self, coro: Any, *, name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def in_thread(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db_pool, lambda: func(*args, **kwargs))
+
+    # -- errors ---------------------------------------------------------------------------------
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        await self.report_error(interaction, error)
+
+    async def report_error(self, interaction: discord.Interaction, error: BaseException) -> None:
+        """Tell the member what went wrong in plain words; log everything else."""
+        text = describe_error(error)
+        if text is None:
+            log.error(
+                "interaction %s (%s) failed",
+                interaction.id,
+                interaction.command.qualified_name if interaction.command else interaction.data,
+                exc_info=error,
+            )
+            text = GENERIC_FAILURE
+        else:
+            log.info("interaction %s refused: %s", interaction.id, text)
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            else:
+                await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException:
+            log.warning("could not tell the member about the error of interaction %s", interaction.id)
+
+
+def describe_error(error: BaseException) -> str | None:
+    """The sentence for a member, or None for failures that are ours (logged, generic answer)."""
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down a little: try again in {error.retry_after:.0f} s."
+    if isinstance(error, app_commands.CheckFailure):
+        return str(error) or "You are not allowed to do that here."
+    if isinstance(error, CatalogError | UserFacingError | NoModel):
+        return _sentence(str(error))
+    if isinstance(error, ImageRejected):
+        return _sentence(error.detail)
+    if isinstance(error, app_commands.TransformerError):
+        return f"I could not understand {error.value!r} as {error.type.name.lower()}."
+    return None
+
+
+def _sentence(text: str) -> str:
+    text = text.strip() or "That did not work."
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
