@@ -144,6 +144,10 @@ class JobQueue:
         text = error if isinstance(error, str) else _describe(error)
         return self._update_running(job_id, worker, status=JobStatus.failed, error=text, finished_at=utcnow())
 
+    def release(self, job_id: int, worker: str, message: str) -> bool:
+        """Give a running job back to the queue for another attempt (its process died)."""
+        return self._update_running(job_id, worker, status=JobStatus.queued, claimed_by=None, message=message)
+
     def retry(self, job_id: int) -> bool:
         """Put a failed or cancelled job back in the queue, keeping its last error for reference."""
         with session_scope(self.engine) as session:

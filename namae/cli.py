@@ -334,6 +334,8 @@ def synth(
 
     if characters < 1 or images < 1:
         raise CatalogError("--characters and --images must be at least 1")
+    if out.exists() and any(out.iterdir()):
+        raise CatalogError(f"{out} is not empty; choose a new folder")
     manifest = generate_dataset(
         out,
         characters=characters,
@@ -347,6 +349,253 @@ def synth(
         f"wrote {len(manifest.images)} images of {len(manifest.characters)} characters to {out}",
         highlight=False,
     )
+
+
+# --- scraping -------------------------------------------------------------------------------------
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+@app.command("scrape")
+@friendly
+def scrape(
+    character: Annotated[str | None, typer.Option(help="Only this character (name or alias).")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Only this source kind: subreddit, title_search, comment_links.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many posts per source.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what is new; download and write nothing.")
+    ] = False,
+) -> None:
+    """Scan the characters' Reddit sources and catalog every new image."""
+    import asyncio
+
+    from scraper.run import scrape as run_scrape
+    from scraper.run import summary_table
+
+    settings = load_settings()
+    engine = catalog_engine(settings)
+    with _progress() as progress:
+        summary = asyncio.run(
+            run_scrape(
+                settings,
+                engine,
+                character=character,
+                source_kind=source,
+                limit=limit,
+                dry_run=dry_run,
+                progress=progress,
+            )
+        )
+    if not summary.rows:
+        console.print("no active sources: add characters with `namae characters add`")
+        return
+    console.print(summary_table(summary))
+
+
+@app.command("import")
+@friendly
+def import_folder(
+    folder: Annotated[Path, typer.Argument(help="A folder with one sub-folder of images per character.")],
+) -> None:
+    """Import a folder-per-character dataset (the Kaggle Simpsons layout) through the cleaning path."""
+    from scraper.run import import_folder as run_import
+    from scraper.run import summary_table
+
+    settings = load_settings()
+    engine = catalog_engine(settings)
+    with _progress() as progress:
+        summary = run_import(settings, engine, folder, progress=progress)
+    console.print(summary_table(summary))
+
+
+# --- training and models ------------------------------------------------------------------------
+
+
+@app.command("train")
+@friendly
+def train(
+    backbone: Annotated[
+        str | None,
+        typer.Option(
+            help="mobilenet_v3_small|large, efficientnet_b0, efficientnet_lite0, resnet18|50, convnext_tiny."
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Maximum epochs (early stopping may end sooner).")
+    ] = None,
+    image_size: Annotated[int | None, typer.Option(help="Input side in pixels.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    from_folder: Annotated[
+        Path | None, typer.Option(help="Train from a folder-per-character dataset instead of the catalog.")
+    ] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue from a checkpoint file.")] = None,
+    promote: Annotated[bool, typer.Option(help="Promote the candidate if it passes the gate.")] = False,
+) -> None:
+    """Train a model, write its report and plots, and register it as a candidate version."""
+    from trainer.run import train_run
+
+    settings = load_settings()
+    engine = None if from_folder is not None else catalog_engine(settings)
+    result = train_run(
+        settings,
+        engine,
+        from_folder=from_folder,
+        backbone=backbone,
+        epochs=epochs,
+        image_size=image_size,
+        device=device,
+        resume=resume,
+    )
+    table = Table("metric", "value", title=f"training run {result.run_dir.name}")
+    for key, value in result.metrics.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"report: {result.report_path}", highlight=False)
+    if result.version:
+        console.print(f"registered candidate [bold]{result.version}[/bold]", highlight=False)
+        if promote:
+            _print_promotion(_registry(settings).promote(result.version))
+
+
+def _registry(settings: Settings):
+    from models.registry import Registry
+
+    engine = (
+        catalog_engine(settings)
+        if settings.database_url or (settings.data_dir / "namae.db").exists()
+        else None
+    )
+    return Registry.from_settings(settings, engine)
+
+
+def _print_promotion(result) -> None:
+    verdict = "[green]promoted[/green]" if result.promoted else "[yellow]not promoted[/yellow]"
+    console.print(f"{verdict}: {result.reason}", highlight=False)
+    if not result.promoted:
+        raise typer.Exit(1)
+
+
+@models_app.command("list")
+@friendly
+def models_list() -> None:
+    """Every version in the registry with its status and test metrics."""
+    table = Table("version", "status", "backbone", "classes", "test macro-F1", "created", "note")
+    for entry in _registry(load_settings()).versions():
+        card = entry.card
+        f1 = card.metrics.get("test_macro_f1") if card else None
+        table.add_row(
+            entry.version,
+            entry.status,
+            card.backbone if card else "",
+            str(len(card.labels)) if card else "",
+            f"{f1:.3f}" if isinstance(f1, float) else "",
+            card.created_at.isoformat(timespec="minutes") if card and card.created_at else "",
+            entry.problem or entry.note or "",
+        )
+    console.print(table)
+
+
+@models_app.command("show")
+@friendly
+def models_show(
+    version: Annotated[str | None, typer.Argument(help="Default: the active version.")] = None,
+) -> None:
+    """A version's model card (labels, thresholds, metrics, provenance)."""
+    registry = _registry(load_settings())
+    chosen = version or registry.require_active()[0]
+    entry = next((e for e in registry.versions() if e.version == chosen), None)
+    if entry is None:
+        raise CatalogError(f"no model version {chosen!r}")
+    console.print_json(data=entry.as_dict())
+
+
+@models_app.command("promote")
+@friendly
+def models_promote(
+    version: Annotated[str | None, typer.Argument(help="Default: the newest candidate.")] = None,
+    force: Annotated[bool, typer.Option(help="Skip the macro-F1 gate (never the integrity checks).")] = False,
+) -> None:
+    """Make a candidate the active model if it is not worse on the frozen test set."""
+    registry = _registry(load_settings())
+    if version is None:
+        candidates = [e.version for e in registry.versions() if e.status == "candidate"]
+        if not candidates:
+            raise CatalogError("no candidate version to promote")
+        version = candidates[-1]
+    _print_promotion(registry.promote(version, force=force))
+
+
+@models_app.command("rollback")
+@friendly
+def models_rollback() -> None:
+    """Make the previously active version active again."""
+    console.print(
+        f"active version is now [bold]{_registry(load_settings()).rollback()}[/bold]", highlight=False
+    )
+
+
+@app.command("classify")
+@friendly
+def classify(
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    top_k: Annotated[int, typer.Option(help="Candidates per face.")] = 3,
+) -> None:
+    """Who is in these images? A table of faces and their top candidates, from the active model."""
+    from catalog.faces import FaceDetector, resolve_cascade
+    from catalog.imaging import ImageRejected, decode_image
+    from models.classifier import Classifier
+
+    settings = load_settings()
+    detector = FaceDetector(resolve_cascade(settings.faces, settings.data_dir), settings.faces)
+    classifier = Classifier.from_registry(_registry(settings), detector=detector)
+    results: list[dict[str, Any]] = []
+    failed = False
+    for path in images:
+        try:
+            data = path.read_bytes()
+            decoded = decode_image(data, settings.images)
+        except (OSError, ImageRejected) as exc:
+            reason = getattr(exc, "reason", "unreadable")
+            results.append({"image": str(path), "error": f"{reason}: {exc}"})
+            failed = True
+            continue
+        answers = classifier.classify_image(decoded.rgb, top_k=top_k, frames=decoded.frames[1:])
+        results.append({"image": str(path), "faces": [answer.as_dict() for answer in answers]})
+    if as_json:
+        typer.echo(json.dumps({"model": classifier.version, "results": results}, indent=2))
+    else:
+        table = Table(
+            "image",
+            "face",
+            "answer",
+            *(f"#{n + 1}" for n in range(top_k)),
+            title=f"model {classifier.version}",
+        )
+        for result in results:
+            if "error" in result:
+                table.add_row(result["image"], "", f"[red]{result['error']}[/red]")
+                continue
+            for number, face in enumerate(result["faces"], 1):
+                where = "whole image" if face["box"] is None else f"face {number}"
+                best = face["candidates"][0]["label"] if face["candidates"] else ""
+                cells = [f"{c['label']} {c['probability']:.0%}" for c in face["candidates"]]
+                table.add_row(result["image"], where, "not sure" if face["unknown"] else best, *cells)
+        console.print(table)
+    if failed:
+        raise typer.Exit(1)
 
 
 # --- worker -----------------------------------------------------------------------------------
@@ -373,6 +622,107 @@ def worker(
     except KeyboardInterrupt:
         runner.stop()
     console.print(f"worker stopped after {runner.jobs_run} jobs")
+
+
+# --- bot ------------------------------------------------------------------------------------------
+
+
+@app.command("bot")
+@friendly
+def bot(
+    sandbox: Annotated[
+        bool, typer.Option("--sandbox", help="Run against the offline fake Discord with a scripted guild.")
+    ] = False,
+) -> None:
+    """Run the Discord bot (needs NAMAE_DISCORD__TOKEN, unless --sandbox)."""
+    from bot.runner import run_bot
+
+    settings = load_settings()
+    catalog_engine(settings)
+    run_bot(settings, sandbox=sandbox)
+
+
+@app.command("run")
+@friendly
+def run() -> None:
+    """One process for a small community: the bot and the worker together. Jobs (training
+    included) run in child processes, so the bot keeps answering while a model trains."""
+    import signal
+    import threading
+
+    from bot.runner import run_bot
+    from catalog.settings import secret_value
+    from namae.worker import Worker
+
+    settings = load_settings()
+    if not secret_value(settings.discord.token):
+        raise CatalogError(
+            "no Discord bot token: set NAMAE_DISCORD__TOKEN (or [discord] token in namae.toml)"
+        )
+    catalog_engine(settings)
+    runner = Worker(settings)
+    thread = threading.Thread(target=runner.serve, name="namae-worker", daemon=True)
+    thread.start()
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    try:
+        run_bot(settings)
+    finally:
+        runner.stop()
+        thread.join(timeout=60)
+
+
+@app.command("forget")
+@friendly
+def forget(
+    member: Annotated[int, typer.Option("--member", help="The Discord member id whose data is deleted.")],
+) -> None:
+    """Delete a member's votes and predictions (and images only they posted)."""
+    from catalog.store import ImageStore
+    from catalog.votes import forget_member
+
+    settings = load_settings()
+    counts = forget_member(catalog_engine(settings), member, ImageStore(settings.image_store_dir))
+    console.print(f"forgot member {member}: {counts.as_dict()}", highlight=False)
+
+
+# --- demo -----------------------------------------------------------------------------------------
+
+
+@app.command("demo")
+@friendly
+def demo(
+    characters: Annotated[int, typer.Option(help="Synthetic characters.")] = 6,
+    images: Annotated[int, typer.Option(help="Extra image posts per character on the fake Reddit.")] = 24,
+    held_back: Annotated[int, typer.Option(help="Held-back pictures per character that members post.")] = 5,
+    epochs: Annotated[int, typer.Option(help="Training epochs (CPU).")] = 10,
+    image_size: Annotated[int, typer.Option(help="Model input size in pixels.")] = 96,
+    backbone: Annotated[str | None, typer.Option(help="Backbone (default: the configured one).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for everything drawn.")] = 2026,
+    out: Annotated[Path, typer.Option(help="Report folder (replaced if an earlier demo made it).")] = Path(
+        "demo-report"
+    ),
+) -> None:
+    """The whole product offline: fake Reddit and Discord, real scraper, trainer, worker and bot."""
+    from namae.demo import DemoOptions, run_demo, summary_table
+
+    if characters < 2:
+        raise CatalogError("--characters must be at least 2")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Voice support is not needed; discord.py's warnings about its missing libraries are noise here.
+    logging.getLogger("discord.client").setLevel(logging.ERROR)
+    options = DemoOptions(
+        characters=characters,
+        images=images,
+        held_back=held_back,
+        epochs=epochs,
+        image_size=image_size,
+        backbone=backbone,
+        seed=seed,
+        out=out,
+    )
+    result = run_demo(options, console)
+    console.print(summary_table(result))
+    console.print(f"report: [bold]{result.report_dir}[/bold]", highlight=False)
 
 
 def main() -> None:

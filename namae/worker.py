@@ -16,14 +16,17 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from catalog.db import make_engine, session_scope
 from catalog.errors import CatalogError
@@ -35,6 +38,25 @@ from namae.schedules import parse_schedule
 log = logging.getLogger(__name__)
 
 RUNNABLE_KINDS = ("scrape", "import_folder", "train", "promote")
+# What a database restart or a dropped connection looks like; the work waits for it to come back.
+DB_UNAVAILABLE = (OperationalError, InterfaceError)
+
+
+def with_db_retry(action: Callable[[], Any], what: str, *, patience_s: float = 120.0) -> Any:
+    """Run `action`, retrying with backoff while the database is unavailable (at most
+    `patience_s`), so that a restarted PostgreSQL costs a pause, not a job."""
+    delay = 0.2
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return action()
+        except DB_UNAVAILABLE as exc:
+            if time.monotonic() > deadline:
+                raise
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            log.warning("%s: database unavailable (%s); retrying in %.1f s", what, reason, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 @dataclass(frozen=True)
@@ -117,12 +139,12 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def run_job_in_child(settings_json: str, job: ClaimedJob, worker: str, parent_pid: int) -> None:
-    """Entry point of the child process."""
+def run_job_in_child(settings: Settings, job: ClaimedJob, worker: str, parent_pid: int) -> None:
+    """Entry point of the child process. Settings travel pickled, not as JSON: a JSON dump masks
+    secrets, and the child needs the real Reddit credentials."""
     _die_with_parent()
     if os.getppid() != parent_pid:
         os._exit(1)
-    settings = Settings.model_validate_json(settings_json)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -130,7 +152,12 @@ def run_job_in_child(settings_json: str, job: ClaimedJob, worker: str, parent_pi
     queue = JobQueue(engine)
 
     def progress(fraction: float, message: str) -> None:
-        if not queue.progress(job.id, worker, fraction, message):
+        try:
+            still_ours = queue.progress(job.id, worker, fraction, message)
+        except DB_UNAVAILABLE:
+            log.warning("job %s: progress not recorded, the database is unavailable", job.id)
+            return  # progress is informative; the work goes on
+        if not still_ours:
             # The job was requeued to another worker: stop instead of doing the work twice.
             raise CatalogError(f"job {job.id} is no longer ours")
 
@@ -138,9 +165,9 @@ def run_job_in_child(settings_json: str, job: ClaimedJob, worker: str, parent_pi
         result = HANDLERS[job.kind](settings, engine, job.params, progress)
     except Exception as exc:
         log.exception("job %s (%s) failed", job.id, job.kind)
-        queue.fail(job.id, worker, exc)
+        with_db_retry(partial(queue.fail, job.id, worker, exc), f"job {job.id}")
         return
-    queue.finish(job.id, worker, result)
+    with_db_retry(lambda: queue.finish(job.id, worker, result), f"job {job.id}")
 
 
 def _handle_scrape(settings: Settings, engine: Engine, params: dict[str, Any], progress) -> dict[str, Any]:
@@ -322,24 +349,47 @@ class Worker:
         context = multiprocessing.get_context("spawn")
         child = context.Process(
             target=run_job_in_child,
-            args=(self.settings.model_dump_json(), job, self.name, os.getpid()),
+            args=(self.settings, job, self.name, os.getpid()),
             name=f"namae-job-{job.id}",
             daemon=True,
         )
         child.start()
         while child.is_alive():
             child.join(self.settings.worker.heartbeat_s)
-            if child.is_alive() and not self.queue.heartbeat(job.id, self.name):
+            if child.is_alive() and self._heartbeat_lost(job.id):
                 log.warning("job %s was taken from this worker; stopping its process", job.id)
                 child.kill()
                 child.join()
             if self.stop_event.is_set() and child.is_alive():
                 child.join()  # finish the job in hand before stopping
-        stored = self.queue.get(job.id)
-        if stored is not None and stored.status == JobStatus.running and stored.claimed_by == self.name:
-            self.queue.fail(job.id, self.name, f"job process exited with code {child.exitcode}")
+        with_db_retry(lambda: self._settle(job, child.exitcode), f"job {job.id}")
         self.jobs_run += 1
         return True
+
+    def _heartbeat_lost(self, job_id: int) -> bool:
+        try:
+            return not self.queue.heartbeat(job_id, self.name) and self._lost(job_id)
+        except DB_UNAVAILABLE:
+            log.warning("job %s: heartbeat missed, the database is unavailable", job_id)
+            return False
+
+    def _settle(self, job: ClaimedJob, exitcode: int | None) -> None:
+        """A job whose process died without recording an outcome gets another attempt, or fails
+        with the exit code once it has used its attempts."""
+        stored = self.queue.get(job.id)
+        if stored is None or stored.status != JobStatus.running or stored.claimed_by != self.name:
+            return
+        message = f"job process exited with code {exitcode}"
+        if stored.attempts < stored.max_attempts:
+            self.queue.release(job.id, self.name, f"{message}; queued again")
+        else:
+            self.queue.fail(job.id, self.name, message)
+
+    def _lost(self, job_id: int) -> bool:
+        """A failed heartbeat means the job was requeued to someone else, unless our own child
+        just finished it (succeeded or failed) and is on its way out."""
+        job = self.queue.get(job_id)
+        return job is None or job.status not in (JobStatus.succeeded, JobStatus.failed)
 
     def serve(self, *, until_idle: bool = False, max_jobs: int | None = None) -> None:
         self.recover()
@@ -347,13 +397,19 @@ class Worker:
             self.start_scheduler()
         try:
             while not self.stop_event.is_set():
-                ran = self.run_one()
+                try:
+                    ran = self.run_one()
+                except DB_UNAVAILABLE as exc:
+                    log.warning("database unavailable, waiting: %s", str(exc.orig or exc).splitlines()[0])
+                    self.stop_event.wait(self.settings.worker.poll_interval_s * 5)
+                    continue
                 if max_jobs is not None and self.jobs_run >= max_jobs:
                     break
                 if not ran:
                     if until_idle:
                         break
-                    self.queue.requeue_stale(timedelta(seconds=self.settings.worker.stale_after_s))
+                    with contextlib.suppress(*DB_UNAVAILABLE):
+                        self.queue.requeue_stale(timedelta(seconds=self.settings.worker.stale_after_s))
                     self.wake.wait(self.settings.worker.poll_interval_s)
                     self.wake.clear()
         finally:

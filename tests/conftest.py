@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from catalog.db import make_engine, upgrade
 from catalog.settings import Settings
@@ -17,7 +18,13 @@ from tests.postgres_server import PostgresUnavailable, ThrowawayCluster
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CASCADE = SHARED_DATA / "lbpcascade_animeface.xml"
-pytest_plugins = ["tests.fixtures.synthetic", "tests.fixtures.model", "tests.fixtures.discord"]
+pytest_plugins = [
+    "tests.fixtures.reddit",  # first: it sets PRAWCORE_TIMEOUT before asyncprawcore is imported
+    "tests.fixtures.synthetic",
+    "tests.fixtures.model",
+    "tests.fixtures.discord",
+    "tests.fixtures.bot",
+]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -54,32 +61,37 @@ def sqlite_engine(data_dir: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """The URL of a PostgreSQL server's maintenance database."""
-    given = os.environ.get("NAMAE_TEST_POSTGRES_URL")
-    if given:
-        yield given
+def postgres_cluster() -> Iterator[ThrowawayCluster | None]:
+    """The throwaway cluster the suite started, or None when NAMAE_TEST_POSTGRES_URL names a server."""
+    if os.environ.get("NAMAE_TEST_POSTGRES_URL"):
+        yield None
         return
     cluster: ThrowawayCluster | None = None
     try:
         cluster = ThrowawayCluster()
-        url = cluster.start()
+        cluster.start()
     except PostgresUnavailable as exc:
         if cluster is not None:
             cluster.stop()
         if IN_CI:
             pytest.fail(f"CI=true and PostgreSQL could not start: {exc}")
         pytest.skip(f"PostgreSQL unavailable: {exc}")
-    os.environ["NAMAE_TEST_POSTGRES_RUNNING"] = url
-    yield url
+    yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_cluster: ThrowawayCluster | None) -> str:
+    """The URL of a PostgreSQL server's maintenance database."""
+    return postgres_cluster.url if postgres_cluster is not None else os.environ["NAMAE_TEST_POSTGRES_URL"]
 
 
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh, empty database on the test server, dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    # No pool: a test may restart the server, and a pooled connection would not survive it.
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(postgres_server).set(database=name).render_as_string(hide_password=False)

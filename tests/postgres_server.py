@@ -90,7 +90,18 @@ class ThrowawayCluster:
         return self.url
 
     def restart(self) -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "restart")
+        # -l matters: without it the new postmaster inherits our output pipes and run() never returns.
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "log"),
+            "-m",
+            "fast",
+            "-w",
+            "restart",
+        )
 
     def stop(self) -> None:
         try:
