@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine, select
 
 from catalog.db import session_scope
+from catalog.fsutil import atomic_write_bytes
 from catalog.schema import Face, Image
 
 
@@ -47,16 +46,7 @@ class ImageStore:
         if target.is_file():
             return digest
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(target, data)
         return digest
 
     def read(self, sha256: str) -> bytes:
@@ -81,7 +71,7 @@ class ImageStore:
         present: set[str] = set()
         for file in self.iter_files():
             name = file.name
-            if name.startswith(".tmp-"):
+            if name.startswith("."):  # a write that never reached its rename
                 report.orphans.append(str(file))
                 if fix:
                     file.unlink(missing_ok=True)

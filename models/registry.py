@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from catalog.fsutil import fsync_dir, fsync_file
 from models.card import CARD_NAME, ONNX_NAME, VERSION_RE, ModelCard, read_card
 from models.errors import ModelLoadError, NoActiveModel, RegistryError
-from models.fsutil import fsync_dir, fsync_file
 from models.runtime import check_signature, open_session
 
 if TYPE_CHECKING:

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from catalog.fsutil import atomic_write_text, fsync_file
 from models import preprocess
 from models.card import CARD_NAME, ONNX_NAME, ModelCard, Thresholds, default_preprocessing, sha256_file
 from models.errors import RegistryError
-from models.fsutil import atomic_write_text, fsync_file
 from models.registry import Registry
 from models.runtime import open_session, session_provider
 

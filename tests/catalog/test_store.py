@@ -32,7 +32,7 @@ def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch) -> None:
         pass
     monkeypatch.undo()
     assert store.iter_files() == []
-    assert not any(p.name.startswith(".tmp-") for p in store.root.rglob("*"))
+    assert not any(p.name.startswith(".") for p in store.root.rglob("*") if p.is_file())
 
 
 def test_check_finds_orphans_and_missing_files_and_fix_repairs(tmp_path: Path, sqlite_engine: Engine) -> None:
@@ -43,7 +43,7 @@ def test_check_finds_orphans_and_missing_files_and_fix_repairs(tmp_path: Path, s
     with session_scope(sqlite_engine) as session:
         session.add(Image(sha256=kept, status=ImageStatus.accepted, stored=True))
         session.add(Image(sha256=gone, status=ImageStatus.accepted, stored=True))
-    (store.path(kept).parent / ".tmp-crashed").write_bytes(b"half")
+    (store.path(kept).parent / f".{kept}.crashed.tmp").write_bytes(b"half")
 
     report = store.check(sqlite_engine)
     assert orphan in report.orphans and report.missing == [gone] and not report.clean
