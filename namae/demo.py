@@ -255,8 +255,6 @@ class Demo:
         channel = guild.add_channel("who-is-this")
         moderator = guild.add_member("mod_mika", permissions=1 << 5)  # Manage Server
         members = {name: guild.add_member(name) for name in ("aoi", "ren", "sora")}
-        names = {guild_member: name for name, guild_member in members.items()}
-        names[moderator] = "mod_mika"
         bot = build_bot(settings, fetch_exempt_networks=("127.0.0.0/8",), guild_ready_timeout=0.05)
         async with connected(bot, discord):
             self.step(f"bot connected as {bot.user} to the fake Discord")
@@ -314,9 +312,8 @@ class Demo:
             self.step("the bot switched to the new model without a restart")
             await self.slash(discord, guild.id, channel, moderator, "model info", {}, "mod_mika")
 
-            await self.post_held_back(bot, discord, channel, members, names, specs)
+            await self.post_held_back(bot, discord, channel, members, specs)
             await self.correct_one(engine, discord, members)
-        self.conversation_from(discord, names)
 
     async def slash(
         self, discord: Any, guild: int, channel: int, member: int, command: str, options: dict, who: str
@@ -381,7 +378,6 @@ class Demo:
         discord: Any,
         channel: int,
         members: dict[str, int],
-        names: dict[int, str],
         specs: list[Any],
     ) -> None:
         from sandbox.characters.render import render_character, render_scene
@@ -419,9 +415,13 @@ class Demo:
             task = progress.add_task("replies", total=total)
             for message, who, pictures in posts:
                 reply = await discord.wait_for_message(reply_to=message, timeout=120)
+                self.say(who, f"who is this? [{pictures[0][0]}]")
+                self.say("namae", reply.text())
                 self.result.answers.extend(self.answers_for(bot.engine, message, reply.id, who, pictures))
                 progress.advance(task)
-            await discord.wait_for_message(reply_to=scene_message, timeout=120)
+            scene_reply = await discord.wait_for_message(reply_to=scene_message, timeout=120)
+            self.say(who, "and these two? [scene.jpg]")
+            self.say("namae", scene_reply.text())
             self.result.scene_faces = self.scene_answers(bot.engine, scene_message, who, truths)
             progress.advance(task)
         correct = sum(a.correct for a in self.result.answers)
@@ -494,14 +494,6 @@ class Demo:
             f"{fixers[0][0]} and {fixers[1][0]} corrected {target.picture} to {target.truth}: "
             + ("quorum reached, a label landed in the catalog" if landed else "no label (quorum not reached)")
         )
-
-    def conversation_from(self, discord: Any, names: dict[int, str]) -> None:
-        self.conversation.append("")
-        self.conversation.append("## Channel transcript")
-        for message in discord.sent_messages:
-            if message.ephemeral:
-                continue
-            self.conversation.append(f"**namae** (reply to {message.reply_to}):\n\n{message.text()}\n")
 
     # --- the report ----------------------------------------------------------------------------
 

@@ -80,9 +80,13 @@ def plot_curves(epochs: list[dict[str, Any]], path: Path) -> Path:
 
 
 def plot_mistakes(
-    mistakes: list[dict[str, Any]], images: list[np.ndarray], path: Path, max_shown: int = 16
+    mistakes: list[dict[str, Any]],
+    images: list[np.ndarray],
+    path: Path,
+    max_shown: int = 16,
+    title: str = "worst mistakes on the test set (most confident first)",
 ) -> Path:
-    """`mistakes[i]` (true, predicted, confidence) captions `images[i]`."""
+    """`mistakes[i]` (true, predicted, confidence) captions `images[i]`; wrong answers in red."""
     shown = min(max_shown, len(mistakes))
     cols = 4
     rows = max(1, math.ceil(shown / cols))
@@ -92,15 +96,15 @@ def plot_mistakes(
     for ax in axes.flat:
         ax.axis("off")
     if shown == 0:
-        axes[0, 0].text(0.0, 0.5, "no mistakes on the test set", fontsize=14)
+        axes[0, 0].text(0.0, 0.5, "the test set is empty", fontsize=14)
     for ax, mistake, image in zip(axes.flat, mistakes[:shown], images[:shown], strict=False):
         ax.imshow(image)
         ax.set_title(
             f"true: {mistake['true']}\npred: {mistake['predicted']} ({mistake['confidence']:.2f})",
             fontsize=8,
-            color="darkred",
+            color="darkred" if mistake["true"] != mistake["predicted"] else "darkgreen",
         )
-    fig.suptitle("worst mistakes on the test set (most confident first)")
+    fig.suptitle(title)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

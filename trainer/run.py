@@ -465,7 +465,23 @@ def _plots(
         }
         for i in wrong
     ]
-    report.plot_mistakes(mistakes, [loader(test_items[i]) for i in wrong], run_dir / report.MISTAKES_PNG)
+    if len(wrong):
+        shown, title = wrong, "worst mistakes on the test set (most confident first)"
+    else:  # a grid of the closest calls says more than an empty picture
+        confidence = probs[np.arange(len(probs)), predicted] if len(probs) else np.zeros(0)
+        shown = np.argsort(confidence, kind="stable")[:MISTAKES_SHOWN]
+        title = "no mistakes on the test set: its least confident answers"
+    captions = [
+        {
+            "true": labels[y_test[i]],
+            "predicted": labels[predicted[i]],
+            "confidence": float(probs[i, predicted[i]]),
+        }
+        for i in shown
+    ]
+    report.plot_mistakes(
+        captions, [loader(test_items[i]) for i in shown], run_dir / report.MISTAKES_PNG, title=title
+    )
     cal = full["calibration"]
     report.plot_reliability(
         cal["reliability_before"], cal["reliability_after"], run_dir / report.RELIABILITY_PNG,
