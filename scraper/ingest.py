@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from catalog.db import session_scope
 from catalog.faces import FaceDetector
 from catalog.fetch import FetchError, SafeFetcher
-from catalog.imaging import ImageRejected, decode_image, encode_png
+from catalog.imaging import ImageRejected, decode_image, encode_png, without_trailing_data
 from catalog.schema import (
     LABEL_TRUST,
     Face,
@@ -215,15 +215,18 @@ class Ingestor:
     # ---- CPU work -------------------------------------------------------------------------------
 
     def prepare(self, data: bytes) -> Prepared:
-        """Decode, hash and find faces; a refused file comes back with `rejection` set."""
-        sha = sha256_of(data)
+        """Decode, hash and find faces; a refused file comes back with `rejection` set.
+
+        The decoder judges the bytes as received (a refusal is keyed by them); an accepted file is hashed
+        and stored as the image alone, without anything appended after its end (a ZIP behind a JPEG)."""
         try:
             decoded = decode_image(data, self.settings.images)
         except ImageRejected as exc:
-            return Prepared(sha256=sha, data=data, rejection=(exc.reason, exc.detail))
+            return Prepared(sha256=sha256_of(data), data=data, rejection=(exc.reason, exc.detail))
+        data = without_trailing_data(data)
         phash, dhash = perceptual_hashes(decoded.rgb)
         return Prepared(
-            sha256=sha,
+            sha256=sha256_of(data),
             data=data,
             format=decoded.format,
             width=decoded.width,
@@ -449,7 +452,7 @@ class Ingestor:
         """The synchronous path (folder import): skip known provenance, then prepare and commit."""
         if self.is_known(origin):
             return IngestOutcome(OutcomeKind.known)
-        sha = sha256_of(data)
+        sha = sha256_of(without_trailing_data(data))  # the key `prepare` gives the stored bytes
         if self.has_sha256(sha):
             return self.commit_existing(sha, origin)
         return self.commit(self.prepare(data), origin)
@@ -476,7 +479,7 @@ class Ingestor:
                     rejection=(exc.reason, exc.detail),
                 )
             return IngestOutcome(OutcomeKind.error, reason=exc.reason, detail=exc.detail)
-        sha = sha256_of(fetched.data)
+        sha = sha256_of(without_trailing_data(fetched.data))  # the key `prepare` gives the stored bytes
         if await asyncio.to_thread(self.has_sha256, sha):
             return sha
         async with self._cpu:

@@ -24,7 +24,7 @@ from bot.inference import ImageResult, NoModel
 from bot.render import NO_MENTIONS, AnswerView, ImageView, reply_embed
 from bot.views import MAX_ANSWER_BUTTONS, answer_buttons
 from catalog.fetch import FetchError, SafeFetcher
-from catalog.imaging import ImageRejected
+from catalog.imaging import ImageRejected, without_trailing_data
 from catalog.votes import (
     AnswerRecord,
     ImageRecord,
@@ -234,6 +234,9 @@ class Classify(commands.Cog):
         try:
             async with inference.slots:  # bounds downloaded-but-unclassified images in memory
                 data = await self.read_source(source)
+                # Only the image itself is hashed, answered and kept: a ZIP appended after a JPEG's
+                # end (a polyglot) never reaches the image store.
+                data = await asyncio.to_thread(without_trailing_data, data)
                 outcome.result = await inference.classify(data)
                 outcome.data = data
         except ImageRejected as exc:

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from catalog.db import session_scope
-from catalog.imaging import ImageRejected, decode_image
+from catalog.imaging import ImageRejected, decode_image, without_trailing_data
 from catalog.schema import Image, ImageStatus, Prediction
 from catalog.settings import ImageLimits, Settings
 from catalog.store import ImageStore, sha256_of
@@ -116,7 +116,9 @@ def test_folder_import_records_every_hostile_file_with_its_reason(
         by_sha = {image.sha256: image for image in session.scalars(select(Image))}
         for case, path in planted.items():
             data = path.read_bytes()
-            image = by_sha.get(sha256_of(data))
+            # A refusal is keyed by the bytes received; a kept image by its own bytes, without anything
+            # appended after its end.
+            image = by_sha.get(sha256_of(data if case in REJECTED else without_trailing_data(data)))
             assert image is not None, f"{case}: no catalog row"
             assert any(p.url.endswith("/" + hostile_name(case)) for p in image.provenance), case
             if case in REJECTED:
@@ -130,6 +132,8 @@ def test_folder_import_records_every_hostile_file_with_its_reason(
                 # of one picture, the JPEG with a ZIP appended beside the plain JPEG).
                 assert image.status in (ImageStatus.accepted, ImageStatus.review, ImageStatus.duplicate)
                 assert image.stored == (image.status != ImageStatus.duplicate), case
+                if image.stored:
+                    assert b"PK\x03\x04" not in store.read(image.sha256), f"{case}: appended ZIP was stored"
         for slug, pictures in good.items():
             for data in pictures:
                 image = by_sha[sha256_of(data)]
@@ -223,7 +227,10 @@ async def test_bot_answers_each_hostile_attachment_plainly_and_keeps_going(harne
         assert not kept & refused
         assert session.scalar(select(Prediction.id).where(Prediction.reply_message_id.is_(None))) is None
     assert harness.bot is not None and not harness.bot.is_closed()
-    assert ImageStore(harness.settings.image_store_dir).check(harness.engine, verify=True).clean
+    bot_store = ImageStore(harness.settings.image_store_dir)
+    assert bot_store.check(harness.engine, verify=True).clean
+    # The JPEG with a ZIP appended was answered, and only the JPEG itself was kept.
+    assert not [p.name for p in bot_store.iter_files() if b"PK\x03\x04" in p.read_bytes()]
 
 
 # --- (d) namae classify ---------------------------------------------------------------------------------
