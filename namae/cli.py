@@ -645,8 +645,9 @@ def bot(
 @app.command("run")
 @friendly
 def run() -> None:
-    """One process for a small community: the bot and the worker together. Jobs (training
-    included) run in child processes, so the bot keeps answering while a model trains."""
+    """Bot and worker in one process, for a small community (jobs run in child processes).
+
+    Training runs in a child process, so the bot keeps answering while a model trains."""
     import signal
     import threading
 
