@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -164,6 +165,10 @@ class Image(Base):
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     phash: Mapped[str | None] = mapped_column(String(16), index=True)
     dhash: Mapped[str | None] = mapped_column(String(16))
+    # Crop-tolerant near-duplicate matching (scraper.dedup): pHash+dHash of five sub-crops, and a
+    # 64x64 greyscale thumbnail that verifies hash candidates by normalized cross-correlation.
+    crop_hashes: Mapped[str | None] = mapped_column(String(160))
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)
     width: Mapped[int | None]
     height: Mapped[int | None]
     format: Mapped[str | None] = mapped_column(String(10))

@@ -1,7 +1,7 @@
 """The cleaning path every image takes into the catalog, from Reddit or from a folder.
 
-bytes -> decode (bounded, `catalog.imaging`) -> exact dedup (sha256) -> near dedup (pHash AND
-dHash within thresholds, across all characters) -> face crops -> one transaction.
+bytes -> decode (bounded, `catalog.imaging`) -> exact dedup (sha256) -> near dedup (loose pHash/dHash
+candidates incl. sub-crops, verified by thumbnail NCC; across all characters) -> face crops -> one transaction.
 
 Crash consistency: the image's bytes and its face crops are written to the content-addressed
 store before the rows that name them are committed, in one transaction per image. A crash leaves
@@ -45,7 +45,17 @@ from catalog.schema import (
 from catalog.settings import Settings
 from catalog.store import ImageStore, sha256_of
 from scraper.candidates import ImageCandidate
-from scraper.dedup import DHASH_THRESHOLD, PHASH_THRESHOLD, HashIndex, hash_to_int, int_to_hash
+from scraper.dedup import (
+    DHASH_THRESHOLD,
+    PHASH_THRESHOLD,
+    Fingerprint,
+    HashIndex,
+    Match,
+    crop_hashes_to_text,
+    fingerprint,
+    hash_to_int,
+    int_to_hash,
+)
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +155,7 @@ class Prepared:
     height: int | None = None
     phash: int = 0
     dhash: int = 0
+    fingerprint: Fingerprint | None = None  # sub-crop hashes + signature, for crop-tolerant dedup
     faces: list[PreparedFace] = field(default_factory=list)
 
 
@@ -233,6 +244,7 @@ class Ingestor:
             height=decoded.height,
             phash=phash,
             dhash=dhash,
+            fingerprint=fingerprint(decoded.rgb, phash, dhash),
             faces=self._faces(decoded.rgb),
         )
 
@@ -289,7 +301,7 @@ class Ingestor:
         return self.commit(prepared, origin)
 
     def _commit(self, prepared: Prepared, origin: ImageOrigin) -> IngestOutcome:
-        added: tuple[int, int, int] | None = None
+        added: int | None = None
         with session_scope(self.engine) as session:
             existing = session.scalar(select(Image).where(Image.sha256 == prepared.sha256))
             if existing is not None:
@@ -299,10 +311,13 @@ class Ingestor:
             else:
                 outcome = self._decide(session, prepared, origin)
                 if outcome.kind in (OutcomeKind.new, OutcomeKind.review):
-                    added = (outcome.image_id or 0, prepared.phash, prepared.dhash)
+                    added = outcome.image_id or 0
         # Only once the transaction is committed may later images be compared against this one.
         if added is not None:
-            self.index.add(*added)
+            if prepared.fingerprint is not None:
+                self.index.add_fingerprint(added, prepared.fingerprint)
+            else:
+                self.index.add(added, prepared.phash, prepared.dhash)
         return outcome
 
     def _rejected(self, session: Session, prepared: Prepared, origin: ImageOrigin) -> IngestOutcome:
@@ -319,9 +334,7 @@ class Ingestor:
         return IngestOutcome(OutcomeKind.rejected, image.id, prepared.sha256, code, detail)
 
     def _decide(self, session: Session, prepared: Prepared, origin: ImageOrigin) -> IngestOutcome:
-        matches = self.index.near_pair(
-            prepared.phash, prepared.dhash, self.phash_threshold, self.dhash_threshold
-        )
+        matches = self._near_duplicates(session, prepared)
         other_character_match: tuple[int, int | None] | None = None
         for match in matches:
             character = _resolved_character(session, match.image_id)
@@ -388,6 +401,18 @@ class Ingestor:
             OutcomeKind.new, image.id, prepared.sha256, faces=len(prepared.faces), flagged=several
         )
 
+    def _near_duplicates(self, session: Session, prepared: Prepared) -> list[Match]:
+        """Loose hash candidates (crop-tolerant), each verified against its stored signature."""
+        if prepared.fingerprint is None:
+            return self.index.near_pair(
+                prepared.phash, prepared.dhash, self.phash_threshold, self.dhash_threshold
+            )
+
+        def signature_of(image_id: int) -> bytes | None:
+            return session.scalar(select(Image.signature).where(Image.id == image_id))
+
+        return self.index.find(prepared.fingerprint, signature_of)
+
     def _same_bytes(self, session: Session, existing: Image, origin: ImageOrigin) -> IngestOutcome:
         """Bytes the catalog already has: add provenance; a claim for another character is queued."""
         if not _provenance_exists(session, origin, image_id=existing.id):
@@ -427,6 +452,8 @@ class Ingestor:
             sha256=prepared.sha256,
             phash=int_to_hash(prepared.phash),
             dhash=int_to_hash(prepared.dhash),
+            crop_hashes=crop_hashes_to_text(prepared.fingerprint.crops) if prepared.fingerprint else None,
+            signature=prepared.fingerprint.signature if prepared.fingerprint else None,
             width=prepared.width,
             height=prepared.height,
             format=prepared.format,

@@ -46,6 +46,8 @@ def upgrade() -> None:
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("phash", sa.String(length=16), nullable=True),
         sa.Column("dhash", sa.String(length=16), nullable=True),
+        sa.Column("crop_hashes", sa.String(length=160), nullable=True),
+        sa.Column("signature", sa.LargeBinary(), nullable=True),
         sa.Column("width", sa.Integer(), nullable=True),
         sa.Column("height", sa.Integer(), nullable=True),
         sa.Column("format", sa.String(length=10), nullable=True),
