@@ -149,6 +149,12 @@ class HashIndex:
         for phash, dhash in crops:
             self._crops.add(image_id, phash, dhash)
 
+    def extend_crops(self, rows: Iterable[tuple[int, int, int]]) -> None:
+        """Many (image id, pHash, dHash) sub-crop rows at once (loading the catalog)."""
+        if self._crops is None:
+            self._crops = HashIndex(min_pending=self.min_pending)
+        self._crops.extend(rows)
+
     def add_fingerprint(self, image_id: int, fingerprint: Fingerprint) -> None:
         self.add(image_id, fingerprint.phash, fingerprint.dhash)
         self.add_crops(image_id, fingerprint.crops)
@@ -328,8 +334,7 @@ class HashIndex:
                 crops.extend((image_id, p, d) for p, d in crop_hashes_from_text(crop_text))
             index.extend(whole)
         if crops:
-            index._crops = HashIndex(min_pending=index.min_pending)
-            index._crops.extend(crops)
+            index.extend_crops(crops)
         return index
 
 
