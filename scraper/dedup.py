@@ -180,8 +180,18 @@ class HashIndex:
         keep(self.near_pair(fingerprint.phash, fingerprint.dhash, radius, dhash_radius))
         if self._crops is not None:
             keep(self._crops.near_pair(fingerprint.phash, fingerprint.dhash, radius, dhash_radius))
-        for phash, dhash in fingerprint.crops:
-            keep(self.near_pair(phash, dhash, radius, dhash_radius))
+        if fingerprint.crops:
+            # The five sub-crop queries probe this index in one vectorised pass.
+            phashes, dhashes = zip(*fingerprint.crops, strict=True)
+            rows, primary, secondary = self._within_many(list(phashes), list(dhashes), radius, dhash_radius)
+            keep(
+                [
+                    Match(image_id, p, d)
+                    for image_id, p, d in zip(
+                        self._ids[rows].tolist(), primary.tolist(), secondary.tolist(), strict=True
+                    )
+                ]
+            )
         return sorted(best.values(), key=lambda m: (m.total, m.image_id))
 
     def find(self, fingerprint: Fingerprint, signature_of: Callable[[int], bytes | None]) -> list[Match]:
@@ -298,6 +308,50 @@ class HashIndex:
         rows = rows[keep]
         primary = np.bitwise_count(self._hashes[rows] ^ query)
         return rows, primary, secondary[keep]
+
+    def _within_many(
+        self, values: list[int], extras: list[int], max_distance: int, max_extra: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`_within` for several queries at once: (row, primary, secondary) per matching
+        (row, query) pair, rows possibly repeated across queries."""
+        queries = np.asarray(values, dtype=np.uint64)
+        extra = np.asarray(extras, dtype=np.uint64)
+        rows_parts: list[np.ndarray] = []
+        query_parts: list[np.ndarray] = []
+        if self._frozen and max_distance // CHUNKS < 3:
+            masks = _mask_array(max_distance // CHUNKS)
+            shifts = np.arange(CHUNKS, dtype=np.uint64) * np.uint64(CHUNK_BITS)
+            chunks = ((queries[:, None] >> shifts[None, :]) & np.uint64(CHUNK_MASK)).astype(np.int64)
+            keys = chunks[:, :, None] ^ masks[None, None, :]  # query x chunk x mask
+            lanes = np.arange(CHUNKS)[None, :, None]
+            starts = self._offsets[lanes, keys]
+            counts = (self._offsets[lanes, keys + 1] - starts).ravel()
+            starts = (starts + (np.arange(CHUNKS, dtype=np.int64) * self._frozen)[None, :, None]).ravel()
+            total = int(counts.sum())
+            if total:
+                shift = np.repeat(starts - (np.cumsum(counts) - counts), counts)
+                positions = np.arange(total, dtype=np.int64) + shift
+                owner = np.repeat(np.repeat(np.arange(len(queries)), CHUNKS * len(masks)), counts)
+                near = np.bitwise_count(self._bucketed[positions] ^ queries[owner]) <= max_distance
+                rows_parts.append(self._order[positions[near]])
+                query_parts.append(owner[near])
+            pending = np.arange(self._frozen, self._size, dtype=np.int64)
+        else:
+            pending = np.arange(self._size, dtype=np.int64)
+        if pending.size:
+            near = np.bitwise_count(self._hashes[pending][None, :] ^ queries[:, None]) <= max_distance
+            owner, column = np.nonzero(near)
+            rows_parts.append(pending[column])
+            query_parts.append(owner)
+        if not rows_parts:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty, empty
+        pairs = np.unique(np.concatenate(rows_parts) * len(queries) + np.concatenate(query_parts))
+        rows, owner = np.divmod(pairs, len(queries))
+        secondary = np.bitwise_count(self._extra[rows] ^ extra[owner])
+        keep = secondary <= max_extra
+        rows, owner = rows[keep], owner[keep]
+        return rows, np.bitwise_count(self._hashes[rows] ^ queries[owner]), secondary[keep]
 
     def near(self, value: int, max_distance: int) -> list[tuple[int, int]]:
         """(image_id, distance) for every indexed hash within `max_distance` bits, nearest first."""
