@@ -368,27 +368,38 @@ class Classify(commands.Cog):
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or message.guild is None:
             return
+        reply_id: int | None = None
+        try:
+            reply_id = await self._answer_message(message)
+        finally:
+            # Every message is marked handled, ignored ones too (None), so that whoever waits on
+            # it (tests, the demo) never races the bot's decision.
+            await self._mark_answered(message.id, reply_id)
+
+    async def _answer_message(self, message: discord.Message) -> int | None:
+        """Classify and reply; the reply's id, or None when the message is left alone."""
+        assert message.guild is not None
         started = time.perf_counter()
         config = await self.bot.in_thread(self.bot.guild_settings.get, message.guild.id)
         channel_ids = {message.channel.id, getattr(message.channel, "parent_id", None)}
         if not config.auto_classify or not any(c in config.channel_ids for c in channel_ids if c):
-            return
+            return None
         collected = collect_sources(
             message, allowed_hosts=self.allowed_hosts, limit=self.settings.max_images_per_message
         )
         if not collected.sources:
-            return
+            return None
         if self.cooldowns.retry_after(message.guild.id, message.author.id) is not None:
             log.info("classification cooldown for member %s in guild %s", message.author.id, message.guild.id)
             await _quietly(message.add_reaction(COOLDOWN_EMOJI))
-            return
+            return None
         try:
             outcomes = await self.answer_sources(collected)
         except NoModel as exc:
             await _quietly(message.reply(str(exc), mention_author=False, allowed_mentions=NO_MENTIONS))
-            return
+            return None
         if not outcomes:
-            return  # every image was a link we may not fetch
+            return None  # every image was a link we may not fetch
         context = MessageContext(
             guild_id=message.guild.id,
             channel_id=message.channel.id,
@@ -413,11 +424,10 @@ class Classify(commands.Cog):
             await self.bot.in_thread(
                 discard_predictions, self.bot.engine, self.bot.store, ids, message.jump_url
             )
-            await self._mark_answered(message.id, None)
-            return
+            return None
         self.latencies.append(time.perf_counter() - started)
         await self.bot.in_thread(attach_reply, self.bot.engine, ids, reply.id)
-        await self._mark_answered(message.id, reply.id)
+        return reply.id
 
     async def _mark_answered(self, message_id: int, reply_id: int | None) -> None:
         async with self._answered:
