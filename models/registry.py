@@ -242,6 +242,13 @@ class Registry:
             raise NoActiveModel(f"no model is active in {self.root}: train one, or promote a candidate")
         return version, self.version_dir(version)
 
+    def newest_candidate(self) -> str:
+        """The most recent version still waiting for promotion."""
+        candidates = [entry.version for entry in self.versions() if entry.status == CANDIDATE]
+        if not candidates:
+            raise RegistryError("no candidate model version to promote")
+        return candidates[-1]
+
     def previous_version(self) -> str | None:
         history = self._state().history
         return history[-1] if history else None

@@ -529,12 +529,7 @@ def models_promote(
 ) -> None:
     """Make a candidate the active model if it is not worse on the frozen test set."""
     registry = _registry(load_settings())
-    if version is None:
-        candidates = [e.version for e in registry.versions() if e.status == "candidate"]
-        if not candidates:
-            raise CatalogError("no candidate version to promote")
-        version = candidates[-1]
-    _print_promotion(registry.promote(version, force=force))
+    _print_promotion(registry.promote(version or registry.newest_candidate(), force=force))
 
 
 @models_app.command("rollback")

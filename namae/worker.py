@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -103,16 +103,23 @@ def _enqueue_once(engine: Engine, kind: str, params: dict[str, Any], requested_b
     return JobQueue(engine).enqueue(kind, params, requested_by=requested_by)
 
 
+@cache
+def _schedule_engine(database_url: str) -> Engine:
+    """One engine (and connection pool) per catalog for the schedule callbacks, which APScheduler
+    calls by name with the URL, not once per firing."""
+    return make_engine(database_url)
+
+
 def scheduled_rescrape(database_url: str) -> int | None:
-    return _enqueue_once(make_engine(database_url), "scrape", {}, "schedule")
+    return _enqueue_once(_schedule_engine(database_url), "scrape", {}, "schedule")
 
 
 def scheduled_retrain(database_url: str) -> int | None:
-    return _enqueue_once(make_engine(database_url), "train", {"promote": True}, "schedule")
+    return _enqueue_once(_schedule_engine(database_url), "train", {"promote": True}, "schedule")
 
 
 def scheduled_retrain_check(database_url: str, min_new_labels: int) -> int | None:
-    engine = make_engine(database_url)
+    engine = _schedule_engine(database_url)
     if new_labels_since_last_model(engine) < min_new_labels:
         return None
     return _enqueue_once(engine, "train", {"promote": True}, "schedule: new labels")
@@ -231,29 +238,15 @@ def _handle_train(settings: Settings, engine: Engine, params: dict[str, Any], pr
 
 
 def _handle_promote(settings: Settings, engine: Engine, params: dict[str, Any], progress) -> dict[str, Any]:
+    return _promote(settings, engine, params.get("version"), force=bool(params.get("force")))
+
+
+def _promote(settings: Settings, engine: Engine, version: str | None, *, force: bool) -> dict[str, Any]:
+    """Promote `version` (default: the newest candidate) through the registry's gate."""
     from models.registry import Registry
 
-    registry = Registry(settings.registry_dir, engine)
-    version = params.get("version") or _newest_candidate(registry)
-    return _promote(settings, engine, version, force=bool(params.get("force")))
-
-
-def _newest_candidate(registry) -> str:
-    candidates = [card.version for card in registry.versions() if card.status == "candidate"]
-    if not candidates:
-        raise CatalogError("no candidate model to promote")
-    return candidates[-1]
-
-
-def _promote(settings: Settings, engine: Engine, version: str, *, force: bool) -> dict[str, Any]:
-    from models.registry import Registry
-
-    registry = Registry(
-        settings.registry_dir,
-        engine,
-        margin=settings.registry.promotion_margin,
-        keep_last=settings.registry.keep_last,
-    )
+    registry = Registry.from_settings(settings, engine)
+    version = version or registry.newest_candidate()
     result = registry.promote(version, force=force)
     registry.prune()
     return {

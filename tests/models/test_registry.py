@@ -76,6 +76,16 @@ def test_gate_refuses_a_worse_candidate_and_force_overrides(registry: Registry, 
     assert status == {good: "retired", within_margin: "retired", worse: "active"}
 
 
+def test_newest_candidate_is_the_latest_version_not_yet_promoted(registry: Registry, tiny_onnx: Path) -> None:
+    with pytest.raises(RegistryError, match="no candidate"):
+        registry.newest_candidate()
+    first, _ = stage_version(registry, tiny_onnx, f1=0.8)
+    second, _ = stage_version(registry, tiny_onnx, f1=0.9)
+    assert registry.newest_candidate() == second
+    assert registry.promote(second).promoted
+    assert registry.newest_candidate() == first  # still a candidate, never promoted
+
+
 def test_candidate_without_metric_is_refused_unless_forced(registry: Registry, tiny_onnx: Path) -> None:
     first, _ = stage_version(registry, tiny_onnx, f1=0.5)
     registry.promote(first)

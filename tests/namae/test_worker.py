@@ -1,7 +1,6 @@
 """The worker's scheduling and queue handling, on both databases, with real child processes."""
 
 import threading
-import time
 
 import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED
@@ -14,6 +13,7 @@ from catalog.schema import JobStatus
 from catalog.settings import Settings
 from namae.schedules import parse_schedule
 from namae.worker import Worker
+from tests.namae.waiting import wait_until
 
 
 def _settings(data_dir, url: str, **worker) -> Settings:
@@ -43,16 +43,6 @@ def test_worker_refuses_to_start_with_a_bad_schedule(data_dir, sqlite_engine: En
         Worker(settings, engine=sqlite_engine)
 
 
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    event = threading.Event()
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        event.wait(0.05)  # polling a database for a state change; not a synchronisation sleep
-    return predicate()
-
-
 def test_fast_schedule_fires_and_enqueues_one_scrape_job(data_dir, engine: Engine) -> None:
     url = engine.url.render_as_string(hide_password=False)
     worker = Worker(_settings(data_dir, url, rescrape_schedule="interval:1s"), engine=engine)
@@ -61,7 +51,7 @@ def test_fast_schedule_fires_and_enqueues_one_scrape_job(data_dir, engine: Engin
     worker.scheduler.add_listener(fired.append, EVENT_JOB_EXECUTED)
     try:
         queue = JobQueue(engine)
-        assert _wait_for(lambda: len(fired) >= 3, timeout=15)
+        wait_until(lambda: len(fired) >= 3, 15, "three schedule firings")
         # It fired three times, but the same work is never queued twice while one is waiting.
         assert [j.kind for j in queue.recent()] == ["scrape"]
         assert queue.recent()[0].requested_by == "schedule"
@@ -92,7 +82,7 @@ def test_a_moderator_queued_job_is_picked_up_within_a_second(data_dir, sqlite_en
     try:
         queue = JobQueue(sqlite_engine)
         job_id = queue.enqueue("scrape", {"character": "Nobody"}, requested_by="mod")
-        assert _wait_for(lambda: queue.get(job_id).started_at is not None, timeout=5)
+        wait_until(lambda: queue.get(job_id).started_at is not None, 5, "claim of the queued job")
         job = queue.get(job_id)
         assert (job.started_at - job.created_at).total_seconds() < 1.0
     finally:

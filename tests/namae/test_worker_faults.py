@@ -4,7 +4,6 @@ worker goes on claiming jobs. Nothing is lost and nothing runs twice."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -16,15 +15,8 @@ from catalog.settings import Settings
 from models.registry import Registry
 from namae.worker import Worker
 from scraper.run import import_folder
+from tests.namae.waiting import wait_until
 from tests.postgres_server import ThrowawayCluster
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while not predicate():
-        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f} s"
-        tick.wait(0.1)  # polling the catalog for the worker's progress
 
 
 @pytest.mark.postgres
@@ -63,11 +55,15 @@ def test_postgres_restart_during_training_loses_and_duplicates_nothing(
     thread = threading.Thread(target=worker.serve, daemon=True)
     thread.start()
     try:
-        _wait(lambda: queue.get(train).progress > 0.05, 180, "training progress")
+        wait_until(lambda: queue.get(train).progress > 0.05, 180, "training progress")
         postgres_cluster.restart()  # every open connection is cut
         after = queue.enqueue("promote", {"version": "v9999-none"}, requested_by="test")
-        _wait(lambda: queue.get(train).status in (JobStatus.succeeded, JobStatus.failed), 240, "training end")
-        _wait(lambda: queue.get(after).status in (JobStatus.succeeded, JobStatus.failed), 60, "the next job")
+        wait_until(
+            lambda: queue.get(train).status in (JobStatus.succeeded, JobStatus.failed), 240, "training end"
+        )
+        wait_until(
+            lambda: queue.get(after).status in (JobStatus.succeeded, JobStatus.failed), 60, "the next job"
+        )
     finally:
         worker.stop()
         thread.join(timeout=60)
