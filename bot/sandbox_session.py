@@ -8,7 +8,6 @@ the fake to exist, and the installed bot never reaches this file without `--sand
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 
 from catalog.settings import Settings
@@ -16,12 +15,6 @@ from catalog.settings import Settings
 log = logging.getLogger(__name__)
 
 SANDBOX_HOSTS = {"media.discordapp.net": "127.0.0.1", "cdn.discordapp.com": "127.0.0.1"}
-
-
-def _jpeg(image) -> bytes:
-    out = io.BytesIO()
-    image.convert("RGB").save(out, "JPEG", quality=90)
-    return out.getvalue()
 
 
 def _name_the_model_labels(bot) -> None:
@@ -46,6 +39,7 @@ async def run_sandbox(
     import numpy as np
 
     from bot.runner import build_bot
+    from sandbox.characters import jpeg_bytes
     from sandbox.characters.render import render_character, render_scene
     from sandbox.characters.traits import make_characters
     from sandbox.discord import FakeDiscord, point_discord_py_at
@@ -75,8 +69,8 @@ async def run_sandbox(
                 member,
                 "who are these?",
                 attachments=[
-                    ("portrait.jpg", _jpeg(portrait), "image/jpeg"),
-                    ("scene.jpg", _jpeg(scene), "image/jpeg"),
+                    ("portrait.jpg", jpeg_bytes(portrait), "image/jpeg"),
+                    ("scene.jpg", jpeg_bytes(scene), "image/jpeg"),
                 ],
             )
             transcript.append("alice posted 2 pictures")

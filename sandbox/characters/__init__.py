@@ -6,7 +6,7 @@ line weight and JPEG quality. Faces are drawn so the anime face cascade (lbpcasc
 finds them, and every image comes with its ground-truth face box.
 """
 
-from sandbox.characters.augment import NEAR_DUPLICATE_KINDS, encode_jpeg, near_duplicate
+from sandbox.characters.augment import NEAR_DUPLICATE_KINDS, encode_jpeg, jpeg_bytes, near_duplicate
 from sandbox.characters.dataset import SynthManifest, generate_dataset
 from sandbox.characters.render import render_character, render_scene
 from sandbox.characters.traits import CharacterSpec, make_characters
@@ -17,6 +17,7 @@ __all__ = [
     "SynthManifest",
     "encode_jpeg",
     "generate_dataset",
+    "jpeg_bytes",
     "make_characters",
     "near_duplicate",
     "render_character",

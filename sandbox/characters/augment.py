@@ -11,7 +11,8 @@ NEAR_DUPLICATE_KINDS = ("reencode", "resize", "crop", "watermark", "recolour")
 JPEG_QUALITY = (60, 95)  # inclusive range drawn per image
 
 
-def _jpeg(image: Image.Image, quality: int) -> bytes:
+def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
+    """JPEG bytes at `quality`; the same pixels always give the same bytes."""
     buffer = io.BytesIO()
     # Every setting pinned (no EXIF, no optimize pass, baseline, 4:2:0) so equal pixels give equal bytes.
     image.convert("RGB").save(
@@ -23,11 +24,11 @@ def _jpeg(image: Image.Image, quality: int) -> bytes:
 def encode_jpeg(image: Image.Image, rng: np.random.Generator) -> bytes:
     """JPEG bytes at a quality drawn from `rng`; the same image and rng state give the same bytes."""
     low, high = JPEG_QUALITY
-    return _jpeg(image, int(rng.integers(low, high + 1)))
+    return jpeg_bytes(image, int(rng.integers(low, high + 1)))
 
 
 def _reencode(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    data = _jpeg(image, int(rng.integers(25, 55)))
+    data = jpeg_bytes(image, int(rng.integers(25, 55)))
     with Image.open(io.BytesIO(data)) as decoded:
         return decoded.convert("RGB")
 

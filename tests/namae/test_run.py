@@ -4,7 +4,6 @@ picture posted while a model trains is still answered."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import shutil
 import signal
@@ -28,13 +27,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _jpeg(seed: int) -> bytes:
-    from sandbox.characters import make_characters, render_character
+    from sandbox.characters import jpeg_bytes, make_characters, render_character
 
     spec = make_characters(4, 7)[seed % 4]
     image, _ = render_character(spec, np.random.default_rng(seed), 256)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
+    return jpeg_bytes(image)
 
 
 @pytest.mark.slow
