@@ -206,7 +206,16 @@ class InferenceService:
         future: asyncio.Future[ImageResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            result = await self.run(self._compute, classifier, data, sha)
+            result = await self.run(
+                answer_image,
+                classifier,
+                data,
+                self.limits,
+                top_k=self.top_k,
+                detector=self.detector,
+                crop_size=self.settings.faces.crop_size,
+                sha=sha,
+            )
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters re-raise it themselves
@@ -219,35 +228,46 @@ class InferenceService:
         finally:
             self._inflight.pop(key, None)
 
-    def _compute(self, classifier: Classifier, data: bytes, sha: str) -> ImageResult:
-        started = time.perf_counter()
-        decoded: DecodedImage = decode_image(data, self.limits)
-        answers = classifier.classify_image(
-            decoded.rgb, top_k=self.top_k, frames=decoded.frames[1:] if decoded.animated else None
-        )
-        faces: list[FaceResult] = []
-        for answer in answers:
-            box = None
-            crop = None
-            if answer.box is not None:
-                b = answer.box
-                box = (int(b.x), int(b.y), int(b.w), int(b.h))
-                if self.detector is not None:
-                    crop = encode_png(self.detector.crop(decoded.rgb, b, self.settings.faces.crop_size))
-            faces.append(FaceResult(box, [(c.label, float(c.probability)) for c in answer.candidates], crop))
-        return ImageResult(
-            sha256=sha,
-            model_version=classifier.version,
-            faces=faces,
-            width=decoded.width,
-            height=decoded.height,
-            format=decoded.format,
-            animated=decoded.animated,
-            seconds=time.perf_counter() - started,
-        )
-
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def answer_image(
+    classifier: Classifier,
+    data: bytes,
+    limits: ImageLimits,
+    *,
+    top_k: int,
+    detector: FaceFinder | None,
+    crop_size: int,
+    sha: str | None = None,
+) -> ImageResult:
+    """Decode to answer for one image, synchronously: what the bot computes for each attachment."""
+    started = time.perf_counter()
+    decoded: DecodedImage = decode_image(data, limits)
+    answers = classifier.classify_image(
+        decoded.rgb, top_k=top_k, frames=decoded.frames[1:] if decoded.animated else None
+    )
+    faces: list[FaceResult] = []
+    for answer in answers:
+        box = None
+        crop = None
+        if answer.box is not None:
+            b = answer.box
+            box = (int(b.x), int(b.y), int(b.w), int(b.h))
+            if detector is not None:
+                crop = encode_png(detector.crop(decoded.rgb, b, crop_size))
+        faces.append(FaceResult(box, [(c.label, float(c.probability)) for c in answer.candidates], crop))
+    return ImageResult(
+        sha256=sha or _sha256(data),
+        model_version=classifier.version,
+        faces=faces,
+        width=decoded.width,
+        height=decoded.height,
+        format=decoded.format,
+        animated=decoded.animated,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def _sha256(data: bytes) -> str:
