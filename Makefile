@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= all,dev
 
-.PHONY: install test lint demo clean-venv
+.PHONY: install test lint demo bench bench-quick clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -23,6 +23,14 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# Benchmarks: each runs its baseline beside the candidate and writes JSON to bench/results/.
+# The full run takes about 15 minutes and is not part of CI; the quick one is a smoke run.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(if $(QUICK),--quick)
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
 
 demo: $(STAMP)
 	$(BIN)/namae demo

@@ -1,25 +1,24 @@
 """Ingest throughput against the fake Reddit, beside the decode-only rate of the same files.
 
-    .venv/bin/python -m bench.ingest [--characters 6] [--repeats 3] [--cascade PATH]
+    .venv/bin/python -m bench.ingest [--quick] [--characters 6] [--repeats 3]
 
 A scripted fake Reddit world (sandbox.reddit.build_world) is served on 127.0.0.1 and scraped
 into a fresh SQLite catalog by `scraper.run.scrape` (listing, download, decode, hashes, dedup,
 face crops, commits). The same files are then run through `catalog.imaging.decode_image` alone
 and through `Ingestor.prepare` (decode + hashes + faces, no I/O). Prints JSON with medians over
-the repeats and the ratios.
+the repeats and the ratios. The decode-only rate is the ceiling on this machine (baseline); ingest
+is the candidate.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from bench.harness import cascade_path, emit, parser
 from catalog.db import make_engine, session_scope, upgrade
 from catalog.faces import FaceDetector
 from catalog.imaging import ImageRejected, decode_image
@@ -31,8 +30,6 @@ from sandbox.reddit import FakeReddit, build_world
 from scraper.dedup import HashIndex
 from scraper.ingest import Ingestor
 from scraper.run import scrape
-
-DEFAULT_CASCADE = Path(__file__).resolve().parents[2] / "shared" / "data" / "lbpcascade_animeface.xml"
 
 
 async def one_scrape(characters: int, cascade: Path, seed: int) -> dict[str, float]:
@@ -106,47 +103,64 @@ def prepare_rate(files: list[bytes], ingestor: Ingestor) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--characters", type=int, default=6)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cascade", type=Path, default=DEFAULT_CASCADE)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    args_parser = parser(__doc__)
+    args_parser.add_argument("--characters", type=int, default=None)
+    args_parser.add_argument("--repeats", type=int, default=None)
+    args = args_parser.parse_args()
+    started = time.perf_counter()
+    characters = args.characters or (2 if args.quick else 6)
+    repeats = args.repeats or (1 if args.quick else 3)
+    cascade = cascade_path()
 
-    runs = [asyncio.run(one_scrape(args.characters, args.cascade, args.seed)) for _ in range(args.repeats)]
+    runs = [asyncio.run(one_scrape(characters, cascade, args.seed)) for _ in range(repeats)]
     files: list[bytes] = runs[0]["files"]  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp), faces={"cascade_path": args.cascade}, _env_file=None)
+        settings = Settings(data_dir=Path(tmp), faces={"cascade_path": cascade}, _env_file=None)
         engine = make_engine(settings.resolved_database_url)
         upgrade(engine)
         ingestor = Ingestor(
             engine,
             ImageStore(settings.image_store_dir),
             settings,
-            FaceDetector(args.cascade, settings.faces),
+            FaceDetector(cascade, settings.faces),
             HashIndex(),
         )
-        decode = [decode_rate(files, settings) for _ in range(args.repeats)]
-        prepare = [prepare_rate(files, ingestor) for _ in range(args.repeats)]
+        decode, prepare = [], []
+        for _ in range(repeats):  # interleaved, so drift hits both alike
+            decode.append(decode_rate(files, settings))
+            prepare.append(prepare_rate(files, ingestor))
         engine.dispose()
-    ingest = [run["images"] / run["seconds"] for run in runs]
-    report = {
-        "benchmark": "ingest throughput against the fake Reddit",
-        "characters": args.characters,
-        "image_urls_per_run": runs[0]["images"],
-        "stored_per_run": runs[0]["stored"],
-        "files_decoded": len(files),
-        "cpus": os.cpu_count(),
-        "scrape_seconds_median": round(statistics.median(run["seconds"] for run in runs), 2),
-        "ingest_images_per_s_median": round(statistics.median(ingest), 1),
-        "decode_only_images_per_s_median": round(statistics.median(decode), 1),
-        "prepare_images_per_s_median": round(statistics.median(prepare), 1),
-        "ingest_over_decode": round(statistics.median(ingest) / statistics.median(decode), 3),
-        "ingest_over_prepare": round(statistics.median(ingest) / statistics.median(prepare), 3),
-        "note": "ingest = listing + download + decode + hashes + dedup + faces + commits, end to end; "
-        "prepare = decode + hashes + faces in memory, one thread",
-    }
-    print(json.dumps(report, indent=2))
+    ingest = statistics.median(run["images"] / run["seconds"] for run in runs)
+    decode_median, prepare_median = statistics.median(decode), statistics.median(prepare)
+    emit(
+        "ingest",
+        {
+            "baseline": "decode-only rate of the same files (catalog.imaging.decode_image, one thread): "
+            "the ceiling on this machine",
+            "candidate": "scraper.run.scrape end to end through real asyncpraw against the fake Reddit",
+            "results": {
+                "characters": characters,
+                "repeats": repeats,
+                "image_urls_per_run": runs[0]["images"],
+                "stored_per_run": runs[0]["stored"],
+                "catalog_rows_per_run": runs[0]["rows"],
+                "files_decoded": len(files),
+                "scrape_seconds_median": round(statistics.median(run["seconds"] for run in runs), 2),
+                "ingest_images_per_s_median": round(ingest, 1),
+                "decode_only_images_per_s_median": round(decode_median, 1),
+                "prepare_images_per_s_median": round(prepare_median, 1),
+                "note": "ingest = listing + download + decode + hashes + dedup + faces + commits, end to "
+                "end; prepare = decode + hashes + faces in memory, one thread",
+            },
+            "ratios": {
+                "ingest_over_decode_only": round(ingest / decode_median, 3),
+                "ingest_over_prepare": round(ingest / prepare_median, 3),
+            },
+            "targets": [],
+        },
+        args,
+        started,
+    )
 
 
 if __name__ == "__main__":

@@ -30,9 +30,6 @@ logger = logging.getLogger(__name__)
 CASCADE_FILENAME: Final = "lbpcascade_animeface.xml"
 # The cascade is ~250 KB; anything much larger is not it, so a download never fills the disk.
 MAX_DOWNLOAD_BYTES: Final = 16 * 1024 * 1024
-# Detection runs on a copy whose long side is at most this: time stays bounded on 40 MP uploads and a
-# face smaller than the cascade's 24 px window at this scale would not be found anyway.
-MAX_DETECT_SIDE: Final = 1600
 # Two detections are one face when they overlap this much (intersection over the smaller box).
 DUPLICATE_OVERLAP: Final = 0.5
 
@@ -105,7 +102,7 @@ class FaceDetector:
         """Faces in an HxWx3 uint8 RGB image, left to right, overlapping duplicates merged."""
         pixels = _as_rgb(rgb)
         height, width = pixels.shape[:2]
-        scale = min(1.0, MAX_DETECT_SIDE / max(height, width))
+        scale = min(1.0, self._settings.detect_max_side / max(height, width))
         grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))

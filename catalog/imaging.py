@@ -296,8 +296,12 @@ def _webp_end(data: bytes) -> int | None:
 _IMAGE_END_WALKERS: Final = {"jpeg": _jpeg_end, "png": _png_end, "gif": _gif_end, "webp": _webp_end}
 
 
-def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
-    """Decode untrusted bytes into upright RGB pixels, or raise `ImageRejected`."""
+def decode_image(data: bytes, limits: ImageLimits, *, draft_long_side: int | None = None) -> DecodedImage:
+    """Decode untrusted bytes into upright RGB pixels, or raise `ImageRejected`.
+
+    `draft_long_side`: a JPEG at least twice this long is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's
+    DCT scaling, several times faster than a full decode), never below this long side. For callers
+    that only need that much resolution (the bot); the catalog keeps full decodes."""
     if not data:
         raise ImageRejected("empty", "The file is empty.")
     if len(data) > limits.max_bytes:
@@ -335,7 +339,7 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
         )
     try:
         with Image.open(io.BytesIO(data), formats=[_PILLOW_FORMATS[fmt]]) as image:
-            return _decode_opened(image, fmt, limits, gif_frame_count)
+            return _decode_opened(image, fmt, limits, gif_frame_count, draft_long_side)
     except ImageRejected:
         raise
     except Image.DecompressionBombError as exc:
@@ -353,12 +357,18 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
         raise ImageRejected("corrupt", f"The {fmt.upper()} image is damaged: {text[:200]}") from exc
 
 
-def _decode_opened(image: Image.Image, fmt: str, limits: ImageLimits, gif_frame_count: int) -> DecodedImage:
+def _decode_opened(
+    image: Image.Image, fmt: str, limits: ImageLimits, gif_frame_count: int, draft_long_side: int | None
+) -> DecodedImage:
     width, height = image.size
     _check_pixels(width, height, limits)
     _check_shape(width, height, limits)
     frame_count = gif_frame_count if fmt == "gif" else max(1, int(getattr(image, "n_frames", 1) or 1))
     _check_frame_count(frame_count, limits)
+    if fmt == "jpeg" and draft_long_side and max(width, height) >= 2 * draft_long_side:
+        scale = draft_long_side / max(width, height)
+        image.draft(None, (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
+        width, height = image.size
 
     image.load()
     orientation = _orientation(image)
@@ -615,11 +625,11 @@ def is_greyscale(rgb: np.ndarray, threshold: float) -> bool:
     return saturation_score(rgb) < threshold
 
 
-def encode_png(rgb: np.ndarray) -> bytes:
-    """Lossless, metadata-free PNG; the same pixels always give the same bytes."""
+def encode_png(rgb: np.ndarray, compress_level: int = 6) -> bytes:
+    """Lossless, metadata-free PNG; the same pixels (and level) always give the same bytes."""
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(_as_rgb_array(rgb))).save(
-        buffer, "PNG", compress_level=6, optimize=False
+        buffer, "PNG", compress_level=compress_level, optimize=False
     )
     return buffer.getvalue()
 

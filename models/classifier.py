@@ -56,6 +56,7 @@ class FaceAnswer:
     candidates: list[Candidate]
     unknown: bool
     embedding: np.ndarray | None = None
+    crop: np.ndarray | None = None  # the face crop the model saw (the reference frame's), RGB
 
     @property
     def best(self) -> Candidate | None:
@@ -178,6 +179,7 @@ class Classifier:
         embedding: np.ndarray,
         top_k: int,
         threshold: float | None,
+        crop: np.ndarray | None = None,
     ) -> FaceAnswer:
         candidates = self._top(probabilities, top_k)
         best = candidates[0]
@@ -188,6 +190,7 @@ class Classifier:
             candidates=candidates,
             unknown=best.probability < limit,
             embedding=(embedding / norm).astype(np.float32) if norm > 0 else embedding,
+            crop=crop,
         )
 
     def classify_image(
@@ -209,18 +212,25 @@ class Classifier:
         if not boxes[reference]:
             probabilities, embeddings = self.infer(all_frames)
             return [self._answer(None, probabilities.mean(0), embeddings.mean(0), top_k, threshold)]
-        crops, owners = [], []
+        crops, owners, shown = [], [], []
         for face, box in enumerate(boxes[reference]):
             for index, frame in enumerate(all_frames):
                 match = box if index == reference else self._match(box, boxes[index])
                 if match is not None:
                     crops.append(self.detector.crop(frame, match, self.crop_size))
                     owners.append(face)
+                    if index == reference:
+                        shown.append(crops[-1])
         probabilities, embeddings = self.infer(crops)
         owner = np.asarray(owners)
         return [
             self._answer(
-                box, probabilities[owner == face].mean(0), embeddings[owner == face].mean(0), top_k, threshold
+                box,
+                probabilities[owner == face].mean(0),
+                embeddings[owner == face].mean(0),
+                top_k,
+                threshold,
+                crop=shown[face],
             )
             for face, box in enumerate(boxes[reference])
         ]

@@ -315,3 +315,43 @@ def test_webp_declared_size_is_read_for_each_bitstream_kind() -> None:
         assert _reason(data, ImageLimits(max_pixels=56 * 40 - 1)) == "decompression_bomb"
     vp8x = hf.webp_bomb_9000x9000()
     assert struct.unpack_from("<I", vp8x, 4)[0] == len(vp8x) - 8
+
+
+# --- reduced-scale JPEG decoding (the bot) ---------------------------------------------------------
+
+
+def _big_jpeg(width: int, height: int, orientation: int | None = None) -> tuple[bytes, np.ndarray]:
+    pixels = hf.pattern(height, width, seed=4)
+    image = Image.fromarray(pixels)
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    image.save(buffer, "JPEG", quality=92, exif=exif)
+    return buffer.getvalue(), pixels
+
+
+def test_draft_decodes_a_big_jpeg_at_reduced_scale_close_to_a_full_resize() -> None:
+    data, pixels = _big_jpeg(3000, 2000)
+    small = decode_image(data, LIMITS, draft_long_side=640)
+    # 3000 / 640 allows 1/4 (750 px) but not 1/8 (375 px, under the requested side).
+    assert (small.width, small.height) == (750, 500)
+    assert small.rgb.shape == (500, 750, 3)
+    reference = np.asarray(Image.fromarray(pixels).resize((750, 500), Image.Resampling.BOX))
+    assert np.abs(small.rgb.astype(int) - reference).mean() < 6
+
+
+def test_draft_leaves_small_jpegs_and_other_formats_at_full_size() -> None:
+    data, _ = _big_jpeg(1200, 800)
+    assert decode_image(data, LIMITS, draft_long_side=640).width == 1200  # under twice the side
+    buffer = io.BytesIO()
+    Image.fromarray(hf.pattern(2000, 3000, seed=5)).save(buffer, "PNG")
+    assert decode_image(buffer.getvalue(), LIMITS, draft_long_side=640).width == 3000
+
+
+def test_draft_keeps_exif_orientation() -> None:
+    data, _ = _big_jpeg(3000, 2000, orientation=6)  # rotate 90 degrees clockwise to be upright
+    small = decode_image(data, LIMITS, draft_long_side=640)
+    assert (small.width, small.height) == (500, 750)
+    full = decode_image(data, LIMITS)
+    assert (full.width, full.height) == (2000, 3000)

@@ -109,7 +109,8 @@ def test_one_answer_per_face_left_to_right(
     assert [a.box.x for a in answers] == sorted(a.box.x for a in answers)
     crops = [detector.crop(scene, box) for box in boxes]
     expected = _torch_probabilities(crops, temperature=1.0)
-    for answer, row in zip(answers, expected, strict=True):
+    for answer, row, crop in zip(answers, expected, crops, strict=True):
+        assert answer.crop is not None and np.array_equal(answer.crop, crop)  # what the model saw
         assert len(answer.candidates) == 3
         assert sum(c.probability for c in answer.candidates) <= 1.0 + 1e-9
         assert answer.candidates[0].probability == pytest.approx(row.max(), abs=1e-5)
@@ -124,7 +125,7 @@ def test_no_face_gives_one_whole_image_answer(
     classifier = Classifier.load(folder, detector=detector)
     plain = np.full((120, 200, 3), 230, dtype=np.uint8)
     [answer] = classifier.classify_image(plain)
-    assert answer.box is None
+    assert answer.box is None and answer.crop is None
     assert answer.candidates[0].probability == pytest.approx(
         _torch_probabilities([plain], 1.0).max(), abs=1e-5
     )

@@ -1,0 +1,400 @@
+"""The bot's reply latency and throughput through the fake Discord, against answering directly.
+
+    .venv/bin/python -m bench.bot [--quick] [--results DIR] [--registry PATH] [--seed N]
+
+Candidate: the real bot (`bot.app.NamaeBot` on unmodified discord.py) connected to the fake
+Discord on 127.0.0.1. A member posts synthetic pictures at typical upload sizes (768x768 portraits
+and 1280x720 scenes of two or three characters, JPEG quality 90, every one unique); a reply is
+timed from the message's dispatch to the moment the fake recorded the bot's reply, so the gateway
+event, the attachment download, classification on the bot's worker pool, the catalog writes and
+the reply's rendering and upload are all in it.
+
+Baseline: the same pictures through `bot.inference.answer_image` called directly (no Discord, no
+event loop) with the same model, detector, crop size, limits and one ONNX thread, as the bot's
+`InferenceService` loads them. Reply over direct is what Discord and the bot's own work add.
+
+Variants: face detection off and on, one and four pictures per message. Latency posts one message
+at a time and waits until it is answered (the first round is a warm-up and is discarded);
+throughput posts a burst of messages at once and counts replies and pictures per second until the
+last reply. Two bots, one without and one with the face detector, stay connected to one fake for
+the whole run, each answering only in its own channel, so that every round visits every variant
+and the direct baseline, and load from elsewhere on the machine falls on all alike.
+
+Without --registry, the trainer's default backbone is first exported into a throwaway registry
+(bench/model.py, about 10 s). --quick is a smoke run of a few messages; its figures mean nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.harness import Target, cascade_path, emit, parser, ratio, summary
+from bot.app import NamaeBot
+from bot.inference import ImageResult, make_detector
+from catalog.characters import NewCharacter, add_character
+from catalog.db import open_catalog
+from catalog.guilds import GuildSettingsStore
+from catalog.settings import Settings
+from models.card import read_card
+from models.registry import Registry
+from sandbox.characters import jpeg_bytes, make_characters, render_character, render_scene
+from sandbox.discord import FakeDiscord, FakeGuild, point_discord_py_at
+from sandbox.discord.running import connected
+
+MODES = ("no_faces", "faces")
+PORTRAIT = 768
+SCENE = (1280, 720)
+JPEG_QUALITY = 90
+# Messages in a burst carry 1, 2, 3, 4, 1, ... pictures: a mix, as a busy channel would.
+BURST_PICTURES = (1, 2, 3, 4)
+TIMEOUT_S = 120.0
+TARGET_MS = 100.0
+STARTED = time.perf_counter()
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rounds: int  # latency messages per variant, after one warm-up round
+    burst: int  # messages per throughput burst
+
+
+FULL = Sizes(rounds=40, burst=40)
+QUICK = Sizes(rounds=3, burst=4)
+
+
+class Pictures:
+    """Unique uploads, two portraits then a scene, over and over, all from one seeded generator."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.specs = make_characters(8, seed)
+        self.drawn = 0
+        self.digests: set[bytes] = set()
+
+    def take(self, count: int) -> list[bytes]:
+        return [self._one() for _ in range(count)]
+
+    def _one(self) -> bytes:
+        if self.drawn % 3 == 2:
+            chosen = self.rng.choice(len(self.specs), size=2 + (self.drawn // 3) % 2, replace=False)
+            image, _ = render_scene([self.specs[int(i)] for i in chosen], self.rng, size=SCENE)
+        else:
+            image, _ = render_character(
+                self.specs[int(self.rng.integers(len(self.specs)))], self.rng, PORTRAIT
+            )
+        data = jpeg_bytes(image, JPEG_QUALITY)
+        digest = hashlib.sha256(data).digest()
+        # The bot keys its cache and image store by sha256: a repeated picture would measure neither.
+        if digest in self.digests:
+            raise RuntimeError(f"picture {self.drawn} repeats an earlier one; change the seed")
+        self.digests.add(digest)
+        self.drawn += 1
+        return data
+
+
+@dataclass
+class Work:
+    """What every bot is sent: the same pictures to each, so the variants compare like with like."""
+
+    one: list[bytes]  # one picture per latency round
+    four: list[list[bytes]]  # four pictures per latency round
+    burst: list[list[bytes]]
+
+    @classmethod
+    def draw(cls, sizes: Sizes, seed: int) -> Work:
+        pictures = Pictures(seed)
+        rounds = sizes.rounds + 1  # the warm-up round
+        one = pictures.take(rounds)
+        four = [pictures.take(4) for _ in range(rounds)]
+        burst = [pictures.take(BURST_PICTURES[i % len(BURST_PICTURES)]) for i in range(sizes.burst)]
+        return cls(one, four, burst)
+
+    def all(self) -> list[bytes]:
+        return [*self.one, *(p for m in self.four for p in m), *(p for m in self.burst for p in m)]
+
+
+@dataclass
+class Station:
+    """One bot (with a catalog and data folder of its own) and the channel it answers in."""
+
+    mode: str
+    bot: NamaeBot
+    channel: int
+
+
+@dataclass
+class Samples:
+    latency: dict[tuple[str, int], list[float]] = field(default_factory=dict)
+    direct: dict[str, list[float]] = field(default_factory=dict)
+    faces_found: list[int] = field(default_factory=list)  # per one-image picture, by the detector
+    throughput: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rate_limited: int = 0
+    bot: dict[str, Any] = field(default_factory=dict)
+
+
+def _say(text: str) -> None:
+    print(f"[{time.perf_counter() - STARTED:6.1f} s] {text}", file=sys.stderr, flush=True)
+
+
+def _settings(data_dir: Path, cascade: Path) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        faces={"cascade_path": cascade},
+        download={"hosts": {"media.discordapp.net": "127.0.0.1"}, "retries": 0},
+        # Cooldowns would drop a burst's messages; a cache would answer without classifying.
+        discord={"member_cooldown_rate": 100_000, "guild_cooldown_rate": 100_000, "cache_size": 0},
+        _env_file=None,
+    )
+
+
+def _station(mode: str, data_dir: Path, cascade: Path, registry_root: Path, guild: FakeGuild) -> Station:
+    data_dir.mkdir(parents=True)
+    settings = _settings(data_dir, cascade)
+    shutil.copytree(registry_root, settings.registry_dir)
+    registry = Registry.from_settings(settings)
+    active = registry.active_dir()
+    if active is None:
+        raise SystemExit(f"no active model in {registry_root}")
+    engine = open_catalog(settings.resolved_database_url)
+    # Labels with catalog characters, as after a real training run: replies carry names.
+    for label in read_card(active).labels:
+        add_character(engine, NewCharacter(name=label.replace("_", " ").title()))
+    channel = guild.add_channel(f"pictures-{mode.replace('_', '-')}")
+    GuildSettingsStore(engine).enable_channel(guild.id, channel)
+    detector = make_detector(settings) if mode == "faces" else None
+    bot = NamaeBot(
+        settings,
+        engine,
+        registry,
+        detector=detector,
+        guild_ready_timeout=0.05,
+        fetch_exempt_networks=("127.0.0.0/8",),
+    )
+    return Station(mode, bot, channel)
+
+
+def _direct(station: Station) -> Callable[[bytes], ImageResult]:
+    """The bot's own decode-to-answer, called synchronously: no Discord, no event loop, no cache."""
+    return station.bot.inference.compute
+
+
+def _attachments(pictures: list[bytes]) -> list[tuple[str, bytes, str]]:
+    return [(f"{i}.jpg", data, "image/jpeg") for i, data in enumerate(pictures)]
+
+
+@dataclass
+class Room:
+    """The fake Discord, the member who posts and the bots that listen."""
+
+    fake: FakeDiscord
+    member: int
+    stations: list[Station]
+
+    async def post(self, station: Station, pictures: list[bytes]) -> tuple[int, float]:
+        message_id = await self.fake.post_message(
+            station.channel, self.member, "", attachments=_attachments(pictures)
+        )
+        # post_message dispatches without yielding, so no bot has started yet: timing from here
+        # leaves out the fake's own handling of the upload.
+        return message_id, time.monotonic()
+
+    async def answered(self, message_id: int) -> None:
+        # Both bots see every message. The next one is posted only when both are done with this
+        # one, the answering bot's bookkeeping after its reply included, so no work spills over.
+        for station in self.stations:
+            await station.bot.get_cog("Classify").wait_answered(message_id, TIMEOUT_S)
+
+    async def reply_ms(self, station: Station, pictures: list[bytes]) -> float:
+        message_id, posted = await self.post(station, pictures)
+        reply = await self.fake.wait_for_message(reply_to=message_id, timeout=TIMEOUT_S)
+        await self.answered(message_id)
+        return (reply.created_at - posted) * 1000
+
+    async def burst(self, station: Station, messages: list[list[bytes]]) -> dict[str, Any]:
+        posted = dict([await self.post(station, pictures) for pictures in messages])
+        replies = await asyncio.gather(
+            *(self.fake.wait_for_message(reply_to=message_id, timeout=TIMEOUT_S) for message_id in posted)
+        )
+        for message_id in posted:
+            await self.answered(message_id)
+        seconds = max(reply.created_at for reply in replies) - min(posted.values())
+        images = sum(len(pictures) for pictures in messages)
+        return {
+            "messages": len(messages),
+            "images": images,
+            "seconds": round(seconds, 3),
+            "replies_per_s": round(len(messages) / seconds, 2),
+            "images_per_s": round(images / seconds, 2),
+            "reply_latency": summary([(r.created_at - posted[r.reply_to]) * 1000 for r in replies], 1),
+        }
+
+
+async def _measure(registry_root: Path, cascade: Path, work: Work, tmp: Path) -> Samples:
+    fake = FakeDiscord()
+    await fake.start()
+    target = point_discord_py_at(fake.base_url)
+    stations: list[Station] = []
+    try:
+        guild = fake.add_guild("bench")
+        member = guild.add_member("poster")
+        for mode in MODES:
+            stations.append(_station(mode, tmp / mode, cascade, registry_root, guild))
+        room = Room(fake, member, stations)
+        by_mode = {station.mode: station for station in stations}
+        samples = Samples()
+        async with contextlib.AsyncExitStack() as stack:
+            for station in stations:
+                await stack.enter_async_context(connected(station.bot, fake, timeout=60))
+            direct = {mode: _direct(station) for mode, station in by_mode.items()}
+            _say("both bots connected")
+            variants = [(mode, count) for count in (1, 4) for mode in MODES]
+            samples.latency = {variant: [] for variant in variants}
+            samples.direct = {mode: [] for mode in MODES}
+            for r in range(len(work.one)):
+                # A different variant goes first each round, so none is always the one after a pause.
+                shift = r % len(variants)
+                for mode, count in variants[shift:] + variants[:shift]:
+                    pictures = [work.one[r]] if count == 1 else work.four[r]
+                    ms = await room.reply_ms(by_mode[mode], pictures)
+                    if r:
+                        samples.latency[(mode, count)].append(ms)
+                # Synchronous on purpose: the baseline has no event loop; both bots are idle now.
+                for mode in MODES if r % 2 else MODES[::-1]:
+                    started = time.perf_counter()
+                    result = direct[mode](work.one[r])
+                    ms = (time.perf_counter() - started) * 1000
+                    if r:
+                        samples.direct[mode].append(ms)
+                        if mode == "faces":
+                            samples.faces_found.append(sum(f.box is not None for f in result.faces))
+                _say(f"round {r}/{len(work.one) - 1}{' (warm-up)' if r == 0 else ''}")
+            for station in stations:
+                samples.throughput[station.mode] = await room.burst(station, work.burst)
+                _say(f"burst {station.mode}: {samples.throughput[station.mode]['images_per_s']} images/s")
+            posted = len(work.all())
+            for station in stations:
+                # Every picture was classified, none refused or answered from a cache.
+                classified = len(station.bot.inference.timings)
+                if classified != posted:
+                    raise RuntimeError(f"{station.mode}: {classified} pictures classified of {posted} posted")
+        samples.rate_limited = len(fake.rate_limited)
+        configured = stations[0].bot.settings.discord
+        samples.bot = {
+            "concurrency": configured.concurrency,
+            "cache_size": configured.cache_size,
+            "top_k": configured.top_k,
+        }
+        return samples
+    finally:
+        target.restore()
+        await fake.stop()
+        for station in stations:
+            station.bot.engine.dispose()
+
+
+def _model(registry: Path | None, tmp: Path) -> tuple[Path, dict[str, Any]]:
+    if registry is not None:
+        active = Registry(registry).active_dir()
+        if active is None:
+            raise SystemExit(f"no active model in {registry}")
+        card = read_card(active)
+        return registry, {"version": card.version, "backbone": card.backbone, "image_size": card.image_size}
+    # Only here: the export needs torch, which a run on a given registry never imports.
+    from bench.model import export_default_model
+
+    model = export_default_model(tmp / "models")
+    described = {"version": model.version, "backbone": model.backbone, "image_size": model.image_size}
+    return model.registry_root, described | {"weights": model.weights}
+
+
+def main() -> None:
+    started = time.perf_counter()
+    args_parser = parser(__doc__)
+    args_parser.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        help="a model registry with an active version (default: export one)",
+    )
+    args = args_parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    cascade = cascade_path()
+    with tempfile.TemporaryDirectory(prefix="namae-bench-bot-") as name:
+        tmp = Path(name)
+        registry_root, model = _model(args.registry, tmp)
+        _say(f"model {model['version']} ({model['backbone']}, {model['image_size']} px)")
+        drawing = time.perf_counter()
+        work = Work.draw(sizes, args.seed)
+        drawing = time.perf_counter() - drawing
+        _say(f"{len(work.all())} pictures drawn in {drawing:.1f} s")
+        samples = asyncio.run(_measure(registry_root, cascade, work, tmp))
+
+    latency = {
+        name: {mode: summary(samples.latency[(mode, count)], 1) for mode in MODES}
+        for count, name in ((1, "one_image"), (4, "four_images"))
+    }
+    direct = {mode: summary(samples.direct[mode], 1) for mode in MODES}
+    p50 = {key: {mode: s["median_ms"] for mode, s in value.items()} for key, value in latency.items()}
+    pictures = work.all()
+    results = {
+        "reply_latency": latency,
+        "direct_answer_image": direct,
+        "throughput": samples.throughput,
+        "pictures": {
+            "count": len(pictures),
+            "portrait": f"{PORTRAIT}x{PORTRAIT}",
+            "scene": f"{SCENE[0]}x{SCENE[1]}, 2 or 3 characters",
+            "mix": "two portraits, then a scene",
+            "jpeg_quality": JPEG_QUALITY,
+            "mean_kib": round(sum(map(len, pictures)) / len(pictures) / 1024, 1),
+            # On the one-image pictures: without a face the bot classifies the whole picture.
+            "faces_found_per_picture": round(float(np.mean(samples.faces_found)), 2),
+            "share_with_a_face_found": round(float(np.mean([n > 0 for n in samples.faces_found])), 3),
+        },
+        "model": model,
+        "bot": samples.bot | {"rate_limited_requests": samples.rate_limited},
+    }
+    ratios = {
+        "reply_over_direct_p50_no_faces": ratio(
+            p50["one_image"]["no_faces"], direct["no_faces"]["median_ms"]
+        ),
+        "reply_over_direct_p50_faces": ratio(p50["one_image"]["faces"], direct["faces"]["median_ms"]),
+        "faces_over_no_faces_reply_p50": ratio(p50["one_image"]["faces"], p50["one_image"]["no_faces"]),
+        "four_over_one_image_reply_p50_no_faces": ratio(
+            p50["four_images"]["no_faces"], p50["one_image"]["no_faces"]
+        ),
+        "four_over_one_image_reply_p50_faces": ratio(p50["four_images"]["faces"], p50["one_image"]["faces"]),
+    }
+    target = Target(
+        "bot median reply latency, one image with faces", TARGET_MS, p50["one_image"]["faces"], "ms"
+    )
+    payload = {
+        "baseline": (
+            "bot.inference.answer_image called directly on the same pictures: no Discord, no event loop; "
+            "the same model, face detector, crop size, image limits and one ONNX thread as the bot"
+        ),
+        "candidate": (
+            "NamaeBot on real discord.py answering posts in the fake Discord: gateway event, attachment "
+            "download, classification on its worker pool, catalog writes, reply; timed post to reply"
+        ),
+        "results": results,
+        "ratios": ratios,
+        "targets": [target.as_dict()],
+    }
+    emit("bot", payload, args, started)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""Inference: onnxruntime beside torch eager, decode paths, and decode-to-answer, in one run.
+
+    .venv/bin/python -m bench.inference [--quick] [--repeats 30] [--results DIR]
+
+1. model: the default model (bench/model.py: the trainer's default backbone with ImageNet weights,
+   exported through the real export path) through `models.Classifier`'s onnxruntime session
+   against torch eager on the same weights and the same prepared batch: batch 1 and 16, 1 and 2
+   intra-op threads; latency and images/s. Baseline: torch eager.
+2. decode: a 1.5 MP and a 12 MP JPEG (Pillow full decode, Pillow `draft` at 1/2 and 1/4, OpenCV
+   full and reduced decode, our `decode_image` full and at the bot's draft size), a PNG and an
+   animated WebP (Pillow, OpenCV where it reads the format, `decode_image`). Baseline: Pillow full.
+3. decode to answer: `bot.inference.answer_image` (decode, anime-face detection, crops, model) on
+   the same JPEGs as the bot runs it (reduced-scale decode, detection at `faces.detect_max_side`,
+   one onnxruntime thread), beside the former configuration (full decode, detection at up to 1600
+   px); stage times of the bot's configuration; the face count each finds.
+
+Every comparison is timed round-robin in one process (bench/harness.py); medians and ratios.
+Target (2 cores, no GPU): a 1.5 MP JPEG with face detection and the default model, decode to
+answer, at most 30 ms median.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image, ImageSequence
+
+from bench.harness import Target, cascade_path, emit, interleave, parser, ratio, summary
+
+# The detection side the former default used; kept as the pipeline's same-run baseline.
+FORMER_DETECT_SIDE = 1600
+
+
+def _scene(width: int, height: int, characters: int, seed: int) -> Image.Image:
+    from sandbox.characters.render import render_scene
+    from sandbox.characters.traits import make_characters
+
+    rng = np.random.default_rng(seed)
+    specs = make_characters(characters, seed)
+    image, _ = render_scene(specs, rng, size=(width, height))
+    return image.convert("RGB")
+
+
+def _encode(image: Image.Image, fmt: str, **params: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def _animated_webp(frames: int, seed: int) -> bytes:
+    from sandbox.characters.render import render_character
+    from sandbox.characters.traits import make_characters
+
+    spec = make_characters(1, seed)[0]
+    rng = np.random.default_rng(seed)
+    images = [render_character(spec, rng, 512)[0].convert("RGB") for _ in range(frames)]
+    return _encode(images[0], "WEBP", save_all=True, append_images=images[1:], duration=80, quality=80)
+
+
+def files(seed: int) -> dict[str, bytes]:
+    scene = _scene(1500, 1000, 3, seed)
+    return {
+        "jpeg_1.5mp": _encode(scene, "JPEG", quality=90),
+        "jpeg_12mp": _encode(_scene(4000, 3000, 3, seed + 1), "JPEG", quality=90),
+        "png_1.5mp": _encode(scene, "PNG"),
+        "webp_animated_512px_24_frames": _animated_webp(24, seed + 2),
+    }
+
+
+def _pillow_full(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _pillow_draft(data: bytes, factor: int) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (image.width // factor, image.height // factor))
+        return np.asarray(image.convert("RGB"))
+
+
+def _opencv(data: bytes, flag: int) -> np.ndarray:
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+
+
+def _pillow_all_frames(data: bytes) -> list[np.ndarray]:
+    with Image.open(io.BytesIO(data)) as image:
+        return [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(image)]
+
+
+def decoders(name: str, bot_draft_side: int) -> dict[str, Callable[[bytes], object]]:
+    from catalog.imaging import decode_image
+    from catalog.settings import ImageLimits
+
+    limits = ImageLimits()
+    ours = {"namae_decode_image": lambda data: decode_image(data, limits)}
+    if name.startswith("jpeg"):
+        return {
+            "pillow_full": _pillow_full,
+            "pillow_draft_1/2": lambda data: _pillow_draft(data, 2),
+            "pillow_draft_1/4": lambda data: _pillow_draft(data, 4),
+            "opencv_full": lambda data: _opencv(data, cv2.IMREAD_COLOR),
+            "opencv_reduced_1/2": lambda data: _opencv(data, cv2.IMREAD_REDUCED_COLOR_2),
+            "opencv_reduced_1/4": lambda data: _opencv(data, cv2.IMREAD_REDUCED_COLOR_4),
+            **ours,
+            "namae_decode_image_bot": lambda data: decode_image(data, limits, draft_long_side=bot_draft_side),
+        }
+    if name.startswith("png"):
+        return {
+            "pillow_full": _pillow_full,
+            "opencv_full": lambda data: _opencv(data, cv2.IMREAD_COLOR),
+            **ours,
+        }
+    # OpenCV reads only the first frame of an animated WebP (when its build reads WebP at all).
+    return {"pillow_first_frame": _pillow_full, "pillow_all_frames": _pillow_all_frames, **ours}
+
+
+def bench_decode(blobs: dict[str, bytes], repeats: int, bot_draft_side: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, data in blobs.items():
+        contenders = decoders(name, bot_draft_side)
+        samples = interleave(
+            {key: (lambda fn=fn, data=data: fn(data)) for key, fn in contenders.items()}, repeats
+        )
+        baseline_key = next(iter(contenders))
+        base = summary(samples[baseline_key])["median_ms"]
+        shapes = {key: _shape(fn(data)) for key, fn in contenders.items()}
+        out[name] = {
+            "bytes": len(data),
+            "baseline": baseline_key,
+            "paths": {
+                key: {
+                    **summary(values),
+                    "output": shapes[key],
+                    "speedup_over_baseline": ratio(base, summary(values)["median_ms"], 2),
+                }
+                for key, values in samples.items()
+            },
+        }
+    return out
+
+
+def _shape(result: object) -> str:
+    rgb = getattr(result, "rgb", result)
+    if isinstance(rgb, list):
+        return f"{len(rgb)} frames of {rgb[0].shape[1]}x{rgb[0].shape[0]}"
+    frames = getattr(result, "frames", None)
+    suffix = f", {len(frames)} frames sampled" if frames and len(frames) > 1 else ""
+    return f"{rgb.shape[1]}x{rgb.shape[0]}{suffix}"
+
+
+def bench_model(model: Any, repeats: int, threads: list[int], batches: list[int], seed: int) -> list[dict]:
+    import torch
+
+    from models import preprocess
+    from models.classifier import Classifier
+    from trainer.export import normalize_batch
+
+    rng = np.random.default_rng(seed)
+    raw = [rng.integers(0, 256, (128, 128, 3), dtype=np.uint8) for _ in range(max(batches))]
+    version_dir = model.registry_root / "versions" / model.version
+    rows = []
+    for count in threads:
+        torch.set_num_threads(count)
+        classifier = Classifier.load(version_dir, intra_op_threads=count)
+        for batch in batches:
+            prepared = preprocess.to_batch(raw[:batch], model.image_size)
+            feed = {preprocess.INPUT_NAME: prepared}
+
+            def run_torch(prepared: np.ndarray = prepared) -> object:
+                with torch.inference_mode():
+                    return model.net(normalize_batch(prepared))
+
+            samples = interleave(
+                {
+                    "onnxruntime": lambda feed=feed, c=classifier: c.session.run(None, feed),
+                    "torch_eager": run_torch,
+                },
+                repeats,
+                warmup=3,
+            )
+            ort, eager = summary(samples["onnxruntime"]), summary(samples["torch_eager"])
+            rows.append(
+                {
+                    "threads": count,
+                    "batch": batch,
+                    "onnxruntime": {**ort, "images_per_s": round(1000 * batch / ort["median_ms"], 1)},
+                    "torch_eager": {**eager, "images_per_s": round(1000 * batch / eager["median_ms"], 1)},
+                    "torch_over_onnxruntime": ratio(eager["median_ms"], ort["median_ms"], 2),
+                }
+            )
+    return rows
+
+
+def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str, Any]:
+    from bot.inference import answer_image
+    from catalog.faces import FaceDetector
+    from catalog.imaging import decode_image
+    from catalog.settings import FaceSettings, ImageLimits
+    from models.classifier import Classifier
+
+    faces = FaceSettings()
+    limits = ImageLimits()
+    version_dir = model.registry_root / "versions" / model.version
+    bot_detector = FaceDetector(cascade_path(), faces)
+    former_detector = FaceDetector(
+        cascade_path(), faces.model_copy(update={"detect_max_side": FORMER_DETECT_SIDE})
+    )
+    # One onnxruntime thread, as the bot loads it (it runs `concurrency` images side by side instead).
+    bot = Classifier.load(version_dir, detector=bot_detector, crop_size=faces.crop_size, intra_op_threads=1)
+    former = Classifier.load(
+        version_dir, detector=former_detector, crop_size=faces.crop_size, intra_op_threads=1
+    )
+    draft_side = 2 * faces.detect_max_side
+    out: dict[str, Any] = {}
+    for name in ("jpeg_1.5mp", "jpeg_12mp"):
+        data = blobs[name]
+
+        def candidate(data: bytes = data) -> Any:
+            return answer_image(bot, data, limits, top_k=3, draft_long_side=draft_side)
+
+        def baseline(data: bytes = data) -> Any:
+            return answer_image(former, data, limits, top_k=3)
+
+        decoded = decode_image(data, limits, draft_long_side=draft_side)
+        boxes = bot_detector.detect(decoded.rgb)
+        crops = [bot_detector.crop(decoded.rgb, box, faces.crop_size) for box in boxes]
+        samples = interleave(
+            {
+                "bot": candidate,
+                "former": baseline,
+                "stage_decode": lambda data=data: decode_image(data, limits, draft_long_side=draft_side),
+                "stage_detect": lambda rgb=decoded.rgb: bot_detector.detect(rgb),
+                "stage_model": lambda inputs=crops or [decoded.rgb]: bot.infer(inputs),
+            },
+            repeats,
+        )
+        out[name] = {
+            "bot": {**summary(samples["bot"]), "faces_found": len(candidate().faces)},
+            "former": {**summary(samples["former"]), "faces_found": len(baseline().faces)},
+            "bot_stages_median_ms": {
+                stage.removeprefix("stage_"): summary(samples[stage])["median_ms"]
+                for stage in ("stage_decode", "stage_detect", "stage_model")
+            },
+            "former_over_bot": ratio(
+                summary(samples["former"])["median_ms"], summary(samples["bot"])["median_ms"], 2
+            ),
+        }
+    return out
+
+
+def main() -> None:
+    args_parser = parser(__doc__)
+    args_parser.add_argument("--repeats", type=int, default=None, help="timed rounds per comparison")
+    args = args_parser.parse_args()
+    started = time.perf_counter()
+    repeats = args.repeats or (3 if args.quick else 30)
+    from bench.model import export_default_model
+    from catalog.settings import FaceSettings
+
+    blobs = files(args.seed)
+    with tempfile.TemporaryDirectory(prefix="namae-bench-") as tmp:
+        model = export_default_model(Path(tmp) / "models", seed=args.seed)
+        rows = bench_model(model, repeats, threads=[1, 2], batches=[1, 16], seed=args.seed)
+        decode = bench_decode(blobs, repeats, 2 * FaceSettings().detect_max_side)
+        answer = bench_answer(model, blobs, repeats)
+
+    def model_row(threads: int, batch: int) -> dict[str, Any]:
+        return next(row for row in rows if row["threads"] == threads and row["batch"] == batch)
+
+    jpeg12 = decode["jpeg_12mp"]["paths"]
+    target_ms = answer["jpeg_1.5mp"]["bot"]["median_ms"]
+    emit(
+        "inference",
+        {
+            "baseline": "torch eager on the same weights; Pillow full decode; the former pipeline "
+            f"(full decode, detection at up to {FORMER_DETECT_SIDE} px)",
+            "candidate": "models.Classifier (onnxruntime); decode paths; bot.inference.answer_image "
+            "as the bot configures it",
+            "model": {
+                "backbone": model.backbone,
+                "image_size": model.image_size,
+                "classes": len(model.labels),
+                "weights": model.weights,
+                "parity": model.parity,
+            },
+            "repeats": repeats,
+            "results": {"model": rows, "decode": decode, "decode_to_answer": answer},
+            "ratios": {
+                "torch_over_onnxruntime_batch1_1thread": model_row(1, 1)["torch_over_onnxruntime"],
+                "torch_over_onnxruntime_batch16_2threads": model_row(2, 16)["torch_over_onnxruntime"],
+                "jpeg_12mp_pillow_full_over_draft_1/4": jpeg12["pillow_draft_1/4"]["speedup_over_baseline"],
+                "jpeg_12mp_pillow_full_over_opencv_reduced_1/4": jpeg12["opencv_reduced_1/4"][
+                    "speedup_over_baseline"
+                ],
+                "jpeg_12mp_pillow_full_over_bot_decode": jpeg12["namae_decode_image_bot"][
+                    "speedup_over_baseline"
+                ],
+                "answer_1.5mp_former_over_bot": answer["jpeg_1.5mp"]["former_over_bot"],
+                "answer_12mp_former_over_bot": answer["jpeg_12mp"]["former_over_bot"],
+            },
+            "targets": [
+                Target("1.5 MP JPEG, faces + default model, decode to answer", 30, target_ms, "ms").as_dict()
+            ],
+        },
+        args,
+        started,
+    )
+
+
+if __name__ == "__main__":
+    main()
