@@ -23,6 +23,7 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory bench-quick
 
 # Benchmarks: each runs its baseline beside the candidate and writes JSON to bench/results/.
 # The full run takes about 15 minutes and is not part of CI; the quick one is a smoke run.

@@ -97,7 +97,7 @@ def main() -> None:
         parser.error(f"unknown benchmarks: {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})")
     results = args.results or (RESULTS_DIR / "quick" if args.quick else RESULTS_DIR)
     results.mkdir(parents=True, exist_ok=True)
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     started = time.perf_counter()
     reports: dict[str, dict[str, Any]] = {}
     failures: list[str] = []

@@ -13,6 +13,9 @@
    the same JPEGs as the bot runs it (reduced-scale decode, detection at `faces.detect_max_side`,
    one onnxruntime thread), beside the former configuration (full decode, detection at up to 1600
    px); stage times of the bot's configuration; the face count each finds.
+4. detection side: the anime-face cascade on synthetic scenes and portraits of 1 to 12 MP with
+   known face boxes, at several values of `faces.detect_max_side`: faces found, false detections
+   and median time. This is the measurement behind the default.
 
 Every comparison is timed round-robin in one process (bench/harness.py); medians and ratios.
 Target (2 cores, no GPU): a 1.5 MP JPEG with face detection and the default model, decode to
@@ -218,7 +221,7 @@ def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str,
     former = Classifier.load(
         version_dir, detector=former_detector, crop_size=faces.crop_size, intra_op_threads=1
     )
-    draft_side = 2 * faces.detect_max_side
+    draft_side = faces.detect_max_side
     out: dict[str, Any] = {}
     for name in ("jpeg_1.5mp", "jpeg_12mp"):
         data = blobs[name]
@@ -256,6 +259,67 @@ def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str,
     return out
 
 
+def _iou(a: Any, b: tuple[int, int, int, int]) -> float:
+    ax, ay, aw, ah = a.x, a.y, a.w, a.h
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return w * h / (aw * ah + bw * bh - w * h)
+
+
+def detection_set(
+    seed: int, quick: bool
+) -> dict[str, list[tuple[np.ndarray, list[tuple[int, int, int, int]]]]]:
+    from sandbox.characters.render import render_character, render_scene
+    from sandbox.characters.traits import make_characters
+
+    rng = np.random.default_rng(seed)
+    specs = make_characters(8, seed)
+    count = (lambda n: 1) if quick else (lambda n: n)
+
+    def scene(size: tuple[int, int], characters: int, k: int) -> tuple[np.ndarray, list]:
+        image, faces = render_scene([specs[(k + j) % 8] for j in range(characters)], rng, size=size)
+        return np.asarray(image.convert("RGB")), [box for _, box in faces]
+
+    def portrait(k: int) -> tuple[np.ndarray, list]:
+        image, box = render_character(specs[k % 8], rng, 1024)
+        return np.asarray(image.convert("RGB")), [box]
+
+    return {
+        "scene_1500x1000_2-3_faces": [scene((1500, 1000), 2 + k % 2, k) for k in range(count(10))],
+        "scene_1920x1080_5-6_faces": [scene((1920, 1080), 5 + k % 2, k) for k in range(count(6))],
+        "scene_4000x3000_3_faces": [scene((4000, 3000), 3, k) for k in range(count(3))],
+        "portrait_1024": [portrait(k) for k in range(count(10))],
+    }
+
+
+def bench_detect_sides(seed: int, quick: bool, sides: list[int]) -> dict[str, Any]:
+    from catalog.faces import FaceDetector
+    from catalog.settings import FaceSettings
+
+    sets = detection_set(seed, quick)
+    out: dict[str, Any] = {}
+    for side in sides:
+        detector = FaceDetector(cascade_path(), FaceSettings(detect_max_side=side))
+        row: dict[str, Any] = {"faces": 0, "found": 0, "false_detections": 0, "sets": {}}
+        for name, images in sets.items():
+            times, found, faces, false = [], 0, 0, 0
+            for rgb, truth in images:
+                started = time.perf_counter()
+                boxes = detector.detect(rgb)
+                times.append((time.perf_counter() - started) * 1000)
+                faces += len(truth)
+                found += sum(any(_iou(box, face) >= 0.3 for box in boxes) for face in truth)
+                false += sum(not any(_iou(box, face) >= 0.3 for face in truth) for box in boxes)
+            row["faces"] += faces
+            row["found"] += found
+            row["false_detections"] += false
+            row["sets"][name] = {"found": f"{found}/{faces}", "median_ms": round(float(np.median(times)), 1)}
+        row["recall"] = round(row["found"] / row["faces"], 3)
+        out[str(side)] = row
+    return out
+
+
 def main() -> None:
     args_parser = parser(__doc__)
     args_parser.add_argument("--repeats", type=int, default=None, help="timed rounds per comparison")
@@ -269,8 +333,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="namae-bench-") as tmp:
         model = export_default_model(Path(tmp) / "models", seed=args.seed)
         rows = bench_model(model, repeats, threads=[1, 2], batches=[1, 16], seed=args.seed)
-        decode = bench_decode(blobs, repeats, 2 * FaceSettings().detect_max_side)
+        decode = bench_decode(blobs, repeats, FaceSettings().detect_max_side)
         answer = bench_answer(model, blobs, repeats)
+    default_side = FaceSettings().detect_max_side
+    sides = sorted({default_side, FORMER_DETECT_SIDE} | (set() if args.quick else {640, 800, 1024}))
+    detection = bench_detect_sides(args.seed, args.quick, sides)
 
     def model_row(threads: int, batch: int) -> dict[str, Any]:
         return next(row for row in rows if row["threads"] == threads and row["batch"] == batch)
@@ -292,7 +359,12 @@ def main() -> None:
                 "parity": model.parity,
             },
             "repeats": repeats,
-            "results": {"model": rows, "decode": decode, "decode_to_answer": answer},
+            "results": {
+                "model": rows,
+                "decode": decode,
+                "decode_to_answer": answer,
+                "detection_side": detection,
+            },
             "ratios": {
                 "torch_over_onnxruntime_batch1_1thread": model_row(1, 1)["torch_over_onnxruntime"],
                 "torch_over_onnxruntime_batch16_2threads": model_row(2, 16)["torch_over_onnxruntime"],
@@ -305,6 +377,9 @@ def main() -> None:
                 ],
                 "answer_1.5mp_former_over_bot": answer["jpeg_1.5mp"]["former_over_bot"],
                 "answer_12mp_former_over_bot": answer["jpeg_12mp"]["former_over_bot"],
+                "faces_found_default_side_over_former": ratio(
+                    detection[str(default_side)]["found"], detection[str(FORMER_DETECT_SIDE)]["found"], 3
+                ),
             },
             "targets": [
                 Target("1.5 MP JPEG, faces + default model, decode to answer", 30, target_ms, "ms").as_dict()

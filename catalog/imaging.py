@@ -109,6 +109,14 @@ class DecodedImage:
     height: int
     animated: bool
     frame_count: int
+    # The file's upright size; larger than (width, height) when decoded at reduced scale (draft).
+    full_width: int = 0
+    full_height: int = 0
+
+    @property
+    def scale(self) -> float:
+        """Decoded pixels per file pixel: 1.0, or 1/2, 1/4, 1/8 (about) after a draft decode."""
+        return self.width / self.full_width if self.full_width else 1.0
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -365,6 +373,7 @@ def _decode_opened(
     _check_shape(width, height, limits)
     frame_count = gif_frame_count if fmt == "gif" else max(1, int(getattr(image, "n_frames", 1) or 1))
     _check_frame_count(frame_count, limits)
+    full_size = (width, height)
     if fmt == "jpeg" and draft_long_side and max(width, height) >= 2 * draft_long_side:
         scale = draft_long_side / max(width, height)
         image.draft(None, (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
@@ -372,6 +381,8 @@ def _decode_opened(
 
     image.load()
     orientation = _orientation(image)
+    if orientation >= 5:  # these turn the picture a quarter
+        full_size = full_size[::-1]
     reachable = max(1, min(frame_count, SEEK_PIXEL_BUDGET // max(1, width * height)))
     first = _upright(_to_rgb(image), orientation)
     frames = [first]
@@ -396,6 +407,8 @@ def _decode_opened(
         height=first.shape[0],
         animated=frame_count > 1,
         frame_count=frame_count,
+        full_width=full_size[0],
+        full_height=full_size[1],
     )
 
 

@@ -47,10 +47,12 @@ class FaceSettings(BaseModel):
     min_size: int = 24
     margin: float = 0.25
     crop_size: int = 128
-    # Detection runs on a copy whose long side is at most this. Measured (bench/inference.py, 77 faces
-    # in 1.5-12 MP synthetic scenes): 640 finds all, 1600 misses 16% (the LBP cascade is trained on
-    # small faces) and takes 4x longer. A face under min_size at this scale is not found.
-    detect_max_side: int = Field(default=640, ge=64)
+    # Detection runs on a copy whose long side is at most this; a face under min_size at that scale
+    # (under 5% of the long side at 512) is not found. `python -m bench.inference` measures the
+    # choice (detection_side): on 77 faces in 1-12 MP synthetic pictures, 512 found as many as
+    # 640-1024 and more than 1600 (the LBP cascade is trained on small faces), at a fifth of
+    # 1600's time, which keeps the bot's decode-to-answer of a 1.5 MP JPEG under 30 ms on 2 cores.
+    detect_max_side: int = Field(default=512, ge=64)
 
 
 class DownloadSettings(BaseModel):

@@ -157,25 +157,49 @@ def check_compatible(
         raise TrainingError(f"the checkpoint cannot resume this run: {'; '.join(mismatches)}")
 
 
-def fit(
+@dataclass
+class Training:
+    """Everything one training epoch steps through, built once per run by `prepare_training`:
+    `fit` and the training benchmark (bench/train.py) run the very same epochs through it."""
+
+    net: nn.Module  # the plain module: evaluation, checkpoints and gradient clipping use it
+    model: nn.Module  # what the forward pass calls: `net`, or its DDP wrapper
+    data: DataLoader
+    sampler: DistributedSampler | None
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    device: torch.device
+    seed: int
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, len(self.data))
+
+
+@dataclass(frozen=True)
+class EpochTotals:
+    loss: float  # mean training loss over the epoch's samples
+    accuracy: float
+    samples: int  # seen by this rank
+
+
+def prepare_training(
     net: nn.Module,
     *,
     train_items: list[Item],
-    val_items: list[Item],
     labels: list[str],
     loader: Callable[[Item], np.ndarray],
     transform: Callable[[torch.Tensor], torch.Tensor],
     config: LoopConfig,
     device: torch.device,
-    run_dir: Path,
-    meta: dict[str, Any],
     dist_ctx: DistContext | None = None,
-    resume: dict[str, Any] | None = None,
-    progress: bool = True,
-    on_epoch: Callable[[EpochStats, int], None] | None = None,
-    time_budget_s: float | None = None,
-) -> History:
-    """Train `net` in place; afterwards it holds the weights of the best validation epoch."""
+) -> Training:
+    """Move `net` to `device` and build its data loader, loss, optimizer and LR schedule."""
     dist_ctx = dist_ctx or DistContext()
     class_index = {label: i for i, label in enumerate(labels)}
     dataset = ItemDataset(train_items, class_index, loader, transform)
@@ -208,7 +232,12 @@ def fit(
         weight=class_weights(dataset.targets(), len(labels)).to(device),
         label_smoothing=config.label_smoothing,
     )
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # The fused kernel updates every parameter in one pass instead of a dozen small ops per tensor:
+    # same update, 9.2 -> 3.0 ms a step for efficientnet_lite0 on a 2-core CPU (bench/train.py).
+    fused = True if device.type in ("cpu", "cuda") else None
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused
+    )
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         warmup_cosine(
@@ -217,6 +246,72 @@ def fit(
             config.min_lr_fraction,
         ),
     )
+    return Training(net, model, data, sampler, criterion, optimizer, schedule, device, config.seed)
+
+
+def train_epoch(training: Training, epoch: int, advance: Callable[[str], None] | None = None) -> EpochTotals:
+    """One pass over the training data. Random state is re-seeded from (seed, epoch) first, so a
+    resumed run draws the same batches and augmentations as an uninterrupted one."""
+    t = training
+    torch.manual_seed(t.seed * 1000 + epoch)
+    if t.sampler is not None:
+        t.sampler.set_epoch(epoch)
+    t.model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for inputs, targets in t.data:
+        inputs = inputs.to(t.device, non_blocking=True)
+        targets = targets.to(t.device, non_blocking=True)
+        if t.on_gpu:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(t.device.type, dtype=torch.bfloat16, enabled=t.on_gpu):
+            logits = t.model(inputs)
+            loss = t.criterion(logits.float(), targets)
+        t.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(t.net.parameters(), 5.0)
+        t.optimizer.step()
+        t.schedule.step()
+        loss_sum += float(loss.detach()) * len(targets)
+        correct += int((logits.argmax(1) == targets).sum())
+        seen += len(targets)
+        if advance is not None:
+            advance(f"loss {loss_sum / max(1, seen):.3f}")
+    return EpochTotals(loss_sum / max(1, seen), correct / max(1, seen), seen)
+
+
+def fit(
+    net: nn.Module,
+    *,
+    train_items: list[Item],
+    val_items: list[Item],
+    labels: list[str],
+    loader: Callable[[Item], np.ndarray],
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    config: LoopConfig,
+    device: torch.device,
+    run_dir: Path,
+    meta: dict[str, Any],
+    dist_ctx: DistContext | None = None,
+    resume: dict[str, Any] | None = None,
+    progress: bool = True,
+    on_epoch: Callable[[EpochStats, int], None] | None = None,
+    time_budget_s: float | None = None,
+) -> History:
+    """Train `net` in place; afterwards it holds the weights of the best validation epoch."""
+    dist_ctx = dist_ctx or DistContext()
+    class_index = {label: i for i, label in enumerate(labels)}
+    training = prepare_training(
+        net,
+        train_items=train_items,
+        labels=labels,
+        loader=loader,
+        transform=transform,
+        config=config,
+        device=device,
+        dist_ctx=dist_ctx,
+    )
+    optimizer, schedule = training.optimizer, training.schedule
+    on_gpu = training.on_gpu
     history = History()
     start_epoch = 0
     if resume is not None:
@@ -233,30 +328,9 @@ def fit(
     started = time.monotonic()
     show_bar = progress and dist_ctx.is_main
     for epoch in range(start_epoch, config.epochs):
-        torch.manual_seed(config.seed * 1000 + epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
         epoch_start = time.monotonic()
-        model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
-        with _epoch_bar(show_bar, f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch) as advance:
-            for inputs, targets in data:
-                inputs = inputs.to(device, non_blocking=True)
-                targets = targets.to(device, non_blocking=True)
-                if on_gpu:
-                    inputs = inputs.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu):
-                    logits = model(inputs)
-                    loss = criterion(logits.float(), targets)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-                optimizer.step()
-                schedule.step()
-                loss_sum += float(loss.detach()) * len(targets)
-                correct += int((logits.argmax(1) == targets).sum())
-                seen += len(targets)
-                advance(f"loss {loss_sum / max(1, seen):.3f}")
+        with _epoch_bar(show_bar, f"epoch {epoch + 1}/{config.epochs}", training.steps_per_epoch) as advance:
+            totals = train_epoch(training, epoch, advance)
 
         # Rank 0 scores validation on the plain module (no collective calls) and tells the others.
         decision: dict[str, Any] | None = None
@@ -268,14 +342,14 @@ def fit(
             val_pred = val_logits.argmax(1) if len(val_logits) else np.zeros(0, dtype=np.int64)
             stats = EpochStats(
                 epoch=epoch,
-                train_loss=loss_sum / max(1, seen),
-                train_accuracy=correct / max(1, seen),
+                train_loss=totals.loss,
+                train_accuracy=totals.accuracy,
                 val_loss=cross_entropy(val_logits, y_val),
                 val_accuracy=float((val_pred == y_val).mean()) if len(y_val) else 0.0,
                 val_macro_f1=macro_f1(y_val, val_pred, len(labels)),
                 lr=float(schedule.get_last_lr()[0]),
                 seconds=time.monotonic() - epoch_start,
-                train_samples=seen,
+                train_samples=totals.samples,
             )
             history.epochs.append(stats)
             improved = stats.val_macro_f1 > history.best_val_macro_f1

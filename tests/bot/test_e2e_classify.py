@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import re
 
+import numpy as np
 from sqlalchemy import func, select
 
 from catalog.db import session_scope
 from catalog.schema import Face, Image, Prediction
+from sandbox.characters.render import render_scene
 from tests.fixtures.bot import (
     BotHarness,
     LoopLagProbe,
     animated_gif,
+    characters,
+    encode,
     jpeg,
     png_with_alpha,
     two_face_jpeg,
@@ -76,3 +80,27 @@ async def test_new_model_is_used_without_restart(harness: BotHarness) -> None:
     assert f"model {new}" in second.text()
     # Same picture, new version: the cache keyed by (sha256, version) did not serve the old answer.
     assert re.search(r"\d+%", second.text())
+
+
+async def test_a_big_jpeg_is_decoded_small_but_recorded_in_its_own_pixels(harness: BotHarness) -> None:
+    # 2560 px is over twice the detection side, so the bot decodes it at 1/4 scale (640 x 320).
+    image, truth = render_scene(characters()[2:4], np.random.default_rng(3), size=(2560, 1280))
+    message_id = await harness.post(
+        ("big.jpg", encode(image.convert("RGB"), "JPEG", quality=90), "image/jpeg")
+    )
+    text = (await harness.reply_to(message_id)).text()
+    assert "face 1.1" in text and "face 1.2" in text, text
+    with session_scope(harness.engine) as session:
+        row = session.scalars(select(Image)).one()
+        assert (row.width, row.height) == (2560, 1280)
+        boxes = [(f.x, f.y, f.w, f.h) for f in session.scalars(select(Face).order_by(Face.index))]
+    assert len(boxes) == 2
+    for box, (_, face) in zip(boxes, truth, strict=True):
+        assert 0 <= box[0] and box[0] + box[2] <= 2560 and 0 <= box[1] and box[1] + box[3] <= 1280
+        assert _iou(box, face) >= 0.3, (box, face)
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    w = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return w * h / (a[2] * a[3] + b[2] * b[3] - w * h)

@@ -337,8 +337,8 @@ def test_detection_side_bounds_the_smallest_face_found(cascade_path: Path, portr
     canvas = np.full((2048, 2048, 3), 255, dtype=np.uint8)
     canvas[768:1280, 768:1280] = cv2.resize(rgb, (512, 512), interpolation=cv2.INTER_LINEAR)
     placed = tuple(768 + 2 * v for v in truth[:2]) + tuple(2 * v for v in truth[2:])
-    # A face of about a tenth of the picture: ~60 px when detecting at 640, well over the 24 px
-    # window; ~12 px when detecting at 128, under it, so it cannot be found there.
+    # A face of about a tenth of the picture: ~50 px at the default detection side of 512, well
+    # over the 24 px window; ~12 px when detecting at 128, under it, so it cannot be found there.
     assert any(_iou(box, placed) >= 0.3 for box in detector.detect(canvas))
     coarse = FaceDetector(cascade_path, FaceSettings(detect_max_side=128))
     assert not any(_iou(box, placed) >= 0.3 for box in coarse.detect(canvas))

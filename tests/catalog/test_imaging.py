@@ -337,6 +337,7 @@ def test_draft_decodes_a_big_jpeg_at_reduced_scale_close_to_a_full_resize() -> N
     # 3000 / 640 allows 1/4 (750 px) but not 1/8 (375 px, under the requested side).
     assert (small.width, small.height) == (750, 500)
     assert small.rgb.shape == (500, 750, 3)
+    assert (small.full_width, small.full_height, small.scale) == (3000, 2000, 0.25)
     reference = np.asarray(Image.fromarray(pixels).resize((750, 500), Image.Resampling.BOX))
     assert np.abs(small.rgb.astype(int) - reference).mean() < 6
 
@@ -353,5 +354,6 @@ def test_draft_keeps_exif_orientation() -> None:
     data, _ = _big_jpeg(3000, 2000, orientation=6)  # rotate 90 degrees clockwise to be upright
     small = decode_image(data, LIMITS, draft_long_side=640)
     assert (small.width, small.height) == (500, 750)
+    assert (small.full_width, small.full_height) == (2000, 3000)
     full = decode_image(data, LIMITS)
-    assert (full.width, full.height) == (2000, 3000)
+    assert (full.width, full.height, full.scale) == (2000, 3000, 1.0)
