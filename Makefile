@@ -26,7 +26,7 @@ test: lint
 	$(MAKE) --no-print-directory bench-quick
 
 # Benchmarks: each runs its baseline beside the candidate and writes JSON to bench/results/.
-# The full run takes about 15 minutes and is not part of CI; the quick one is a smoke run.
+# The full run takes about 4 minutes on 2 cores and is not part of CI; the quick one is a smoke run.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(QUICK),--quick)
 

@@ -249,6 +249,9 @@ def prepare_training(
     return Training(net, model, data, sampler, criterion, optimizer, schedule, device, config.seed)
 
 
+PROGRESS_EVERY = 20
+
+
 def train_epoch(training: Training, epoch: int, advance: Callable[[str], None] | None = None) -> EpochTotals:
     """One pass over the training data. Random state is re-seeded from (seed, epoch) first, so a
     resumed run draws the same batches and augmentations as an uninterrupted one."""
@@ -257,8 +260,13 @@ def train_epoch(training: Training, epoch: int, advance: Callable[[str], None] |
     if t.sampler is not None:
         t.sampler.set_epoch(epoch)
     t.model.train()
-    loss_sum, correct, seen = 0.0, 0, 0
-    for inputs, targets in t.data:
+    # Sums stay on the device: reading a GPU value every step would stall the host each step, so
+    # that the next batch's augmentation could not overlap the GPU's work. The progress line reads
+    # them every PROGRESS_EVERY steps there (every step on the CPU, where reading is free).
+    loss_sum = torch.zeros((), dtype=torch.float64, device=t.device)
+    correct = torch.zeros((), dtype=torch.int64, device=t.device)
+    seen, shown = 0, ""
+    for step, (inputs, targets) in enumerate(t.data):
         inputs = inputs.to(t.device, non_blocking=True)
         targets = targets.to(t.device, non_blocking=True)
         if t.on_gpu:
@@ -271,12 +279,14 @@ def train_epoch(training: Training, epoch: int, advance: Callable[[str], None] |
         nn.utils.clip_grad_norm_(t.net.parameters(), 5.0)
         t.optimizer.step()
         t.schedule.step()
-        loss_sum += float(loss.detach()) * len(targets)
-        correct += int((logits.argmax(1) == targets).sum())
+        loss_sum += loss.detach().double() * len(targets)
+        correct += (logits.argmax(1) == targets).sum()
         seen += len(targets)
         if advance is not None:
-            advance(f"loss {loss_sum / max(1, seen):.3f}")
-    return EpochTotals(loss_sum / max(1, seen), correct / max(1, seen), seen)
+            if not t.on_gpu or step % PROGRESS_EVERY == 0:
+                shown = f"loss {float(loss_sum) / max(1, seen):.3f}"
+            advance(shown)
+    return EpochTotals(float(loss_sum) / max(1, seen), int(correct) / max(1, seen), seen)
 
 
 def fit(
