@@ -318,15 +318,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(args.seed)  # the new classifier head's initial weights
     built = build(args.backbone, len(labels), cfg.image_size, pretrained=True, allow_download=False)
     nets = {name: copy.deepcopy(built.net) for name in ("ours", "ours_same_augmentation", "reference")}
-    loop_config = LoopConfig(
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        label_smoothing=cfg.label_smoothing,
-        seed=cfg.seed,
-        num_workers=cfg.num_workers,
-    )
+    loop_config = LoopConfig.from_settings(cfg)
 
     def ours(net: nn.Module, transform: Callable[[torch.Tensor], torch.Tensor]) -> Training:
         return prepare_training(

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from trainer import TrainingError
 from trainer.dataset import Item, ItemDataset
 from trainer.ddp import DistContext
 from trainer.evaluate import cross_entropy, macro_f1, predict_logits
+
+if TYPE_CHECKING:
+    from catalog.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,18 @@ class LoopConfig:
     patience: int = 5
     num_workers: int = 0
     min_lr_fraction: float = 0.02
+
+    @classmethod
+    def from_settings(cls, train: TrainSettings) -> LoopConfig:
+        return cls(
+            epochs=train.epochs,
+            batch_size=train.batch_size,
+            lr=train.lr,
+            weight_decay=train.weight_decay,
+            label_smoothing=train.label_smoothing,
+            seed=train.seed,
+            num_workers=train.num_workers,
+        )
 
 
 @dataclass
