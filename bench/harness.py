@@ -125,20 +125,27 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _gpu() -> str | None:
+def nvidia_smi(query: str, timeout: float = 10) -> list[str] | None:
+    """One line per GPU of `nvidia-smi --query-gpu=<query>` (CSV, no header, no units); None when
+    there is no nvidia-smi or it fails."""
     if shutil.which("nvidia-smi") is None:
         return None
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
-            timeout=10,
+            timeout=timeout,
             check=True,
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
+    return out.stdout.strip().splitlines() or None
+
+
+def _gpu() -> str | None:
+    rows = nvidia_smi("name,memory.total")
+    return f"{rows[0]} MiB" if rows else None
 
 
 def _commit() -> str | None:

@@ -55,7 +55,6 @@ import json
 import logging
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -72,7 +71,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from bench.backbones import draw_characters
-from bench.harness import Target, cascade_path, emit, parser, ratio
+from bench.harness import Target, cascade_path, emit, nvidia_smi, parser, ratio
 from catalog.settings import Settings, TrainSettings
 from models.preprocess import MEAN, STD
 from trainer import augment
@@ -222,16 +221,10 @@ class GpuSampler:
         return "nvidia-smi" if shutil.which("nvidia-smi") and self._smi() is not None else None
 
     def _smi(self) -> float | None:
+        rows = nvidia_smi("utilization.gpu", timeout=5)
         try:
-            out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout.split()
-            return float(out[min(self.index, len(out) - 1)])
-        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+            return float(rows[min(self.index, len(rows) - 1)]) if rows else None
+        except ValueError:
             return None
 
     def _read(self) -> float | None:

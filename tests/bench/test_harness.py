@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,17 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import BadReport, check_report
-from bench.harness import Target, emit, interleave, parser, percentile, ratio, summary
+from bench.harness import (
+    Target,
+    emit,
+    interleave,
+    machine,
+    nvidia_smi,
+    parser,
+    percentile,
+    ratio,
+    summary,
+)
 
 
 def test_percentile_is_nearest_rank_of_measured_values() -> None:
@@ -109,3 +120,18 @@ def test_runner_refuses_unknown_benchmarks() -> None:
     )
     assert done.returncode == 2
     assert "unknown benchmarks: nope" in done.stderr
+
+
+def test_gpu_is_read_from_nvidia_smi_when_there_is_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(
+        '#!/bin/sh\ncase "$1" in\n  *utilization*) echo 37 ;;\n  *) echo "NVIDIA Test, 1024" ;;\nesac\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert nvidia_smi("utilization.gpu") == ["37"]
+    assert machine()["gpu"] == "NVIDIA Test, 1024 MiB"
+    fake.write_text("#!/bin/sh\nexit 9\n")  # a driver that fails: no GPU figure, no crash
+    assert nvidia_smi("utilization.gpu") is None and machine()["gpu"] is None
