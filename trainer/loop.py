@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
+# On a GPU the progress line reads the device-side loss every this many steps (see train_epoch).
+PROGRESS_EVERY = 20
 LAST = "last.pt"
 BEST = "best.pt"
 
@@ -262,9 +264,6 @@ def prepare_training(
         ),
     )
     return Training(net, model, data, sampler, criterion, optimizer, schedule, device, config.seed)
-
-
-PROGRESS_EVERY = 20
 
 
 def train_epoch(training: Training, epoch: int, advance: Callable[[str], None] | None = None) -> EpochTotals:
