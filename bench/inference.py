@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from bench.harness import Target, cascade_path, emit, interleave, parser, ratio, summary
+from catalog.boxes import iou
 
 # The detection side the former default used; kept as the pipeline's same-run baseline.
 FORMER_DETECT_SIDE = 1600
@@ -259,14 +260,6 @@ def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str,
     return out
 
 
-def _iou(a: Any, b: tuple[int, int, int, int]) -> float:
-    ax, ay, aw, ah = a.x, a.y, a.w, a.h
-    bx, by, bw, bh = b
-    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0, min(ay + ah, by + bh) - max(ay, by))
-    return w * h / (aw * ah + bw * bh - w * h)
-
-
 def detection_set(
     seed: int, quick: bool
 ) -> dict[str, list[tuple[np.ndarray, list[tuple[int, int, int, int]]]]]:
@@ -309,8 +302,8 @@ def bench_detect_sides(seed: int, quick: bool, sides: list[int]) -> dict[str, An
                 boxes = detector.detect(rgb)
                 times.append((time.perf_counter() - started) * 1000)
                 faces += len(truth)
-                found += sum(any(_iou(box, face) >= 0.3 for box in boxes) for face in truth)
-                false += sum(not any(_iou(box, face) >= 0.3 for face in truth) for box in boxes)
+                found += sum(any(iou(box.rect, face) >= 0.3 for box in boxes) for face in truth)
+                false += sum(not any(iou(box.rect, face) >= 0.3 for face in truth) for box in boxes)
             row["faces"] += faces
             row["found"] += found
             row["false_detections"] += false

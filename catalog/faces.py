@@ -22,6 +22,7 @@ from typing import Final
 import cv2
 import numpy as np
 
+from catalog.boxes import Rect, iou
 from catalog.errors import CatalogError
 from catalog.settings import FaceSettings
 
@@ -45,6 +46,13 @@ class Box:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+    @property
+    def rect(self) -> Rect:
+        return (self.x, self.y, self.w, self.h)
+
+    def iou(self, other: Box) -> float:
+        return iou(self.rect, other.rect)
 
     @property
     def area(self) -> int:

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from catalog.boxes import iou
 from catalog.characters import name_key, slugify
 from catalog.db import is_sqlite, session_scope
 from catalog.errors import CatalogError
@@ -205,20 +206,10 @@ def _image_row(session: Session, image: ImageRecord, has_bytes: bool) -> Image |
     return row
 
 
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _face_row(session: Session, image: Image, box: tuple[int, int, int, int], crop_sha: str) -> Face:
     faces = list(session.scalars(select(Face).where(Face.image_id == image.id).order_by(Face.index)))
     for face in faces:
-        if _iou((face.x, face.y, face.w, face.h), box) >= FACE_MATCH_IOU:
+        if iou((face.x, face.y, face.w, face.h), box) >= FACE_MATCH_IOU:
             return face
     x, y, w, h = (int(v) for v in box)
     face = Face(

@@ -81,15 +81,6 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return scaled
 
 
-def _iou(a: Box, b: Box) -> float:
-    ax2, ay2, bx2, by2 = a.x + a.w, a.y + a.h, b.x + b.w, b.y + b.h
-    iw = max(0, min(ax2, bx2) - max(a.x, b.x))
-    ih = max(0, min(ay2, by2) - max(a.y, b.y))
-    inter = iw * ih
-    union = a.w * a.h + b.w * b.h - inter
-    return inter / union if union > 0 else 0.0
-
-
 class Classifier:
     def __init__(
         self,
@@ -237,8 +228,8 @@ class Classifier:
 
     @staticmethod
     def _match(box: Box, others: list[Box]) -> Box | None:
-        best = max(others, key=lambda other: _iou(box, other), default=None)
-        return best if best is not None and _iou(box, best) >= FRAME_MATCH_IOU else None
+        best = max(others, key=box.iou, default=None)
+        return best if best is not None and box.iou(best) >= FRAME_MATCH_IOU else None
 
 
 class ModelWatcher:

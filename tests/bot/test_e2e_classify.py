@@ -8,6 +8,7 @@ import re
 import numpy as np
 from sqlalchemy import func, select
 
+from catalog.boxes import iou
 from catalog.db import session_scope
 from catalog.schema import Face, Image, Prediction
 from sandbox.characters.render import render_scene
@@ -97,10 +98,4 @@ async def test_a_big_jpeg_is_decoded_small_but_recorded_in_its_own_pixels(harnes
     assert len(boxes) == 2
     for box, (_, face) in zip(boxes, truth, strict=True):
         assert 0 <= box[0] and box[0] + box[2] <= 2560 and 0 <= box[1] and box[1] + box[3] <= 1280
-        assert _iou(box, face) >= 0.3, (box, face)
-
-
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    w = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    h = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    return w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
+        assert iou(box, face) >= 0.3, (box, face)

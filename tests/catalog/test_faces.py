@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from catalog.boxes import iou
 from catalog.errors import CatalogError
 from catalog.faces import Box, FaceDetector, download_verified, resolve_cascade
 from catalog.settings import CASCADE_SHA256, FaceSettings
@@ -27,16 +28,6 @@ RENDERS = 24
 # anime scenes is 522/648 faces found with 18 false detections.
 MIN_RECALL = 0.4
 MIN_PRECISION = 0.9
-
-
-def _iou(a: Box, b: tuple[int, int, int, int]) -> float:
-    bx, by, bw, bh = b
-    width = min(a.x + a.w, bx + bw) - max(a.x, bx)
-    height = min(a.y + a.h, by + bh) - max(a.y, by)
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    return inter / (a.w * a.h + bw * bh - inter)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +51,7 @@ def test_detects_drawn_anime_faces(detector: FaceDetector, portraits: list) -> N
     for rgb, truth in portraits:
         boxes = detector.detect(rgb)
         detections += len(boxes)
-        hits = [box for box in boxes if _iou(box, truth) >= 0.3]
+        hits = [box for box in boxes if iou(box.rect, truth) >= 0.3]
         matched += len(hits)
         found += bool(hits)
     recall, precision = found / len(portraits), matched / max(1, detections)
@@ -77,7 +68,9 @@ def test_several_faces_come_sorted_left_to_right(detector: FaceDetector) -> None
         boxes = detector.detect(np.asarray(image.convert("RGB")))
         assert [box.x for box in boxes] == sorted(box.x for box in boxes)
         seen_two |= (
-            len(boxes) == 2 and _iou(boxes[0], truth[0][1]) >= 0.3 and _iou(boxes[1], truth[1][1]) >= 0.3
+            len(boxes) == 2
+            and iou(boxes[0].rect, truth[0][1]) >= 0.3
+            and iou(boxes[1].rect, truth[1][1]) >= 0.3
         )
     assert seen_two, "no scene had both faces found in order"
 
@@ -107,7 +100,7 @@ def test_large_images_are_detected_at_bounded_cost(detector: FaceDetector, portr
     boxes = detector.detect(big)
     elapsed = time.perf_counter() - started
     scaled_truth = tuple(v * 12 for v in truth)
-    assert any(_iou(box, scaled_truth) >= 0.3 for box in boxes), boxes
+    assert any(iou(box.rect, scaled_truth) >= 0.3 for box in boxes), boxes
     assert elapsed < 5.0
 
 
@@ -174,6 +167,15 @@ def test_crop_refuses_empty_boxes_and_sizes(crop_detector: FaceDetector) -> None
 
 def test_box_as_dict() -> None:
     assert Box(1, 2, 3, 4).as_dict() == {"x": 1, "y": 2, "w": 3, "h": 4}
+    assert Box(1, 2, 3, 4).rect == (1, 2, 3, 4)
+
+
+def test_iou_of_boxes() -> None:
+    assert Box(0, 0, 10, 10).iou(Box(0, 0, 10, 10)) == 1.0
+    assert Box(0, 0, 10, 10).iou(Box(5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert iou((0, 0, 10, 10), (10, 0, 10, 10)) == 0.0  # touching edges do not overlap
+    assert iou((0, 0, 10, 10), (2, 2, 4, 4)) == pytest.approx(16 / 100)
+    assert iou((3, 3, 0, 0), (3, 3, 0, 0)) == 0.0  # empty boxes: no division by zero
 
 
 # --- loading the cascade ---------------------------------------------------------------------------
@@ -326,7 +328,7 @@ def test_large_scenes_are_found_at_the_default_detection_side(detector: FaceDete
         image, truth = render_scene([specs[(k + j) % 6] for j in range(2 + k % 2)], rng, (1500, 1000))
         boxes = detector.detect(np.asarray(image.convert("RGB")))
         faces += len(truth)
-        found += sum(any(_iou(box, face) >= 0.3 for box in boxes) for _, face in truth)
+        found += sum(any(iou(box.rect, face) >= 0.3 for box in boxes) for _, face in truth)
     # Measured: 15/15 at the default side of 640; detecting at full size (1500) found 11/15.
     assert found / faces >= 0.9, f"found {found}/{faces} faces"
 
@@ -339,6 +341,6 @@ def test_detection_side_bounds_the_smallest_face_found(cascade_path: Path, portr
     placed = tuple(768 + 2 * v for v in truth[:2]) + tuple(2 * v for v in truth[2:])
     # A face of about a tenth of the picture: ~50 px at the default detection side of 512, well
     # over the 24 px window; ~12 px when detecting at 128, under it, so it cannot be found there.
-    assert any(_iou(box, placed) >= 0.3 for box in detector.detect(canvas))
+    assert any(iou(box.rect, placed) >= 0.3 for box in detector.detect(canvas))
     coarse = FaceDetector(cascade_path, FaceSettings(detect_max_side=128))
-    assert not any(_iou(box, placed) >= 0.3 for box in coarse.detect(canvas))
+    assert not any(iou(box.rect, placed) >= 0.3 for box in coarse.detect(canvas))

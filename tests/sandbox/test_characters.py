@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from catalog.boxes import iou
 from sandbox.characters import (
     NEAR_DUPLICATE_KINDS,
     SynthManifest,
@@ -195,13 +196,6 @@ def detect_faces(cascade: cv2.CascadeClassifier, jpeg: bytes) -> list[Box]:
         cv2.equalizeHist(pixels), scaleFactor=1.1, minNeighbors=5, minSize=(24, 24)
     )
     return [tuple(int(v) for v in box) for box in found]
-
-
-def iou(a: Box, b: Box) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    inter = max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
-    return inter / (aw * ah + bw * bh - inter)
 
 
 @pytest.fixture(scope="module")
