@@ -110,13 +110,13 @@ class DecodedImage:
     animated: bool
     frame_count: int
     # The file's upright size; larger than (width, height) when decoded at reduced scale (draft).
-    full_width: int = 0
-    full_height: int = 0
+    full_width: int
+    full_height: int
 
     @property
     def scale(self) -> float:
         """Decoded pixels per file pixel: 1.0, or 1/2, 1/4, 1/8 (about) after a draft decode."""
-        return self.width / self.full_width if self.full_width else 1.0
+        return self.width / self.full_width
 
 
 def sniff_format(data: bytes) -> str | None:
