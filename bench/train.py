@@ -73,7 +73,6 @@ from torchvision.transforms import v2
 from bench.backbones import draw_characters
 from bench.harness import Target, cascade_path, emit, nvidia_smi, parser, ratio
 from catalog.settings import Settings, TrainSettings
-from models.preprocess import MEAN, STD
 from trainer import augment
 from trainer.backbones import build
 from trainer.dataset import Item, PixelLoader, check_trainable, filter_classes, from_folder
@@ -136,12 +135,7 @@ class PixelsDataset(Dataset):
 def reference_augmentation(image_size: int) -> v2.Compose:
     """The textbook augmentation, on the 3xHxW uint8 tensors our dataset hands out."""
     return v2.Compose(
-        [
-            v2.RandomResizedCrop(image_size, antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(MEAN, STD),
-        ]
+        [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip(), augment.normalize()]
     )
 
 
@@ -158,15 +152,7 @@ class ReferenceLoop:
         device: torch.device,
         seed: int,
     ) -> None:
-        transform = v2.Compose(
-            [
-                v2.ToImage(),
-                v2.RandomResizedCrop(image_size, antialias=True),
-                v2.RandomHorizontalFlip(),
-                v2.ToDtype(torch.float32, scale=True),
-                v2.Normalize(MEAN, STD),
-            ]
-        )
+        transform = v2.Compose([v2.ToImage(), reference_augmentation(image_size)])
         self.net = net.to(device)
         self.data = DataLoader(PixelsDataset(images, targets, transform), batch_size=batch_size, shuffle=True)
         self.optimizer = torch.optim.AdamW(net.parameters(), lr=lr)
@@ -191,7 +177,7 @@ class ReferenceLoop:
 
     @torch.no_grad()
     def predict(self, images: list[np.ndarray], batch_size: int) -> np.ndarray:
-        transform = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+        transform = v2.Compose([v2.ToImage(), augment.normalize()])
         data = DataLoader(PixelsDataset(images, [0] * len(images), transform), batch_size=batch_size)
         self.net.eval()
         return np.concatenate([self.net(x.to(self.device)).argmax(1).cpu().numpy() for x, _ in data])
