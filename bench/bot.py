@@ -43,7 +43,7 @@ import numpy as np
 from bench.harness import Target, cascade_path, emit, parser, ratio, summary
 from bot.app import NamaeBot
 from bot.inference import ImageResult, make_detector
-from catalog.characters import NewCharacter, add_character
+from bot.sandbox_session import name_model_labels
 from catalog.db import open_catalog
 from catalog.guilds import GuildSettingsStore
 from catalog.settings import Settings
@@ -164,13 +164,9 @@ def _station(mode: str, data_dir: Path, cascade: Path, registry_root: Path, guil
     settings = _settings(data_dir, cascade)
     shutil.copytree(registry_root, settings.registry_dir)
     registry = Registry.from_settings(settings)
-    active = registry.active_dir()
-    if active is None:
+    if registry.active_dir() is None:
         raise SystemExit(f"no active model in {registry_root}")
     engine = open_catalog(settings.resolved_database_url)
-    # Labels with catalog characters, as after a real training run: replies carry names.
-    for label in read_card(active).labels:
-        add_character(engine, NewCharacter(name=label.replace("_", " ").title()))
     channel = guild.add_channel(f"pictures-{mode.replace('_', '-')}")
     GuildSettingsStore(engine).enable_channel(guild.id, channel)
     detector = make_detector(settings) if mode == "faces" else None
@@ -182,6 +178,7 @@ def _station(mode: str, data_dir: Path, cascade: Path, registry_root: Path, guil
         guild_ready_timeout=0.05,
         fetch_exempt_networks=("127.0.0.0/8",),
     )
+    name_model_labels(bot)  # as after a real training run: replies carry names, not slugs
     return Station(mode, bot, channel)
 
 

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 SANDBOX_HOSTS = {"media.discordapp.net": "127.0.0.1", "cdn.discordapp.com": "127.0.0.1"}
 
 
-def _name_the_model_labels(bot) -> None:
+def name_model_labels(bot) -> None:
     """Give the active model's labels catalog characters, so answers show names, not slugs."""
     from catalog.characters import NewCharacter, add_character
     from catalog.votes import resolve_labels
@@ -57,7 +57,7 @@ async def run_sandbox(
         member = guild.add_member("alice")
         bot = build_bot(settings, fetch_exempt_networks=("127.0.0.0/8",), guild_ready_timeout=0.05)
         await bot.in_thread(bot.guild_settings.enable_channel, guild.id, channel)
-        await bot.in_thread(_name_the_model_labels, bot)
+        await bot.in_thread(name_model_labels, bot)
         async with connected(bot, fake):
             transcript.append(f"fake Discord on {fake.base_url}; bot ready as {bot.user}")
             rng = np.random.default_rng(seed)
