@@ -21,6 +21,7 @@ Target (2 cores): a near-duplicate lookup at 1M hashes under 1 ms.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 import tracemalloc
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.harness import Target, emit, parser
+from bench.harness import Target, emit, parser, percentile, time_ms
 from scraper.dedup import (
     CANDIDATE_DHASH_THRESHOLD,
     CANDIDATE_THRESHOLD,
@@ -75,12 +76,7 @@ def _warm(lookup: Callable[[Any], object], probes: list[Any]) -> list[float]:
     """Seconds per lookup with the lookups back to back. In the main pass each lookup follows an
     all-pairs scan, whose sweep over every stored hash evicts the index from the CPU caches (the
     'cold' figure); ingest does other work between lookups too, so the truth lies between."""
-    times = []
-    for probe in probes:
-        started = time.perf_counter()
-        lookup(probe)
-        times.append(time.perf_counter() - started)
-    return times
+    return [time_ms(functools.partial(lookup, probe)) / 1000 for probe in probes]
 
 
 def build_index(phashes: np.ndarray, dhashes: np.ndarray) -> HashIndex:
@@ -155,7 +151,7 @@ def measure(size: int, kind: str, queries: int, python_queries: int, seed: int) 
         "hashes": size,
         "distribution": kind,
         "index_lookup_median_us": round(index_us, 1),
-        "index_lookup_p95_us": round(float(np.percentile(warm_times, 95)) * 1e6, 1),
+        "index_lookup_p95_us": round(percentile(warm_times, 95) * 1e6, 1),
         "index_lookup_cold_median_us": round(cold_us, 1),
         "numpy_all_pairs_median_us": round(scan_us, 1),
         "python_all_pairs_median_us": round(python_us, 1),
@@ -226,7 +222,7 @@ def measure_retrieval(size: int, kind: str, queries: int, seed: int) -> dict[str
         "hashes": size * (1 + crops_per_image),
         "distribution": kind,
         "candidates_median_us": round(index_us, 1),
-        "candidates_p95_us": round(float(np.percentile(warm_times, 95)) * 1e6, 1),
+        "candidates_p95_us": round(percentile(warm_times, 95) * 1e6, 1),
         "candidates_cold_median_us": round(cold_us, 1),
         "all_pairs_median_us": round(scan_us, 1),
         "all_pairs_over_index": round(scan_us / index_us, 1),
