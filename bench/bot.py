@@ -9,7 +9,7 @@ timed from the message's dispatch to the moment the fake recorded the bot's repl
 event, the attachment download, classification on the bot's worker pool, the catalog writes and
 the reply's rendering and upload are all in it.
 
-Baseline: the same pictures through `bot.inference.answer_image` called directly (no Discord, no
+Baseline: the same pictures through `models.answer.answer_image` called directly (no Discord, no
 event loop) with the same model, detector, crop size, limits and one ONNX thread, as the bot's
 `InferenceService` loads them. Reply over direct is what Discord and the bot's own work add.
 
@@ -42,15 +42,17 @@ import numpy as np
 
 from bench.harness import Target, cascade_path, emit, parser, ratio, summary
 from bot.app import NamaeBot
-from bot.inference import ImageResult, make_detector
-from bot.sandbox_session import name_model_labels
+from bot.endpoints import point_discord_py_at
 from catalog.db import open_catalog
 from catalog.guilds import GuildSettingsStore
 from catalog.settings import Settings
+from media.faces import face_finder
+from models.answer import Answer
 from models.card import read_card
 from models.registry import Registry
+from namae.sandbox_session import name_model_labels
 from sandbox.characters import jpeg_bytes, make_characters, render_character, render_scene
-from sandbox.discord import FakeDiscord, FakeGuild, point_discord_py_at
+from sandbox.discord import FakeDiscord, FakeGuild
 from sandbox.discord.running import connected
 
 MODES = ("no_faces", "faces")
@@ -169,7 +171,7 @@ def _station(mode: str, data_dir: Path, cascade: Path, registry_root: Path, guil
     engine = open_catalog(settings.resolved_database_url)
     channel = guild.add_channel(f"pictures-{mode.replace('_', '-')}")
     GuildSettingsStore(engine).enable_channel(guild.id, channel)
-    detector = make_detector(settings) if mode == "faces" else None
+    detector = face_finder(settings) if mode == "faces" else None
     bot = NamaeBot(
         settings,
         engine,
@@ -182,7 +184,7 @@ def _station(mode: str, data_dir: Path, cascade: Path, registry_root: Path, guil
     return Station(mode, bot, channel)
 
 
-def _direct(station: Station) -> Callable[[bytes], ImageResult]:
+def _direct(station: Station) -> Callable[[bytes], Answer]:
     """The bot's own decode-to-answer, called synchronously: no Discord, no event loop, no cache."""
     return station.bot.inference.compute
 
@@ -241,7 +243,7 @@ class Room:
 async def _measure(registry_root: Path, cascade: Path, work: Work, tmp: Path) -> Samples:
     fake = FakeDiscord()
     await fake.start()
-    target = point_discord_py_at(fake.base_url)
+    target = point_discord_py_at(fake.api_base, fake.gateway_url)
     stations: list[Station] = []
     try:
         guild = fake.add_guild("bench")
@@ -379,7 +381,7 @@ def main() -> None:
     )
     payload = {
         "baseline": (
-            "bot.inference.answer_image called directly on the same pictures: no Discord, no event loop; "
+            "models.answer.answer_image called directly on the same pictures: no Discord, no event loop; "
             "the same model, face detector, crop size, image limits and one ONNX thread as the bot"
         ),
         "candidate": (

@@ -31,13 +31,12 @@ from typing import Any
 import numpy as np
 
 from bench.harness import Target, emit, parser, percentile, time_ms
+from media.hashes import SUBCROP_ANCHORS, Fingerprint
 from scraper.dedup import (
     CANDIDATE_DHASH_THRESHOLD,
     CANDIDATE_THRESHOLD,
     DHASH_THRESHOLD,
     PHASH_THRESHOLD,
-    SUBCROP_ANCHORS,
-    Fingerprint,
     HashIndex,
 )
 

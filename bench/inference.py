@@ -9,7 +9,7 @@
 2. decode: a 1.5 MP and a 12 MP JPEG (Pillow full decode, Pillow `draft` at 1/2 and 1/4, OpenCV
    full and reduced decode, our `decode_image` full and at the bot's draft size), a PNG and an
    animated WebP (Pillow, OpenCV where it reads the format, `decode_image`). Baseline: Pillow full.
-3. decode to answer: `bot.inference.answer_image` (decode, anime-face detection, crops, model) on
+3. decode to answer: `models.answer.answer_image` (decode, anime-face detection, crops, model) on
    the same JPEGs as the bot runs it (reduced-scale decode, detection at `faces.detect_max_side`,
    one onnxruntime thread), beside the former configuration (full decode, detection at up to 1600
    px); stage times of the bot's configuration; the face count each finds.
@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from bench.harness import Target, cascade_path, emit, interleave, parser, ratio, summary
-from catalog.boxes import iou
+from media.boxes import iou
 
 # The detection side the former default used; kept as the pipeline's same-run baseline.
 FORMER_DETECT_SIDE = 1600
@@ -100,8 +100,8 @@ def _pillow_all_frames(data: bytes) -> list[np.ndarray]:
 
 
 def decoders(name: str, bot_draft_side: int) -> dict[str, Callable[[bytes], object]]:
-    from catalog.imaging import decode_image
     from catalog.settings import ImageLimits
+    from media.decode import decode_image
 
     limits = ImageLimits()
     ours = {"namae_decode_image": lambda data: decode_image(data, limits)}
@@ -204,10 +204,10 @@ def bench_model(model: Any, repeats: int, threads: list[int], batches: list[int]
 
 
 def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str, Any]:
-    from bot.inference import answer_image
-    from catalog.faces import FaceDetector
-    from catalog.imaging import decode_image
     from catalog.settings import FaceSettings, ImageLimits
+    from media.decode import DecodeLimits, decode_image
+    from media.faces import FaceDetector
+    from models.answer import answer_image
     from models.classifier import Classifier
 
     faces = FaceSettings()
@@ -218,20 +218,19 @@ def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str,
         cascade_path(), faces.model_copy(update={"detect_max_side": FORMER_DETECT_SIDE})
     )
     # One onnxruntime thread, as the bot loads it (it runs `concurrency` images side by side instead).
-    bot = Classifier.load(version_dir, detector=bot_detector, crop_size=faces.crop_size, intra_op_threads=1)
-    former = Classifier.load(
-        version_dir, detector=former_detector, crop_size=faces.crop_size, intra_op_threads=1
-    )
+    bot = Classifier.load(version_dir, intra_op_threads=1)
     draft_side = faces.detect_max_side
+    bot_limits = DecodeLimits(limits, draft_side)
+    former_limits = DecodeLimits(limits, None)
     out: dict[str, Any] = {}
     for name in ("jpeg_1.5mp", "jpeg_12mp"):
         data = blobs[name]
 
         def candidate(data: bytes = data) -> Any:
-            return answer_image(bot, data, limits, top_k=3, draft_long_side=draft_side)
+            return answer_image(data, model=bot, finder=bot_detector, limits=bot_limits)
 
         def baseline(data: bytes = data) -> Any:
-            return answer_image(former, data, limits, top_k=3)
+            return answer_image(data, model=bot, finder=former_detector, limits=former_limits)
 
         decoded = decode_image(data, limits, draft_long_side=draft_side)
         boxes = bot_detector.detect(decoded.rgb)
@@ -287,8 +286,8 @@ def detection_set(
 
 
 def bench_detect_sides(seed: int, quick: bool, sides: list[int]) -> dict[str, Any]:
-    from catalog.faces import FaceDetector
     from catalog.settings import FaceSettings
+    from media.faces import FaceDetector
 
     sets = detection_set(seed, quick)
     out: dict[str, Any] = {}
@@ -342,7 +341,7 @@ def main() -> None:
         {
             "baseline": "torch eager on the same weights; Pillow full decode; the former pipeline "
             f"(full decode, detection at up to {FORMER_DETECT_SIDE} px)",
-            "candidate": "models.Classifier (onnxruntime); decode paths; bot.inference.answer_image "
+            "candidate": "models.Classifier (onnxruntime); decode paths; models.answer.answer_image "
             "as the bot configures it",
             "model": {
                 "backbone": model.backbone,

@@ -4,7 +4,7 @@
 
 A scripted fake Reddit world (sandbox.reddit.build_world) is served on 127.0.0.1 and scraped
 into a fresh SQLite catalog by `scraper.run.scrape` (listing, download, decode, hashes, dedup,
-face crops, commits). The same files are then run through `catalog.imaging.decode_image` alone
+face crops, commits). The same files are then run through `media.decode.decode_image` alone
 and through `Ingestor.prepare` (decode + hashes + faces, no I/O). Prints JSON with medians over
 the repeats and the ratios. The decode-only rate is the ceiling on this machine (baseline); ingest
 is the candidate.
@@ -20,11 +20,11 @@ from pathlib import Path
 
 from bench.harness import cascade_path, emit, parser
 from catalog.db import make_engine, session_scope, upgrade
-from catalog.faces import FaceDetector
-from catalog.imaging import ImageRejected, decode_image
 from catalog.schema import Image
 from catalog.settings import DownloadSettings, RedditSettings, Settings
 from catalog.store import ImageStore
+from media.decode import ImageRejected, decode_image
+from media.faces import FaceDetector
 from sandbox.characters.traits import make_characters
 from sandbox.reddit import FakeReddit, build_world
 from scraper.dedup import HashIndex
@@ -135,7 +135,7 @@ def main() -> None:
     emit(
         "ingest",
         {
-            "baseline": "decode-only rate of the same files (catalog.imaging.decode_image, one thread): "
+            "baseline": "decode-only rate of the same files (media.decode.decode_image, one thread): "
             "the ceiling on this machine",
             "candidate": "scraper.run.scrape end to end through real asyncpraw against the fake Reddit",
             "results": {

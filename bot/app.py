@@ -20,10 +20,10 @@ from bot.render import NO_MENTIONS
 from bot.views import DYNAMIC_ITEMS
 from catalog.errors import CatalogError
 from catalog.guilds import GuildSettingsStore
-from catalog.imaging import ImageRejected
 from catalog.jobs import JobQueue
 from catalog.settings import Settings
 from catalog.store import ImageStore
+from media.decode import ImageRejected
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -27,7 +27,7 @@ class GuildConfig:
 
     guild_id: int
     channel_ids: tuple[int, ...] = ()
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the model card's own thresholds
     mod_role_id: int | None = None
     auto_classify: bool = True
 
@@ -39,8 +39,8 @@ class GuildSettingsStore:
     """Reads are served from memory after the first; every write goes to the catalog first and
     then replaces the cached value, so one bot process always sees its own changes."""
 
-    def __init__(self, engine: Engine, *, default_threshold: float = 0.5) -> None:
-        if not 0.0 <= default_threshold <= 1.0:
+    def __init__(self, engine: Engine, *, default_threshold: float | None = None) -> None:
+        if default_threshold is not None and not 0.0 <= default_threshold <= 1.0:
             raise CatalogError(f"default threshold {default_threshold} is not between 0 and 1")
         self.engine = engine
         self.default_threshold = default_threshold

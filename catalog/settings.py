@@ -129,7 +129,10 @@ class BotSettings(BaseModel):
     max_image_bytes: int = 10 * 1024 * 1024
     max_images_per_message: int = 10
     concurrency: int = 2
-    default_threshold: float = 0.5
+    # Below this confidence the bot says "not sure"; None: the model card's own thresholds (per
+    # character, fitted by the trainer for its target precision). A guild's /settings threshold
+    # overrides either.
+    default_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     top_k: int = 3
     quorum: int = 2
     member_cooldown_s: float = 5.0

@@ -22,7 +22,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from catalog.boxes import iou
 from catalog.characters import name_key, slugify
 from catalog.db import is_sqlite, session_scope
 from catalog.errors import CatalogError
@@ -43,6 +42,7 @@ from catalog.schema import (
     utcnow,
 )
 from catalog.store import ImageStore
+from media.boxes import iou
 
 SOURCE_ORIGINS = (
     LabelOrigin.comment_link,

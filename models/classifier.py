@@ -1,14 +1,8 @@
-"""The ONNX classifier the bot and the CLI use: calibrated top-k per face, or for the whole image.
+"""The ONNX classifier: a registry version loaded into onnxruntime, RGB crops in, calibrated
+probabilities (softmax of logits / the card's temperature) and L2-normalized embeddings out.
 
-Probabilities are softmax(logits / temperature) with the card's temperature. The top answer is
-"unknown" when its probability is below the threshold: the caller's, else the card's per-class
-threshold for that label, else the card's global one.
-
-Animated images (`frames`): faces are detected in every frame; the frame with the most faces
-(the earliest on a tie) sets the face positions. Each of its faces is matched in every other frame
-to the detected face that overlaps it most (IoU >= 0.3), and the probabilities of all matched crops
-are averaged (embeddings too, then re-normalized). When no frame has a face, the whole-image
-probabilities of all frames are averaged.
+`ModelWatcher` switches a running process to a newly active version. Turning a picture into an
+answer (faces, frames, thresholds) is `models.answer`'s job.
 """
 
 from __future__ import annotations
@@ -17,7 +11,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,50 +21,17 @@ from models.errors import ModelLoadError
 from models.runtime import check_signature, open_session, session_provider
 
 if TYPE_CHECKING:
-    from catalog.faces import Box
     from models.registry import Registry
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 32
-FRAME_MATCH_IOU = 0.3
-
-
-class FaceFinder(Protocol):
-    """What `catalog.faces.FaceDetector` provides."""
-
-    def detect(self, rgb: np.ndarray) -> list[Box]: ...
-
-    def crop(self, rgb: np.ndarray, box: Box, size: int | None = None) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
 class Candidate:
     label: str
     probability: float
-
-
-@dataclass(frozen=True)
-class FaceAnswer:
-    box: Box | None  # None: the answer is for the whole image
-    candidates: list[Candidate]
-    unknown: bool
-    embedding: np.ndarray | None = None
-    crop: np.ndarray | None = None  # the face crop the model saw (the reference frame's), RGB
-
-    @property
-    def best(self) -> Candidate | None:
-        return self.candidates[0] if self.candidates else None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for JSON output (`namae classify --json`, prediction rows); no embedding."""
-        return {
-            "box": self.box.as_dict() if self.box is not None else None,
-            "unknown": self.unknown,
-            "candidates": [
-                {"label": c.label, "probability": round(c.probability, 6)} for c in self.candidates
-            ],
-        }
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -88,16 +49,11 @@ class Classifier:
         session: Any,
         *,
         path: Path,
-        detector: FaceFinder | None = None,
-        crop_size: int | None = None,
         batch_size: int = DEFAULT_BATCH,
     ) -> None:
         self.card = card
         self.session = session
         self.path = path
-        self.detector = detector
-        # None: the detector's own crop size, i.e. face crops exactly as the scraper stores them.
-        self.crop_size = crop_size
         self.batch_size = batch_size
         self.version: str = card.version
         self.labels: list[str] = list(card.labels)
@@ -112,10 +68,8 @@ class Classifier:
         cls,
         version_dir: Path,
         *,
-        detector: FaceFinder | None = None,
         providers: list[str] | None = None,
         intra_op_threads: int | None = None,
-        crop_size: int | None = None,
         batch_size: int = DEFAULT_BATCH,
     ) -> Classifier:
         version_dir = Path(version_dir)
@@ -125,9 +79,7 @@ class Classifier:
         session = open_session(
             version_dir / ONNX_NAME, providers=providers, intra_op_threads=intra_op_threads
         )
-        classifier = cls(
-            card, session, path=version_dir, detector=detector, crop_size=crop_size, batch_size=batch_size
-        )
+        classifier = cls(card, session, path=version_dir, batch_size=batch_size)
         log.info(
             "loaded model %s (%d labels, %dpx) on %s", card.version, len(card.labels), card.image_size,
             classifier.provider,
@@ -154,82 +106,15 @@ class Classifier:
             embeddings.append(embedding)
         return np.concatenate(probabilities), np.concatenate(embeddings)
 
-    def _top(self, probabilities: np.ndarray, top_k: int) -> list[Candidate]:
+    def top(self, probabilities: np.ndarray, top_k: int) -> list[Candidate]:
+        """The `top_k` labels of one row of probabilities, best first (ties: lower index first)."""
         k = max(1, min(top_k, len(self.labels)))
         order = np.argsort(-probabilities, kind="stable")[:k]
         return [Candidate(self.labels[i], float(probabilities[i])) for i in order]
 
     def predict_batch(self, images: list[np.ndarray], *, top_k: int = 3) -> list[list[Candidate]]:
         probabilities, _ = self.infer(images)
-        return [self._top(row, top_k) for row in probabilities]
-
-    def _answer(
-        self,
-        box: Box | None,
-        probabilities: np.ndarray,
-        embedding: np.ndarray,
-        top_k: int,
-        threshold: float | None,
-        crop: np.ndarray | None = None,
-    ) -> FaceAnswer:
-        candidates = self._top(probabilities, top_k)
-        best = candidates[0]
-        limit = threshold if threshold is not None else self.card.thresholds.for_label(best.label)
-        norm = float(np.linalg.norm(embedding))
-        return FaceAnswer(
-            box=box,
-            candidates=candidates,
-            unknown=best.probability < limit,
-            embedding=(embedding / norm).astype(np.float32) if norm > 0 else embedding,
-            crop=crop,
-        )
-
-    def classify_image(
-        self,
-        rgb: np.ndarray,
-        *,
-        top_k: int = 3,
-        threshold: float | None = None,
-        frames: list[np.ndarray] | None = None,
-    ) -> list[FaceAnswer]:
-        """One answer per face, left to right; one whole-image answer when no face is found.
-        `frames`: further frames of an animated image (see the module docstring for the merge)."""
-        all_frames = [rgb, *(f for f in (frames or []) if f is not rgb)]
-        if self.detector is None:
-            boxes = [[] for _ in all_frames]
-        else:
-            boxes = [sorted(self.detector.detect(f), key=lambda b: (b.x, b.y)) for f in all_frames]
-        reference = max(range(len(all_frames)), key=lambda i: (len(boxes[i]), -i))
-        if not boxes[reference]:
-            probabilities, embeddings = self.infer(all_frames)
-            return [self._answer(None, probabilities.mean(0), embeddings.mean(0), top_k, threshold)]
-        crops, owners, shown = [], [], []
-        for face, box in enumerate(boxes[reference]):
-            for index, frame in enumerate(all_frames):
-                match = box if index == reference else self._match(box, boxes[index])
-                if match is not None:
-                    crops.append(self.detector.crop(frame, match, self.crop_size))
-                    owners.append(face)
-                    if index == reference:
-                        shown.append(crops[-1])
-        probabilities, embeddings = self.infer(crops)
-        owner = np.asarray(owners)
-        return [
-            self._answer(
-                box,
-                probabilities[owner == face].mean(0),
-                embeddings[owner == face].mean(0),
-                top_k,
-                threshold,
-                crop=shown[face],
-            )
-            for face, box in enumerate(boxes[reference])
-        ]
-
-    @staticmethod
-    def _match(box: Box, others: list[Box]) -> Box | None:
-        best = max(others, key=box.iou, default=None)
-        return best if best is not None and box.iou(best) >= FRAME_MATCH_IOU else None
+        return [self.top(row, top_k) for row in probabilities]
 
 
 class ModelWatcher:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from catalog.errors import CatalogError
 from catalog.settings import Settings
+from media.errors import MediaError
 
 app = typer.Typer(
     help="namae: who is that character? Scrape, train, and answer in Discord.",
@@ -49,7 +50,7 @@ def friendly(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except CatalogError as exc:
+        except (CatalogError, MediaError) as exc:
             err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
@@ -382,7 +383,7 @@ def scrape(
     import asyncio
 
     from scraper.run import scrape as run_scrape
-    from scraper.run import summary_table
+    from scraper.summary import summary_table
 
     settings = load_settings()
     engine = catalog_engine(settings)
@@ -410,8 +411,8 @@ def import_folder(
     folder: Annotated[Path, typer.Argument(help="A folder with one sub-folder of images per character.")],
 ) -> None:
     """Import a folder-per-character dataset (the Kaggle Simpsons layout) through the cleaning path."""
-    from scraper.run import import_folder as run_import
-    from scraper.run import summary_table
+    from scraper.folder import import_folder as run_import
+    from scraper.summary import summary_table
 
     settings = load_settings()
     engine = catalog_engine(settings)
@@ -549,26 +550,27 @@ def classify(
     top_k: Annotated[int, typer.Option(help="Candidates per face.")] = 3,
 ) -> None:
     """Who is in these images? A table of faces and their top candidates, from the active model."""
-    from catalog.faces import FaceDetector, resolve_cascade
-    from catalog.imaging import ImageRejected, decode_image
+    from media.decode import DecodeLimits, ImageRejected
+    from media.faces import face_finder
+    from models.answer import answer_image
     from models.classifier import Classifier
 
     settings = load_settings()
-    detector = FaceDetector(resolve_cascade(settings.faces, settings.data_dir), settings.faces)
-    classifier = Classifier.from_registry(_registry(settings), detector=detector)
+    classifier = Classifier.from_registry(_registry(settings))
+    finder = face_finder(settings)
+    limits = DecodeLimits.from_settings(settings)
     results: list[dict[str, Any]] = []
     failed = False
     for path in images:
         try:
             data = path.read_bytes()
-            decoded = decode_image(data, settings.images)
+            answer = answer_image(data, model=classifier, finder=finder, limits=limits, top_k=top_k)
         except (OSError, ImageRejected) as exc:
             reason = getattr(exc, "reason", "unreadable")
             results.append({"image": str(path), "error": f"{reason}: {exc}"})
             failed = True
             continue
-        answers = classifier.classify_image(decoded.rgb, top_k=top_k, frames=decoded.frames[1:])
-        results.append({"image": str(path), "faces": [answer.as_dict() for answer in answers]})
+        results.append({"image": str(path), "faces": [face.as_dict() for face in answer.faces]})
     if as_json:
         typer.echo(json.dumps({"model": classifier.version, "results": results}, indent=2))
     else:
@@ -630,11 +632,19 @@ def bot(
     ] = False,
 ) -> None:
     """Run the Discord bot (needs NAMAE_DISCORD__TOKEN, unless --sandbox)."""
-    from bot.runner import run_bot
-
     settings = load_settings()
     catalog_engine(settings)
-    run_bot(settings, sandbox=sandbox)
+    if sandbox:
+        import asyncio
+
+        from namae.sandbox_session import run_sandbox
+
+        for line in asyncio.run(run_sandbox(settings)):
+            logging.getLogger("namae.sandbox").info("%s", line)
+        return
+    from bot.runner import run_bot
+
+    run_bot(settings)
 
 
 @app.command("run")

@@ -132,8 +132,9 @@ class Demo:
         self.conversation.append(f"**{who}**: {text}")
 
     async def run(self) -> DemoResult:
+        from bot.endpoints import point_discord_py_at
         from sandbox.characters.traits import make_characters
-        from sandbox.discord import FakeDiscord, point_discord_py_at
+        from sandbox.discord import FakeDiscord
         from sandbox.reddit import FakeReddit
 
         options = self.options
@@ -146,7 +147,7 @@ class Demo:
         await reddit.start()
         discord = FakeDiscord(heartbeat_interval_ms=5000)
         await discord.start()
-        target = point_discord_py_at(discord.base_url)
+        target = point_discord_py_at(discord.api_base, discord.gateway_url)
         worker = None
         worker_thread = None
         try:

@@ -209,7 +209,7 @@ def _handle_import_folder(
 ) -> dict[str, Any]:
     from pathlib import Path
 
-    from scraper.run import import_folder
+    from scraper.folder import import_folder
 
     progress(0.01, f"importing {params['path']}")
     return import_folder(settings, engine, Path(params["path"])).as_dict()

@@ -1,4 +1,4 @@
-"""Near-duplicate lookup over 64-bit perceptual hashes without comparing all pairs.
+"""Near-duplicate lookup over 64-bit perceptual hashes (`media.hashes`) without comparing all pairs.
 
 Multi-index hashing (Norouzi et al., "Fast Search in Hamming Space with Multi-Index Hashing"):
 the 64 bits are cut into `CHUNKS` chunks of 16 bits. If two hashes differ in at most `r` bits,
@@ -33,13 +33,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import cache
 
-import imagehash
 import numpy as np
-from PIL import Image as PILImage
 from sqlalchemy import Engine, select
 
 from catalog.db import session_scope
 from catalog.schema import Image, ImageStatus
+from media.hashes import (
+    VERIFY_MIN_GRADIENT_NCC,
+    VERIFY_MIN_NCC,
+    Fingerprint,
+    crop_hashes_from_text,
+    hash_to_int,
+    similarity,
+)
 
 HASH_BITS = 64
 CHUNKS = 4
@@ -57,25 +63,13 @@ INDEXED_STATUSES = (ImageStatus.accepted, ImageStatus.review)
 PHASH_THRESHOLD = 8
 DHASH_THRESHOLD = 8
 
-# Crop-tolerant matching (measured on seeds 7-11 of generate_dataset: 800 portraits, 300 copies).
-# Sub-crops keeping 93% of the side at the four corners and the centre put every generated crop
-# within 12 bits (pHash and dHash) of one of them; 11 keeps the multi-index probe at 2 bits a chunk
-# (a 12-bit radius would scan every row) and still retrieves all but a few, which the other
-# direction or the whole hash catches.
-SUBCROP_KEEP = 0.93
-SUBCROP_ANCHORS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 0.5))
+# Crop-tolerant retrieval (sub-crop hashes: media.hashes). 11 bits keeps the multi-index probe at 2
+# bits a chunk (a 12-bit radius would scan every row) and still retrieves all but a few generated
+# crops, which the other direction or the whole hash catches.
 CANDIDATE_THRESHOLD = 11
 # dHash is only checked on what the pHash probe returns, so its radius costs nothing to widen: two
 # of the 60 crops above sit 8 and 6 bits from a sub-crop in pHash but 17 and 15 in dHash.
 CANDIDATE_DHASH_THRESHOLD = 18
-SIGNATURE_SIDE = 64  # greyscale thumbnail persisted per image (4 KiB)
-COMPARE_SIDE = 32  # the aligned crops are compared at this size (area-averaged from the signature)
-VERIFY_KEEPS = tuple(round(1.0 - step / 100, 2) for step in range(15))  # 1.00 .. 0.86 of the side
-# Verification on seeds 7-11: planted copies score >= 0.964 (pixels) and >= 0.903 (gradients);
-# of 7,600 pairs of distinct portraits of one character none passes both (the highest pixel scores,
-# 0.959 and 0.949, come with gradient scores of 0.85 and 0.84).
-VERIFY_MIN_NCC = 0.95
-VERIFY_MIN_GRADIENT_NCC = 0.88
 
 
 @cache
@@ -91,18 +85,6 @@ def _flip_masks(radius: int) -> tuple[int, ...]:
 @cache
 def _mask_array(radius: int) -> np.ndarray:
     return np.asarray(_flip_masks(radius), dtype=np.int64)
-
-
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()
-
-
-def hash_to_int(text: str) -> int:
-    return int(text, 16)
-
-
-def int_to_hash(value: int) -> str:
-    return f"{value:016x}"
 
 
 @dataclass(frozen=True)
@@ -396,117 +378,3 @@ def brute_force_near(hashes: np.ndarray, value: int, max_distance: int) -> np.nd
     """All-pairs baseline: row numbers of `hashes` within `max_distance` of `value`."""
     distances = np.bitwise_count(hashes ^ np.uint64(value))
     return np.flatnonzero(distances <= max_distance)
-
-
-# ---- crop-tolerant fingerprints and their verification --------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """What near-duplicate matching knows of one picture."""
-
-    phash: int
-    dhash: int
-    crops: tuple[tuple[int, int], ...]  # (pHash, dHash) per SUBCROP_ANCHORS entry
-    signature: bytes  # SIGNATURE_SIDE x SIGNATURE_SIDE greyscale, row-major uint8
-
-
-def _hash_pair(picture: PILImage.Image) -> tuple[int, int]:
-    return hash_to_int(str(imagehash.phash(picture))), hash_to_int(str(imagehash.dhash(picture)))
-
-
-def subcrop_hashes(grey: PILImage.Image) -> tuple[tuple[int, int], ...]:
-    """(pHash, dHash) of the SUBCROP_ANCHORS crops, each keeping SUBCROP_KEEP of both sides."""
-    width, height = grey.size
-    w, h = max(1, round(width * SUBCROP_KEEP)), max(1, round(height * SUBCROP_KEEP))
-    hashes = []
-    for ax, ay in SUBCROP_ANCHORS:
-        x, y = round((width - w) * ax), round((height - h) * ay)
-        hashes.append(_hash_pair(grey.crop((x, y, x + w, y + h))))
-    return tuple(hashes)
-
-
-def fingerprint(rgb: np.ndarray, phash: int, dhash: int) -> Fingerprint:
-    """The sub-crop hashes and the signature of upright RGB pixels whose whole-image hashes are
-    (`phash`, `dhash`)."""
-    grey = PILImage.fromarray(rgb).convert("L")
-    # Hash the sub-crops of a copy at most 512 pixels on a side: imagehash shrinks to 32x32 anyway.
-    if max(grey.size) > 512:
-        grey.thumbnail((512, 512), PILImage.Resampling.BOX)
-    thumbnail = grey.resize((SIGNATURE_SIDE, SIGNATURE_SIDE), PILImage.Resampling.BOX)
-    return Fingerprint(phash, dhash, subcrop_hashes(grey), thumbnail.tobytes())
-
-
-def crop_hashes_to_text(crops: Iterable[tuple[int, int]]) -> str:
-    return "".join(int_to_hash(p) + int_to_hash(d) for p, d in crops)
-
-
-def crop_hashes_from_text(text: str | None) -> tuple[tuple[int, int], ...]:
-    if not text:
-        return ()
-    values = [hash_to_int(text[i : i + 16]) for i in range(0, len(text) - len(text) % 32, 16)]
-    return tuple(zip(values[0::2], values[1::2], strict=True))
-
-
-def _area_weights(keep: float, offset: float) -> np.ndarray:
-    """COMPARE_SIDE x SIGNATURE_SIDE matrix averaging, per output pixel, the signature pixels under
-    it, for the span [offset, offset + keep] of the side (fractions of it)."""
-    edges = (offset + np.arange(COMPARE_SIDE + 1) / COMPARE_SIDE * keep) * SIGNATURE_SIDE
-    low, high = edges[:-1, None], edges[1:, None]
-    pixel = np.arange(SIGNATURE_SIDE)[None, :]
-    weights = np.clip(np.minimum(high, pixel + 1) - np.maximum(low, pixel), 0, None)
-    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-@cache
-def _alignment_groups() -> tuple[np.ndarray, ...]:
-    """Per scale in VERIFY_KEEPS, the weights of every offset one signature pixel apart."""
-    groups = []
-    for keep in VERIFY_KEEPS:
-        steps = int(np.ceil((1.0 - keep) * SIGNATURE_SIDE)) + 1
-        groups.append(np.stack([_area_weights(keep, o) for o in np.linspace(0.0, 1.0 - keep, steps)]))
-    return tuple(groups)
-
-
-def _centred_unit(pixels: np.ndarray) -> np.ndarray:
-    centred = pixels - pixels.mean(axis=(-1, -2), keepdims=True)
-    return centred / (np.linalg.norm(centred, axis=(-1, -2), keepdims=True) + 1e-6)
-
-
-def _gradients(pixels: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.diff(pixels, axis=-1)[:-1, :], np.diff(pixels, axis=-2)[:, :-1]], axis=-1)
-
-
-def _decode_signature(signature: bytes) -> np.ndarray:
-    if len(signature) != SIGNATURE_SIDE * SIGNATURE_SIDE:
-        raise ValueError(f"a signature has {SIGNATURE_SIDE**2} bytes, got {len(signature)}")
-    return np.frombuffer(signature, dtype=np.uint8).reshape(SIGNATURE_SIDE, SIGNATURE_SIDE).astype(np.float32)
-
-
-def _best_crop_of(large: np.ndarray, small: np.ndarray) -> tuple[float, float]:
-    """How well `small` matches the best-aligned crop of `large`: (pixel NCC, gradient NCC)."""
-    whole = _area_weights(1.0, 0.0)
-    target_pixels = whole @ small @ whole.T
-    target = _centred_unit(target_pixels)
-    best_score, best_crop = -1.0, target_pixels
-    for group in _alignment_groups():
-        # Every (row offset, column offset) crop at this scale, separably: W_y @ large @ W_x^T.
-        crops = np.matmul((group @ large)[:, None], group.transpose(0, 2, 1)[None])
-        scores = (_centred_unit(crops) * target).sum(axis=(-1, -2))
-        at = np.unravel_index(int(np.argmax(scores)), scores.shape)
-        if scores[at] > best_score:
-            best_score, best_crop = float(scores[at]), crops[at]
-    gradient = (_centred_unit(_gradients(best_crop)) * _centred_unit(_gradients(target_pixels))).sum()
-    return best_score, float(gradient)
-
-
-def similarity(a: bytes, b: bytes) -> tuple[float, float]:
-    """(pixel NCC, gradient NCC) of two signatures at the best alignment of one as a crop of the
-    other (either way round), scales VERIFY_KEEPS."""
-    first, second = _decode_signature(a), _decode_signature(b)
-    return max(_best_crop_of(first, second), _best_crop_of(second, first))
-
-
-def is_same_picture(a: bytes, b: bytes) -> bool:
-    pixels, gradients = similarity(a, b)
-    return pixels >= VERIFY_MIN_NCC and gradients >= VERIFY_MIN_GRADIENT_NCC

@@ -24,13 +24,13 @@ from sqlalchemy import Engine, select
 from catalog.characters import NewCharacter, add_character, find_character, name_key
 from catalog.db import session_scope
 from catalog.errors import CatalogError
-from catalog.faces import FaceDetector, resolve_cascade
 from catalog.schema import LabelOrigin, Source, SourceKind
 from catalog.settings import Settings
 from catalog.store import ImageStore, sha256_of
+from media.faces import face_finder
 from scraper.dedup import HashIndex
 from scraper.ingest import ImageOrigin, Ingestor, IngestOutcome, OutcomeKind, Prepared, unfetched_key
-from scraper.run import ScrapeSummary, SourceCounts
+from scraper.summary import ScrapeSummary, SourceCounts
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def import_folder(
     if not folders:
         raise CatalogError(f"{root} has no character sub-folders (expected <root>/<character name>/<images>)")
     store = ImageStore(settings.image_store_dir)
-    detector = FaceDetector(resolve_cascade(settings.faces, settings.data_dir), settings.faces)
+    detector = face_finder(settings)
     ingestor = Ingestor(engine, store, settings, detector, HashIndex.load(engine))
     summary = ScrapeSummary()
     workers = max(1, min(4, os.cpu_count() or 1))

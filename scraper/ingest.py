@@ -1,6 +1,6 @@
 """The cleaning path every image takes into the catalog, from Reddit or from a folder.
 
-bytes -> decode (bounded, `catalog.imaging`) -> exact dedup (sha256) -> near dedup (loose pHash/dHash
+bytes -> decode (bounded, `media.decode`) -> exact dedup (sha256) -> near dedup (loose pHash/dHash
 candidates incl. sub-crops, verified by thumbnail NCC; across all characters) -> face crops -> one transaction.
 
 Crash consistency: the image's bytes and its face crops are written to the content-addressed
@@ -21,17 +21,12 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-import imagehash
 import numpy as np
-from PIL import Image as PILImage
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.db import session_scope
-from catalog.faces import FaceDetector
-from catalog.fetch import FetchError, SafeFetcher
-from catalog.imaging import ImageRejected, decode_image, encode_png, without_trailing_data
 from catalog.schema import (
     LABEL_TRUST,
     Face,
@@ -44,18 +39,12 @@ from catalog.schema import (
 )
 from catalog.settings import Settings
 from catalog.store import ImageStore, sha256_of
+from media.decode import ImageRejected, decode_image, encode_png, without_trailing_data
+from media.faces import FaceDetector
+from media.fetch import FetchError, SafeFetcher
+from media.hashes import Fingerprint, crop_hashes_to_text, fingerprint, int_to_hash, perceptual_hashes
 from scraper.candidates import ImageCandidate
-from scraper.dedup import (
-    DHASH_THRESHOLD,
-    PHASH_THRESHOLD,
-    Fingerprint,
-    HashIndex,
-    Match,
-    crop_hashes_to_text,
-    fingerprint,
-    hash_to_int,
-    int_to_hash,
-)
+from scraper.dedup import DHASH_THRESHOLD, PHASH_THRESHOLD, HashIndex, Match
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +146,6 @@ class Prepared:
     dhash: int = 0
     fingerprint: Fingerprint | None = None  # sub-crop hashes + signature, for crop-tolerant dedup
     faces: list[PreparedFace] = field(default_factory=list)
-
-
-def perceptual_hashes(rgb: np.ndarray) -> tuple[int, int]:
-    """(pHash, dHash) of upright RGB pixels as 64-bit integers (imagehash, 8x8)."""
-    picture = PILImage.fromarray(rgb)
-    return hash_to_int(str(imagehash.phash(picture))), hash_to_int(str(imagehash.dhash(picture)))
 
 
 def unfetched_key(url: str) -> str:

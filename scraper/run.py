@@ -13,146 +13,29 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 from rich.progress import Progress, TaskID
-from rich.table import Table
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import selectinload
 
 from catalog.characters import find_character
 from catalog.db import session_scope
 from catalog.errors import CatalogError
-from catalog.faces import FaceDetector, resolve_cascade
-from catalog.fetch import SafeFetcher
 from catalog.schema import Character, Source, SourceKind, utcnow
 from catalog.settings import RedditSettings, Settings
 from catalog.store import ImageStore
+from media.faces import face_finder
+from media.fetch import SafeFetcher
 from scraper.candidates import ImageCandidate, SourceView
 from scraper.dedup import HashIndex
 from scraper.ingest import ImageOrigin, Ingestor, IngestOutcome, OutcomeKind
+from scraper.summary import ScrapeSummary, SourceCounts
 
 log = logging.getLogger(__name__)
 
 REDDIT_KINDS = (SourceKind.subreddit, SourceKind.title_search, SourceKind.comment_links)
-
-
-@dataclass
-class SourceCounts:
-    """What one source (or the folder of one character) gave in one run."""
-
-    character: str
-    source: str
-    posts: int = 0  # posts (or files) the scan looked at
-    seen: int = 0  # image URLs it handed over
-    known: int = 0  # already processed in an earlier run: not downloaded
-    new: int = 0  # stored (accepted, or kept for review)
-    duplicates: int = 0  # the same bytes were already in the catalog
-    near_duplicates: int = 0  # a near copy of an image of the same character
-    review: int = 0  # new images flagged for a moderator (near copy of another character, several faces)
-    rejected: Counter[str] = field(default_factory=Counter)  # reason -> count
-    faces: int = 0
-    errors: int = 0  # transient failures: tried again next run
-    skipped: Counter[str] = field(default_factory=Counter)  # scan-side reasons (video, nsfw, ...)
-    scan_error: str | None = None  # the scan stopped early (Reddit kept failing); its cursor stays
-
-    def record(self, outcome: IngestOutcome) -> None:
-        match outcome.kind:
-            case OutcomeKind.known:
-                self.known += 1
-            case OutcomeKind.new:
-                self.new += 1
-                self.review += int(outcome.flagged)
-            case OutcomeKind.review:
-                self.new += 1
-                self.review += 1
-            case OutcomeKind.duplicate:
-                self.duplicates += 1
-            case OutcomeKind.near_duplicate:
-                self.near_duplicates += 1
-            case OutcomeKind.rejected:
-                self.rejected[outcome.reason or "unknown"] += 1
-            case OutcomeKind.error:
-                self.errors += 1
-        self.faces += outcome.faces
-
-    def add(self, other: SourceCounts) -> None:
-        for item in fields(self):
-            mine = getattr(self, item.name)
-            if isinstance(mine, Counter):
-                mine.update(getattr(other, item.name))
-            elif isinstance(mine, int) and not isinstance(mine, bool):
-                setattr(self, item.name, mine + getattr(other, item.name))
-
-
-@dataclass
-class ScrapeSummary:
-    rows: list[SourceCounts] = field(default_factory=list)
-    dry_run: bool = False
-
-    @property
-    def totals(self) -> SourceCounts:
-        total = SourceCounts(character="all", source="all")
-        for row in self.rows:
-            total.add(row)
-        return total
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for a job's result: the totals and one entry per source."""
-
-        def plain(counts: SourceCounts) -> dict[str, Any]:
-            return {
-                item.name: dict(value) if isinstance(value, Counter) else value
-                for item in fields(counts)
-                for value in [getattr(counts, item.name)]
-            }
-
-        return {
-            "dry_run": self.dry_run,
-            "totals": plain(self.totals),
-            "sources": [plain(r) for r in self.rows],
-        }
-
-
-def summary_table(summary: ScrapeSummary) -> Table:
-    """The closing table of `namae scrape` / `namae import`: one row per source and a total."""
-    title = "Scrape summary (dry run: nothing downloaded)" if summary.dry_run else "Scrape summary"
-    table = Table(title=title, show_footer=len(summary.rows) > 1)
-    total = summary.totals
-    columns: list[tuple[str, Callable[[SourceCounts], str], str]] = [
-        ("Character", lambda r: r.character, "total"),
-        ("Source", lambda r: r.source, ""),
-        ("Posts", lambda r: str(r.posts), str(total.posts)),
-        ("Seen", lambda r: str(r.seen), str(total.seen)),
-        ("Known", lambda r: str(r.known), str(total.known)),
-        ("New", lambda r: str(r.new), str(total.new)),
-        ("Duplicates", lambda r: str(r.duplicates), str(total.duplicates)),
-        ("Near-dups", lambda r: str(r.near_duplicates), str(total.near_duplicates)),
-        ("Review", lambda r: str(r.review), str(total.review)),
-        ("Rejected", lambda r: _reasons(r.rejected), _reasons(total.rejected)),
-        ("Faces", lambda r: str(r.faces), str(total.faces)),
-        ("Errors", lambda r: str(_errors(r)), str(sum(_errors(r) for r in summary.rows))),
-    ]
-    for name, _, footer in columns:
-        numeric = name not in ("Character", "Source", "Rejected")
-        table.add_column(name, footer=footer, justify="right" if numeric else "left")
-    for row in summary.rows:
-        table.add_row(*(cell(row) for _, cell, _ in columns))
-    return table
-
-
-def _errors(row: SourceCounts) -> int:
-    return row.errors + int(row.scan_error is not None)
-
-
-def _reasons(counter: Counter[str]) -> str:
-    if not counter:
-        return "0"
-    detail = ", ".join(f"{reason} {count}" for reason, count in sorted(counter.items()))
-    return f"{sum(counter.values())} ({detail})"
 
 
 def describe(view: SourceView) -> str:
@@ -323,7 +206,7 @@ async def scrape(
     reddit = await _maybe_await((reddit_factory or make_reddit)(settings.reddit))
     try:
         store = ImageStore(settings.image_store_dir)
-        detector = FaceDetector(resolve_cascade(settings.faces, settings.data_dir), settings.faces)
+        detector = face_finder(settings)
         index = await asyncio.to_thread(HashIndex.load, engine)
         ingestor = Ingestor(engine, store, settings, detector, index)
         async with SafeFetcher(settings.download, max_bytes=settings.images.max_bytes) as fetcher:
@@ -415,12 +298,3 @@ def _finish_source(engine: Engine, source_id: int, new_cursor: str | None, count
                 counts.source,
                 counts.errors,
             )
-
-
-def import_folder(
-    settings: Settings, engine: Engine, folder: Any, *, progress: Progress | None = None
-) -> ScrapeSummary:
-    """Import a folder-per-character dataset through the same cleaning path (see scraper.folder)."""
-    from scraper.folder import import_folder as run_import
-
-    return run_import(settings, engine, folder, progress=progress)

@@ -26,10 +26,10 @@ from sqlalchemy import Engine, select
 
 from catalog.db import session_scope
 from catalog.errors import CatalogError
-from catalog.imaging import ImageRejected, decode_image
 from catalog.schema import Character, Face, Image, ImageStatus, Label, LabelOrigin, Provenance
 from catalog.settings import Settings
 from catalog.store import ImageStore
+from media.decode import ImageRejected, decode_image
 from models.preprocess import prepare
 from trainer import TrainingError
 from trainer.augment import to_chw
@@ -85,10 +85,9 @@ class Assembled:
 
 
 def _phash(rgb: np.ndarray) -> int:
-    import imagehash
-    from PIL import Image as PILImage
+    from media.hashes import perceptual_hashes
 
-    return int(str(imagehash.phash(PILImage.fromarray(rgb))), 16)
+    return perceptual_hashes(rgb)[0]
 
 
 class _FaceCropper:
@@ -96,9 +95,9 @@ class _FaceCropper:
     same kind of pixels as catalog training and the bot."""
 
     def __init__(self, settings: Settings) -> None:
-        from catalog.faces import FaceDetector, resolve_cascade
+        from media.faces import face_finder
 
-        self.detector = FaceDetector(resolve_cascade(settings.faces, settings.data_dir), settings.faces)
+        self.detector = face_finder(settings)
 
     def crops(self, rgb: np.ndarray) -> list[np.ndarray]:
         return [self.detector.crop(rgb, box) for box in self.detector.detect(rgb)]

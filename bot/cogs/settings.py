@@ -22,7 +22,11 @@ def describe(config: GuildConfig) -> str:
     return "\n".join(
         [
             f"Channels: {channels}",
-            f"Threshold: {config.threshold:.2f} (answers below it say 'not sure')",
+            (
+                f"Threshold: {config.threshold:.2f} (answers below it say 'not sure')"
+                if config.threshold is not None
+                else "Threshold: the model's own, per character (fitted for precision when it was trained)"
+            ),
             f"Moderator role: {role}",
             f"Auto-classify: {'on' if config.auto_classify else 'off'}",
         ]
@@ -68,7 +72,7 @@ class Settings(commands.Cog):
         )
 
     @settings.command(name="threshold", description="Below this confidence the answer says 'not sure'")
-    @app_commands.describe(value="Between 0 and 1; leave empty for the default")
+    @app_commands.describe(value="Between 0 and 1; leave empty for the model's own thresholds")
     @moderator_only()
     async def threshold(
         self, interaction: discord.Interaction, value: app_commands.Range[float, 0.0, 1.0] | None = None

@@ -1,6 +1,5 @@
 """A fake Discord (REST + gateway on one loopback port) that unmodified discord.py talks to."""
 
-from sandbox.discord.config import DiscordPyTarget, point_discord_py_at
 from sandbox.discord.records import (
     HeartbeatRecord,
     InteractionCallback,
@@ -13,7 +12,6 @@ from sandbox.discord.server import FakeDiscord
 from sandbox.discord.world import FakeGuild
 
 __all__ = [
-    "DiscordPyTarget",
     "FakeDiscord",
     "FakeGuild",
     "HeartbeatRecord",
@@ -22,5 +20,4 @@ __all__ = [
     "RecordedEdit",
     "RecordedMessage",
     "ResumeRecord",
-    "point_discord_py_at",
 ]

@@ -60,7 +60,7 @@ Attachment = tuple[str, bytes, str]  # filename, data, content type
 
 
 class FakeDiscord:
-    """A fake Discord that unmodified discord.py connects to (see `point_discord_py_at`)."""
+    """A fake Discord that unmodified discord.py connects to (see `bot.endpoints.point_discord_py_at`)."""
 
     def __init__(
         self,

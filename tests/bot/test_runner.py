@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.runner import run_bot
-from bot.sandbox_session import run_sandbox
 from catalog.errors import CatalogError
+from namae.sandbox_session import run_sandbox
 from tests.fixtures.bot import bot_settings
 
 

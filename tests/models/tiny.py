@@ -3,6 +3,7 @@ real ONNX export without waiting for a trained model."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -37,3 +38,14 @@ class TinyNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))
+
+
+def torch_probabilities(images: list[np.ndarray], temperature: float) -> np.ndarray:
+    """What the tiny net itself says of raw RGB images, through the shared preprocessing."""
+    from models import preprocess
+    from models.classifier import softmax
+    from trainer.export import normalize_batch
+
+    with torch.inference_mode():
+        logits = TinyNet(seed=0)(normalize_batch(preprocess.to_batch(images, IMAGE_SIZE))).numpy()
+    return softmax(logits, temperature)

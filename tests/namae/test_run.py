@@ -19,7 +19,7 @@ from catalog.guilds import GuildSettingsStore
 from catalog.jobs import JobQueue
 from catalog.schema import JobStatus
 from catalog.settings import Settings
-from scraper.run import import_folder
+from scraper.folder import import_folder
 from tests.fixtures.discord import DiscordWorld
 from tests.namae.test_worker_crash import worker_env
 

@@ -22,7 +22,8 @@ from catalog.jobs import JobQueue
 from catalog.schema import Image, JobStatus
 from catalog.settings import RedditSettings, Settings
 from models.registry import Registry
-from scraper.run import import_folder, scrape
+from scraper.folder import import_folder
+from scraper.run import scrape
 from tests.scraper.test_scrape_e2e import add_world_characters, scrape_settings, snapshot
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from catalog.schema import JobStatus
 from catalog.settings import Settings
 from models.registry import Registry
 from namae.worker import Worker
-from scraper.run import import_folder
+from scraper.folder import import_folder
 from tests.namae.waiting import wait_until
 from tests.postgres_server import ThrowawayCluster
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catalog.boxes import iou
+from media.boxes import iou
 from sandbox.characters import (
     NEAR_DUPLICATE_KINDS,
     SynthManifest,

@@ -10,7 +10,8 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from sandbox.discord import FakeDiscord, point_discord_py_at
+from bot.endpoints import point_discord_py_at
+from sandbox.discord import FakeDiscord
 from sandbox.discord.running import connected
 from tests.fixtures.discord import DiscordWorld
 
@@ -269,7 +270,7 @@ async def test_message_content_intent_with_intent(discord_world: DiscordWorld) -
 
 async def test_privileged_intent_not_allowed_closes_with_4014() -> None:
     async with FakeDiscord(message_content_intent_allowed=False) as fake:
-        target = point_discord_py_at(fake.base_url)
+        target = point_discord_py_at(fake.api_base, fake.gateway_url)
         try:
             fake.add_guild("g")
             bot = make_bot(message_content=True)
@@ -282,7 +283,7 @@ async def test_privileged_intent_not_allowed_closes_with_4014() -> None:
 
 async def test_bad_token_is_a_login_failure() -> None:
     async with FakeDiscord(required_token="right") as fake:
-        target = point_discord_py_at(fake.base_url)
+        target = point_discord_py_at(fake.api_base, fake.gateway_url)
         try:
             client = discord.Client(intents=discord.Intents.default())
             with pytest.raises(discord.LoginFailure):

@@ -9,7 +9,8 @@ from sqlalchemy import Engine
 
 from catalog.db import session_scope
 from catalog.schema import Image, ImageStatus
-from scraper.dedup import HashIndex, brute_force_near, hamming, hash_to_int, int_to_hash
+from media.hashes import hamming, hash_to_int, int_to_hash
+from scraper.dedup import HashIndex, brute_force_near
 
 HASH = st.integers(min_value=0, max_value=(1 << 64) - 1)
 

@@ -20,14 +20,14 @@ import pytest
 from PIL import Image as PILImage
 from PIL import ImageEnhance
 
-from catalog.imaging import decode_image
 from catalog.settings import ImageLimits
+from media.decode import decode_image
+from media.hashes import Fingerprint, fingerprint, perceptual_hashes
 from sandbox.characters import NEAR_DUPLICATE_KINDS, generate_dataset
 from sandbox.characters.render import render_character
 from sandbox.characters.traits import make_characters
 from sandbox.reddit.world import default_near_duplicate
-from scraper.dedup import DHASH_THRESHOLD, PHASH_THRESHOLD, Fingerprint, HashIndex, fingerprint
-from scraper.ingest import perceptual_hashes
+from scraper.dedup import DHASH_THRESHOLD, PHASH_THRESHOLD, HashIndex
 
 CHARACTERS = 6
 PER_CHARACTER = 20

@@ -20,7 +20,7 @@ from sandbox.characters.traits import make_characters
 from sandbox.reddit.world import default_near_duplicate
 from scraper.folder import character_name_from_folder, import_folder
 from scraper.ingest import reject_code
-from scraper.run import summary_table
+from scraper.summary import summary_table
 
 PER_CHARACTER = 4
 

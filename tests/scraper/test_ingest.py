@@ -13,7 +13,6 @@ from sqlalchemy import Engine, func, select, text
 
 from catalog.characters import NewCharacter, add_character
 from catalog.db import session_scope
-from catalog.faces import FaceDetector
 from catalog.schema import (
     LABEL_TRUST,
     Face,
@@ -26,6 +25,7 @@ from catalog.schema import (
 )
 from catalog.settings import Settings
 from catalog.store import ImageStore, sha256_of
+from media.faces import FaceDetector
 from sandbox.characters.render import render_character, render_scene
 from sandbox.characters.traits import make_characters
 from scraper.dedup import HashIndex

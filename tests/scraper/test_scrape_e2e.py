@@ -40,7 +40,8 @@ from catalog.schema import (
 from catalog.settings import DownloadSettings, RedditSettings, Settings
 from catalog.store import ImageStore
 from scraper.ingest import reject_code, unfetched_key
-from scraper.run import ScrapeSummary, scrape, summary_table
+from scraper.run import scrape
+from scraper.summary import ScrapeSummary, summary_table
 from tests.fixtures import reddit as reddit_fixtures
 
 # The fake Reddit's fixtures (tests/fixtures/reddit.py), used by name below.

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, PngImagePlugin
 
-from catalog.imaging import DecodedImage, ImageRejected, decode_image, encode_png
 from catalog.settings import ImageLimits
+from media.decode import DecodedImage, ImageRejected, decode_image, encode_png
 from tests.hostile_files import EXPECTED, HOSTILE_CASES, pattern
 
 TIME_LIMIT_S = 2.0

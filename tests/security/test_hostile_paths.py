@@ -27,10 +27,10 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from catalog.db import session_scope
-from catalog.imaging import ImageRejected, decode_image, without_trailing_data
 from catalog.schema import Image, ImageStatus, Prediction
 from catalog.settings import ImageLimits, Settings
 from catalog.store import ImageStore, sha256_of
+from media.decode import ImageRejected, decode_image, without_trailing_data
 from namae.cli import app
 from sandbox.characters.render import render_character
 from sandbox.characters.traits import make_characters

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from catalog.fetch import FetchError, SafeFetcher, blocked_reason
 from catalog.settings import DownloadSettings
-from tests.scraper.test_fetch import PNG, LocalServer
+from media.fetch import FetchError, SafeFetcher, blocked_reason
+from tests.media.test_fetch import PNG, LocalServer
 
 ALLOWED_HOST = "127.0.0.2"
 EXEMPT = (f"{ALLOWED_HOST}/32",)

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import Engine
 
-from catalog.imaging import decode_image
 from catalog.settings import ImageLimits
+from media.decode import decode_image
 from models.classifier import Classifier
 from models.registry import Registry
 from tests.fixtures.model import TinyModel

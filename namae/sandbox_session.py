@@ -1,8 +1,8 @@
 """`namae bot --sandbox`: the real bot against the fake Discord on 127.0.0.1, with a scripted
 guild where a member posts synthetic characters and corrects an answer.
 
-This is the one bot module that imports `sandbox` (lazily, here only): the offline demo needs
-the fake to exist, and the installed bot never reaches this file without `--sandbox`.
+It lives in `namae/`, the one package that may drive `sandbox/` (here and in the demo): the bot
+itself never imports the fakes.
 """
 
 from __future__ import annotations
@@ -38,11 +38,12 @@ async def run_sandbox(
     """Run the scripted session and return its transcript (one line per event)."""
     import numpy as np
 
+    from bot.endpoints import point_discord_py_at
     from bot.runner import build_bot
     from sandbox.characters import jpeg_bytes
     from sandbox.characters.render import render_character, render_scene
     from sandbox.characters.traits import make_characters
-    from sandbox.discord import FakeDiscord, point_discord_py_at
+    from sandbox.discord import FakeDiscord
     from sandbox.discord.running import connected
 
     hosts = {**settings.download.hosts, **SANDBOX_HOSTS}
@@ -50,7 +51,7 @@ async def run_sandbox(
     transcript: list[str] = []
     fake = FakeDiscord()
     await fake.start()
-    target = point_discord_py_at(fake.base_url)
+    target = point_discord_py_at(fake.api_base, fake.gateway_url)
     try:
         guild = fake.add_guild("namae sandbox")
         channel = guild.add_channel("pictures")

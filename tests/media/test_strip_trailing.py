@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
-from catalog.imaging import decode_image, sniff_format, strip_trailing_data, without_trailing_data
 from catalog.settings import ImageLimits
+from media.decode import decode_image, sniff_format, strip_trailing_data, without_trailing_data
 
 LIMITS = ImageLimits(reject_greyscale=False, min_side=1)
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from catalog.imaging import ImageRejected, decode_image, encode_png, is_greyscale, saturation_score
 from catalog.settings import ImageLimits
+from media.decode import ImageRejected, decode_image, encode_png, is_greyscale, saturation_score
 from sandbox.characters.render import render_character
 from sandbox.characters.traits import make_characters
 from tests.hostile_files import pattern

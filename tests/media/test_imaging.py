@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps, features
 
-from catalog.imaging import (
+from catalog.settings import ImageLimits
+from media.decode import (
     MAX_JPEG_SCANS,
     REASONS,
     DecodedImage,
@@ -20,7 +21,6 @@ from catalog.imaging import (
     encode_png,
     sniff_format,
 )
-from catalog.settings import ImageLimits
 from tests import hostile_files as hf
 
 LIMITS = ImageLimits()

@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from PIL import Image as PILImage
 
-from catalog.fetch import FetchError, SafeFetcher, parse_retry_after
 from catalog.settings import DownloadSettings
+from media.fetch import FetchError, SafeFetcher, parse_retry_after
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -26,8 +26,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
-from catalog.imaging import sniff_format
 from catalog.settings import DownloadSettings
+from media.decode import sniff_format
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from catalog.imaging import REASONS, DecodedImage, ImageRejected, decode_image
 from catalog.settings import ImageLimits
+from media.decode import REASONS, DecodedImage, ImageRejected, decode_image
 from tests import hostile_files as hf
 
 EXTRA = os.environ.get("NAMAE_FUZZ_EXAMPLES")

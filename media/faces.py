@@ -1,0 +1,164 @@
+"""Anime face finding (nagadomi's LBP cascade through OpenCV) and square face crops.
+
+`face_finder(settings)` is the one way the bot, the CLI, the scraper and the trainer get a finder,
+so that all of them see the same faces. `FaceDetector` is safe to share between threads: OpenCV's
+`CascadeClassifier` is not, so each thread gets its own classifier, read from the same bytes. The
+cascade file itself comes from `media.cascade`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Protocol
+
+import cv2
+import numpy as np
+
+from catalog.settings import FaceSettings
+from media.boxes import Box
+from media.errors import MediaError
+
+if TYPE_CHECKING:
+    from catalog.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Two detections are one face when they overlap this much (intersection over the smaller box).
+DUPLICATE_OVERLAP: Final = 0.5
+
+
+class FaceFinder(Protocol):
+    """What the answer path needs of a face finder: boxes in a picture, and the crop of one."""
+
+    def detect(self, rgb: np.ndarray) -> list[Box]: ...
+
+    def crop(self, rgb: np.ndarray, box: Box, size: int | None = None) -> np.ndarray: ...
+
+
+def face_finder(settings: Settings) -> FaceDetector:
+    """The face finder every path uses, as configured (the cascade is fetched once if needed)."""
+    from media.cascade import resolve_cascade
+
+    return FaceDetector(resolve_cascade(settings.faces, settings.data_dir, settings.download), settings.faces)
+
+
+class FaceDetector:
+    """Finds anime faces in RGB pixels. One instance serves any number of threads."""
+
+    def __init__(self, cascade_path: Path, settings: FaceSettings) -> None:
+        path = Path(cascade_path)
+        try:
+            self._cascade_xml = path.read_bytes()
+        except OSError as exc:
+            raise MediaError(f"The face cascade {path} cannot be read: {exc.strerror or exc}.") from exc
+        self._path = path
+        self._settings = settings
+        self._local = threading.local()
+        self._classifier()  # fail here, with the path in the message, rather than on the first image
+
+    @property
+    def settings(self) -> FaceSettings:
+        return self._settings
+
+    def _classifier(self) -> cv2.CascadeClassifier:
+        classifier = getattr(self._local, "classifier", None)
+        if classifier is None:
+            classifier = self._load()
+            self._local.classifier = classifier
+        return classifier
+
+    def _load(self) -> cv2.CascadeClassifier:
+        classifier = cv2.CascadeClassifier()
+        try:
+            storage = cv2.FileStorage(
+                self._cascade_xml.decode("utf-8", errors="replace"),
+                cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_MEMORY,
+            )
+            loaded = storage.isOpened() and classifier.read(storage.getFirstTopLevelNode())
+        except Exception as exc:  # cv2.error, or SystemError from the bindings on unparsable text
+            raise MediaError(f"The face cascade {self._path} is not a valid OpenCV cascade: {exc}") from exc
+        if not loaded or classifier.empty():
+            raise MediaError(f"The face cascade {self._path} is not a valid OpenCV cascade file.")
+        return classifier
+
+    def detect(self, rgb: np.ndarray) -> list[Box]:
+        """Faces in an HxWx3 uint8 RGB image, left to right, overlapping duplicates merged."""
+        pixels = _as_rgb(rgb)
+        height, width = pixels.shape[:2]
+        scale = min(1.0, self._settings.detect_max_side / max(height, width))
+        grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        grey = cv2.equalizeHist(grey)
+        min_side = max(1, round(self._settings.min_size * scale))
+        found = self._classifier().detectMultiScale(
+            grey,
+            scaleFactor=self._settings.scale_factor,
+            minNeighbors=self._settings.min_neighbors,
+            minSize=(min_side, min_side),
+        )
+        boxes = [
+            _clamp(Box(round(x / scale), round(y / scale), round(w / scale), round(h / scale)), width, height)
+            for x, y, w, h in np.asarray(found, dtype=np.int64).reshape(-1, 4)
+        ]
+        return sorted(_merge_duplicates(boxes), key=lambda box: (box.x, box.y))
+
+    def crop(self, rgb: np.ndarray, box: Box, size: int | None = None) -> np.ndarray:
+        """A square crop around `box`, grown by `settings.margin` on each side, resized to `size`.
+
+        The square is shifted to stay inside the image where it fits; where it is larger than the
+        image, the missing part is filled by repeating the border pixels.
+        """
+        pixels = _as_rgb(rgb)
+        size = self._settings.crop_size if size is None else size
+        if size < 1:
+            raise ValueError(f"crop size must be positive, got {size}")
+        if box.w <= 0 or box.h <= 0:
+            raise ValueError(f"cannot crop an empty box {box}")
+        height, width = pixels.shape[:2]
+        side = max(1, round(max(box.w, box.h) * (1 + 2 * self._settings.margin)))
+        left = _place(box.x + box.w / 2, side, width)
+        top = _place(box.y + box.h / 2, side, height)
+        inside = pixels[max(0, top) : min(height, top + side), max(0, left) : min(width, left + side)]
+        square = cv2.copyMakeBorder(
+            inside,
+            max(0, -top),
+            max(0, top + side - height),
+            max(0, -left),
+            max(0, left + side - width),
+            cv2.BORDER_REPLICATE,
+        )
+        interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+        return np.ascontiguousarray(cv2.resize(square, (size, size), interpolation=interpolation))
+
+
+def _place(centre: float, side: int, limit: int) -> int:
+    """Start of a `side`-long span centred on `centre`, shifted inside [0, limit) when it fits."""
+    start = round(centre - side / 2)
+    if side <= limit:
+        return min(max(0, start), limit - side)
+    return round((limit - side) / 2)  # larger than the image: centre it, both ends get padding
+
+
+def _as_rgb(rgb: np.ndarray) -> np.ndarray:
+    array = np.asarray(rgb)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8 or 0 in array.shape:
+        raise ValueError(f"expected an HxWx3 uint8 array, got shape {array.shape} and dtype {array.dtype}")
+    return np.ascontiguousarray(array)
+
+
+def _clamp(box: Box, width: int, height: int) -> Box:
+    x, y = max(0, min(box.x, width - 1)), max(0, min(box.y, height - 1))
+    return Box(x, y, max(1, min(box.w, width - x)), max(1, min(box.h, height - y)))
+
+
+def _merge_duplicates(boxes: list[Box]) -> list[Box]:
+    """Collapse detections of the same face (heavy overlap) into the larger one."""
+    kept: list[Box] = []
+    for box in sorted(boxes, key=lambda b: b.area, reverse=True):
+        if all(box.overlap(other) < DUPLICATE_OVERLAP for other in kept):
+            kept.append(box)
+    return kept

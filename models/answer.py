@@ -1,0 +1,214 @@
+"""The one answer path: the bytes of a picture (or its decoded pixels) in, an `Answer` out.
+
+    decode (media.decode, `DecodeLimits`) -> faces (media.faces) -> model (models.classifier)
+    -> one `FaceAnswer` per face, each with a kind
+
+The bot, `namae classify`, the demo and the benchmarks all call `answer_image`, so the same file
+gets the same answer everywhere. Faces are answered left to right; when no face is found the
+whole picture is answered once. Probabilities are calibrated (the card's temperature); whether the
+best candidate is named is decided by the card's thresholds (per class, else global), unless the
+caller passes an explicit `threshold` (a guild's own setting).
+
+Animated pictures: faces are found in every sampled frame; the frame with the most faces (the
+earliest on a tie) sets the face positions. Each of its faces is matched in every other frame to
+the detected face that overlaps it most (IoU >= 0.3), and the probabilities of all matched crops are
+averaged (embeddings too, then re-normalized). When no frame has a face, the whole-picture
+probabilities of all frames are averaged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from media.boxes import Box
+from media.decode import DecodedImage, DecodeLimits
+
+if TYPE_CHECKING:
+    from media.faces import FaceFinder
+    from models.classifier import Candidate, Classifier
+
+FRAME_MATCH_IOU = 0.3
+
+
+class Kind(StrEnum):
+    """What the bot says about one face."""
+
+    NAME = "name"  # a known character, named with a calibrated confidence
+    UNKNOWN = "unknown"  # not sure who this is
+
+
+@dataclass(frozen=True)
+class FaceAnswer:
+    box: Box | None  # in the file's own pixels; None: the answer is for the whole picture
+    candidates: tuple[Candidate, ...]  # best first, calibrated probabilities
+    kind: Kind
+    threshold: float  # the card's threshold for the best candidate (what `kind` was decided by)
+    embedding: np.ndarray | None = None  # L2-normalized
+    crop: np.ndarray | None = None  # the face crop the model saw (the reference frame's), RGB
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates else None
+
+    @property
+    def unknown(self) -> bool:
+        return self.kind is not Kind.NAME
+
+    def with_threshold(self, threshold: float | None) -> FaceAnswer:
+        """This answer decided by an explicit threshold instead of the card's (None: unchanged)."""
+        if threshold is None:
+            return self
+        return replace(self, kind=_kind(self.candidates, threshold), threshold=threshold)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output (`namae classify --json`, prediction rows); no pixels."""
+        return {
+            "box": self.box.as_dict() if self.box is not None else None,
+            "kind": self.kind.value,
+            "unknown": self.unknown,
+            "candidates": [
+                {"label": c.label, "probability": round(c.probability, 6)} for c in self.candidates
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The answer for one picture: its faces (or the whole picture) and what the file was."""
+
+    sha256: str
+    model_version: str
+    faces: tuple[FaceAnswer, ...]
+    width: int  # the file's upright size, whatever scale it was decoded at
+    height: int
+    format: str
+    animated: bool
+    seconds: float = 0.0
+
+    def with_threshold(self, threshold: float | None) -> Answer:
+        if threshold is None:
+            return self
+        return replace(self, faces=tuple(f.with_threshold(threshold) for f in self.faces))
+
+    def without_pixels(self) -> Answer:
+        """The same answer without crops (what a cache keeps)."""
+        return replace(self, faces=tuple(replace(f, crop=None) for f in self.faces))
+
+
+def answer_image(
+    data: bytes | DecodedImage,
+    *,
+    model: Classifier,
+    finder: FaceFinder | None,
+    limits: DecodeLimits,
+    top_k: int = 3,
+    threshold: float | None = None,
+    sha256: str | None = None,
+) -> Answer:
+    """Decode (unless given pixels), find faces, run the model, decide: the answer for one picture.
+    Raises `media.decode.ImageRejected` for bytes that are no usable picture."""
+    started = time.perf_counter()
+    if isinstance(data, DecodedImage):
+        decoded = data
+        digest = sha256 or ""
+    else:
+        decoded = limits.decode(data)
+        digest = sha256 or hashlib.sha256(data).hexdigest()
+    frames = decoded.frames[1:] if decoded.animated else []
+    faces = answer_pixels(decoded.rgb, frames, model=model, finder=finder, top_k=top_k)
+    # Boxes are reported in the file's pixels, whatever scale it was decoded at.
+    back = 1 / decoded.scale
+    faces = [
+        f if f.box is None else replace(f, box=f.box.scaled(back, decoded.full_width, decoded.full_height))
+        for f in faces
+    ]
+    answer = Answer(
+        sha256=digest,
+        model_version=model.version,
+        faces=tuple(faces),
+        width=decoded.full_width,
+        height=decoded.full_height,
+        format=decoded.format,
+        animated=decoded.animated,
+        seconds=time.perf_counter() - started,
+    )
+    return answer.with_threshold(threshold)
+
+
+def answer_pixels(
+    rgb: np.ndarray,
+    frames: list[np.ndarray] | None = None,
+    *,
+    model: Classifier,
+    finder: FaceFinder | None,
+    top_k: int = 3,
+) -> list[FaceAnswer]:
+    """One answer per face in upright RGB pixels, left to right; one whole-picture answer when no
+    face is found. `frames`: further frames of an animated picture (see the module docstring)."""
+    all_frames = [rgb, *(f for f in (frames or []) if f is not rgb)]
+    if finder is None:
+        boxes: list[list[Box]] = [[] for _ in all_frames]
+    else:
+        boxes = [sorted(finder.detect(f), key=lambda b: (b.x, b.y)) for f in all_frames]
+    reference = max(range(len(all_frames)), key=lambda i: (len(boxes[i]), -i))
+    if finder is None or not boxes[reference]:
+        probabilities, embeddings = model.infer(all_frames)
+        return [_decide(model, None, probabilities.mean(0), embeddings.mean(0), top_k)]
+    crops, owners, shown = [], [], []
+    for face, box in enumerate(boxes[reference]):
+        for index, frame in enumerate(all_frames):
+            match = box if index == reference else _match(box, boxes[index])
+            if match is not None:
+                crops.append(finder.crop(frame, match))
+                owners.append(face)
+                if index == reference:
+                    shown.append(crops[-1])
+    probabilities, embeddings = model.infer(crops)
+    owner = np.asarray(owners)
+    return [
+        _decide(
+            model,
+            box,
+            probabilities[owner == face].mean(0),
+            embeddings[owner == face].mean(0),
+            top_k,
+            crop=shown[face],
+        )
+        for face, box in enumerate(boxes[reference])
+    ]
+
+
+def _decide(
+    model: Classifier,
+    box: Box | None,
+    probabilities: np.ndarray,
+    embedding: np.ndarray,
+    top_k: int,
+    crop: np.ndarray | None = None,
+) -> FaceAnswer:
+    candidates = tuple(model.top(probabilities, top_k))
+    limit = model.card.thresholds.for_label(candidates[0].label)
+    norm = float(np.linalg.norm(embedding))
+    return FaceAnswer(
+        box=box,
+        candidates=candidates,
+        kind=_kind(candidates, limit),
+        threshold=limit,
+        embedding=(embedding / norm).astype(np.float32) if norm > 0 else embedding,
+        crop=crop,
+    )
+
+
+def _kind(candidates: tuple[Candidate, ...], threshold: float) -> Kind:
+    return Kind.NAME if candidates and candidates[0].probability >= threshold else Kind.UNKNOWN
+
+
+def _match(box: Box, others: list[Box]) -> Box | None:
+    best = max(others, key=box.iou, default=None)
+    return best if best is not None and box.iou(best) >= FRAME_MATCH_IOU else None

@@ -1,0 +1,108 @@
+"""The one answer path: per-face answers left to right, the whole picture when no face is found,
+frames merged, the card's thresholds deciding "not sure" unless a threshold is given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catalog.settings import FaceSettings
+from media.faces import FaceDetector
+from models.answer import answer_pixels
+from models.classifier import Classifier
+from models.registry import Registry
+from sandbox.characters.render import render_scene
+from sandbox.characters.traits import make_characters
+from tests.models.tiny import LABELS, random_images, stage_version, torch_probabilities
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    return Registry(tmp_path / "models", margin=0.01, keep_last=5)
+
+
+@pytest.fixture(scope="module")
+def detector(cascade_path: Path) -> FaceDetector:
+    return FaceDetector(cascade_path, FaceSettings())
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    """Three characters side by side; the cascade finds all three faces with this seed."""
+    image, _ = render_scene(make_characters(3, seed=1), np.random.default_rng(0), size=(384, 224))
+    return np.asarray(image)
+
+
+def test_unknown_below_threshold(registry: Registry, tiny_onnx: Path) -> None:
+    # A huge temperature flattens the distribution: every label near 1/4.
+    _, flat = stage_version(registry, tiny_onnx, f1=0.5, temperature=1000.0, thresholds=0.5)
+    image = random_images(1, seed=5)[0]
+    classifier = Classifier.load(flat)
+    [answer] = answer_pixels(image, model=classifier, finder=None)
+    assert answer.box is None
+    assert answer.candidates[0].probability == pytest.approx(0.25, abs=0.01)
+    assert answer.unknown
+    [answer] = [a.with_threshold(0.2) for a in answer_pixels(image, model=classifier, finder=None)]
+    assert not answer.unknown
+    # A per-class threshold applies to the top label; others fall back to the global one.
+    top = answer.candidates[0].label
+    _, per_class = stage_version(
+        registry, tiny_onnx, f1=0.5, temperature=1000.0, thresholds={"global": 0.9, "per_class": {top: 0.1}}
+    )
+    [answer] = answer_pixels(image, model=Classifier.load(per_class), finder=None)
+    assert answer.candidates[0].label == top and not answer.unknown
+
+
+def test_one_answer_per_face_left_to_right(
+    registry: Registry, tiny_onnx: Path, detector: FaceDetector, scene: np.ndarray
+) -> None:
+    _, folder = stage_version(registry, tiny_onnx, f1=0.5)
+    classifier = Classifier.load(folder)
+    answers = answer_pixels(scene, model=classifier, finder=detector, top_k=3)
+    boxes = detector.detect(scene)
+    assert len(boxes) == 3
+    assert [a.box for a in answers] == boxes
+    assert [a.box.x for a in answers] == sorted(a.box.x for a in answers)
+    crops = [detector.crop(scene, box) for box in boxes]
+    expected = torch_probabilities(crops, temperature=1.0)
+    for answer, row, crop in zip(answers, expected, crops, strict=True):
+        assert answer.crop is not None and np.array_equal(answer.crop, crop)  # what the model saw
+        assert len(answer.candidates) == 3
+        assert sum(c.probability for c in answer.candidates) <= 1.0 + 1e-9
+        assert answer.candidates[0].probability == pytest.approx(row.max(), abs=1e-5)
+        assert answer.embedding is not None and answer.embedding.shape == (16,)
+        assert float(np.linalg.norm(answer.embedding)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_no_face_gives_one_whole_image_answer(
+    registry: Registry, tiny_onnx: Path, detector: FaceDetector
+) -> None:
+    _, folder = stage_version(registry, tiny_onnx, f1=0.5)
+    classifier = Classifier.load(folder)
+    plain = np.full((120, 200, 3), 230, dtype=np.uint8)
+    [answer] = answer_pixels(plain, model=classifier, finder=detector)
+    assert answer.box is None and answer.crop is None
+    assert answer.candidates[0].probability == pytest.approx(
+        torch_probabilities([plain], 1.0).max(), abs=1e-5
+    )
+
+
+def test_frames_are_merged_per_face_and_for_the_whole_image(
+    registry: Registry, tiny_onnx: Path, detector: FaceDetector, scene: np.ndarray
+) -> None:
+    _, folder = stage_version(registry, tiny_onnx, f1=0.5)
+    classifier = Classifier.load(folder)
+    single = answer_pixels(scene, model=classifier, finder=detector)
+    blank = np.full_like(scene, 200)
+    # A frame without faces contributes nothing to the faces found in another frame.
+    merged = answer_pixels(blank, [scene], model=classifier, finder=detector)
+    assert [a.box for a in merged] == [a.box for a in single]
+    assert [a.candidates for a in merged] == [a.candidates for a in single]
+    # No face in any frame: whole-image probabilities averaged over the frames.
+    a, b = random_images(2, seed=9)
+    [answer] = answer_pixels(a, [b], model=classifier, finder=detector, top_k=4)
+    expected = torch_probabilities([a, b], 1.0).mean(0)
+    for candidate in answer.candidates:
+        assert candidate.probability == pytest.approx(expected[LABELS.index(candidate.label)], abs=1e-5)
