@@ -120,7 +120,7 @@ def main() -> None:
         upgrade(engine)
         ingestor = Ingestor(
             engine,
-            ImageStore(settings.image_store_dir),
+            ImageStore.from_settings(settings),
             settings,
             FaceDetector(cascade, settings.faces),
             HashIndex(),

@@ -76,7 +76,7 @@ class NamaeBot(commands.Bot):
         self.settings = settings
         self.engine = engine
         self.registry = registry
-        self.store = ImageStore(settings.image_store_dir)
+        self.store = ImageStore.from_settings(settings)
         self.guild_settings = GuildSettingsStore(engine, default_threshold=settings.discord.default_threshold)
         self.jobs = JobQueue(engine)
         self.inference = InferenceService(settings, registry, detector=detector, classifier=classifier)

@@ -116,6 +116,34 @@ class RegistrySettings(BaseModel):
     keep_last: int = 5
 
 
+class StoreSettings(BaseModel):
+    """Where images, models and the frozen test set live. Unset `url`: folders in the data
+    directory (one machine). `s3://bucket/prefix`: any S3-compatible service, and the data
+    directory is only a local cache, so bot, workers and trainer need no shared filesystem."""
+
+    url: str | None = Field(default=None, description="s3://bucket/prefix; unset: the data directory")
+    endpoint: str | None = Field(
+        default=None, description="e.g. http://minio:9000 or https://<account>.r2.cloudflarestorage.com"
+    )
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    # MinIO, Ceph and most self-hosted services want path-style URLs (http://host/bucket/key).
+    virtual_hosted_style: bool = False
+    timeout_s: float = Field(default=60.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _s3_only(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith("s3://") or len(value) <= len("s3://"):
+            raise ValueError(f"must look like s3://bucket or s3://bucket/prefix, got {value!r}")
+        return value
+
+
 class BotSettings(BaseModel):
     token: SecretStr | None = None
     allowed_hosts: list[str] = Field(
@@ -183,6 +211,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     discord: BotSettings = Field(default_factory=BotSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
     @field_validator("data_dir")
     @classmethod
@@ -208,14 +237,22 @@ class Settings(BaseSettings):
 
     @property
     def image_store_dir(self) -> Path:
+        """The image store when `store.url` is unset."""
         return self.data_dir / "images"
 
     @property
     def registry_dir(self) -> Path:
+        """The model registry when `store.url` is unset."""
         return self.data_dir / "models"
 
     @property
+    def cache_dir(self) -> Path:
+        """Local copies of what lives in an object store (images, model versions); disposable."""
+        return self.data_dir / "cache"
+
+    @property
     def runs_dir(self) -> Path:
+        """Training runs' reports and checkpoints: local to the machine that trained."""
         return self.data_dir / "runs"
 
     def masked(self) -> dict[str, Any]:

@@ -249,7 +249,7 @@ def store_check(
     from catalog.store import ImageStore
 
     settings = load_settings()
-    report = ImageStore(settings.image_store_dir).check(catalog_engine(settings), fix=fix, verify=verify)
+    report = ImageStore.from_settings(settings).check(catalog_engine(settings), fix=fix, verify=verify)
     table = Table("check", "count")
     table.add_row("orphans", str(len(report.orphans)))
     table.add_row("missing", str(len(report.missing)))
@@ -687,7 +687,7 @@ def forget(
     from catalog.votes import forget_member
 
     settings = load_settings()
-    counts = forget_member(catalog_engine(settings), member, ImageStore(settings.image_store_dir))
+    counts = forget_member(catalog_engine(settings), member, ImageStore.from_settings(settings))
     console.print(f"forgot member {member}: {counts.as_dict()}", highlight=False)
 
 

@@ -101,7 +101,7 @@ def import_folder(
     folders = character_folders(root)
     if not folders:
         raise CatalogError(f"{root} has no character sub-folders (expected <root>/<character name>/<images>)")
-    store = ImageStore(settings.image_store_dir)
+    store = ImageStore.from_settings(settings)
     detector = face_finder(settings)
     ingestor = Ingestor(engine, store, settings, detector, HashIndex.load(engine))
     summary = ScrapeSummary()

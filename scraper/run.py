@@ -205,7 +205,7 @@ async def scrape(
     # Credentials first: a missing one is the likeliest mistake and should be named at once.
     reddit = await _maybe_await((reddit_factory or make_reddit)(settings.reddit))
     try:
-        store = ImageStore(settings.image_store_dir)
+        store = ImageStore.from_settings(settings)
         detector = face_finder(settings)
         index = await asyncio.to_thread(HashIndex.load, engine)
         ingestor = Ingestor(engine, store, settings, detector, index)

@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: a fresh data directory, both databases, the face cascade."""
+"""Fixtures shared by every test: a fresh data directory, both databases, both object stores, the
+face cascade."""
 
 from __future__ import annotations
 
@@ -13,8 +14,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from catalog.db import make_engine, upgrade
-from catalog.settings import Settings
+from catalog.settings import Settings, StoreSettings
 from tests.postgres_server import PostgresUnavailable, ThrowawayCluster
+from tests.s3_server import (
+    S3Endpoint,
+    S3Unavailable,
+    ThrowawayGateway,
+    endpoint_from_environment,
+    make_bucket,
+)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CASCADE = SHARED_DATA / "lbpcascade_animeface.xml"
@@ -113,3 +121,44 @@ def postgres_engine(postgres_url: str) -> Iterator[Engine]:
 def engine(request: pytest.FixtureRequest) -> Engine:
     """The catalog on each database: tests that take it run twice."""
     return request.getfixturevalue(f"{request.param}_engine")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[S3Endpoint]:
+    """The S3 server the suite started (Ceph RGW), or the one NAMAE_TEST_S3_URL names."""
+    gateway: ThrowawayGateway | None = None
+    try:
+        external = endpoint_from_environment()
+        if external is not None:
+            yield external
+            return
+        gateway = ThrowawayGateway()
+        endpoint = gateway.start()
+    except S3Unavailable as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true and the S3 server could not start: {exc}")
+        pytest.skip(f"S3 server unavailable: {exc}")
+    yield endpoint
+    gateway.stop()
+
+
+@pytest.fixture
+def s3_store(s3_endpoint: S3Endpoint) -> StoreSettings:
+    """Store settings naming a fresh, empty bucket on the test server."""
+    bucket = f"namae-{uuid.uuid4().hex[:12]}"
+    make_bucket(s3_endpoint, bucket)
+    return StoreSettings(
+        url=f"s3://{bucket}/deploy",
+        endpoint=s3_endpoint.endpoint,
+        region=s3_endpoint.region,
+        access_key_id=s3_endpoint.access_key,
+        secret_access_key=s3_endpoint.secret_key,
+    )
+
+
+@pytest.fixture(params=["folder", pytest.param("s3", marks=pytest.mark.s3)])
+def store_settings(request: pytest.FixtureRequest) -> StoreSettings:
+    """Each object-store backend: tests that take it run twice (the data directory; a bucket)."""
+    if request.param == "folder":
+        return StoreSettings()
+    return request.getfixturevalue("s3_store")

@@ -240,7 +240,7 @@ def resolve(claims: list[_Claim]) -> _Claim | None:
 def from_catalog(engine: Engine, settings: Settings) -> Assembled:
     """Every stored image with a resolved character label: its face crops, or the whole image
     when no face was found."""
-    store = ImageStore(settings.image_store_dir)
+    store = ImageStore.from_settings(settings)
     assembled = Assembled(items=[], source="catalog")
     with session_scope(engine) as session:
         names = {
@@ -425,7 +425,7 @@ class PixelLoader:
     """Prepared uint8 HxWx3 pixels of an item: from memory, or read and decoded from the store."""
 
     def __init__(self, settings: Settings, image_size: int) -> None:
-        self.store = ImageStore(settings.image_store_dir)
+        self.store = ImageStore.from_settings(settings)
         self.limits = settings.images
         self.image_size = image_size
 

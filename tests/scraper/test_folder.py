@@ -95,7 +95,7 @@ def test_import_folder_dataset(settings: Settings, sqlite_engine: Engine, tmp_pa
             select(Image).where(Image.status == ImageStatus.review, Image.stored.is_(True))
         ).all()
         assert any(len(image.provenance) == 2 for image in shared)
-    assert ImageStore(settings.image_store_dir).check(sqlite_engine, verify=True).clean
+    assert ImageStore.from_settings(settings).check(sqlite_engine, verify=True).clean
 
     again = import_folder(settings, sqlite_engine, root)
     assert again.totals.known == totals.seen

@@ -59,7 +59,7 @@ class Catalog:
     def __init__(self, settings: Settings, engine: Engine, cascade_path: Path) -> None:
         self.settings = settings
         self.engine = engine
-        self.store = ImageStore(settings.image_store_dir)
+        self.store = ImageStore.from_settings(settings)
         detector = FaceDetector(cascade_path, settings.faces)
         self.ingestor = Ingestor(engine, self.store, settings, detector, HashIndex.load(engine))
         self.characters = [add_character(engine, NewCharacter(name=spec.name)) for spec in SPECS]
@@ -76,7 +76,7 @@ class Catalog:
         return ImageOrigin(**values)  # type: ignore[arg-type]
 
     def stored_files(self) -> set[str]:
-        return {p.name for p in self.store.iter_files()}
+        return set(self.store.names())
 
     def referenced_files(self) -> set[str]:
         with session_scope(self.engine) as session:
@@ -136,7 +136,7 @@ def test_single_face_gets_a_labelled_crop(catalog: Catalog) -> None:
         assert catalog.store.read(image.sha256) == data
         (face,) = image.faces
         assert not face.needs_review
-        crop = PILImage.open(catalog.store.path(face.crop_sha256))
+        crop = PILImage.open(io.BytesIO(catalog.store.read(face.crop_sha256)))
         assert crop.size == (catalog.settings.faces.crop_size,) * 2
         labels = session.scalars(select(Label).where(Label.image_id == image.id)).all()
         assert {(label.face_id, label.character_id) for label in labels} == {

@@ -252,7 +252,7 @@ async def test_scrape_every_source_kind_exactly_once(
     console.print(summary_table(summary))
     rendered = console.file.getvalue()  # type: ignore[attr-defined]
     assert "Scrape summary" in rendered and "Near-dups" in rendered
-    assert ImageStore(settings.image_store_dir).check(sqlite_engine, verify=True).clean
+    assert ImageStore.from_settings(settings).check(sqlite_engine, verify=True).clean
 
     # The second run lists the same posts and fetches no file.
     before = snapshot(sqlite_engine)
@@ -347,7 +347,7 @@ async def test_killed_run_resumes_to_the_same_catalog(
 
     # The next run continues where the killed one stopped.
     await scrape(killed_settings, killed_engine)
-    store = ImageStore(killed_settings.image_store_dir)
+    store = ImageStore.from_settings(killed_settings)
     report = store.check(killed_engine, fix=True)  # at worst orphans of the uncommitted image
     assert report.missing == [] and report.corrupt == []
     assert snapshot(killed_engine) == reference

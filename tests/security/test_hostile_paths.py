@@ -111,7 +111,7 @@ def test_folder_import_records_every_hostile_file_with_its_reason(
     assert totals.errors == 0
     assert dict(totals.rejected) == dict(Counter(REJECTED.values()))
 
-    store = ImageStore(settings.image_store_dir)
+    store = ImageStore.from_settings(settings)
     with session_scope(sqlite_engine) as session:
         by_sha = {image.sha256: image for image in session.scalars(select(Image))}
         for case, path in planted.items():
@@ -227,10 +227,10 @@ async def test_bot_answers_each_hostile_attachment_plainly_and_keeps_going(harne
         assert not kept & refused
         assert session.scalar(select(Prediction.id).where(Prediction.reply_message_id.is_(None))) is None
     assert harness.bot is not None and not harness.bot.is_closed()
-    bot_store = ImageStore(harness.settings.image_store_dir)
+    bot_store = ImageStore.from_settings(harness.settings)
     assert bot_store.check(harness.engine, verify=True).clean
     # The JPEG with a ZIP appended was answered, and only the JPEG itself was kept.
-    assert not [p.name for p in bot_store.iter_files() if b"PK\x03\x04" in p.read_bytes()]
+    assert not [name for name in bot_store.names() if b"PK\x03\x04" in bot_store.read(name)]
 
 
 # --- (d) namae classify ---------------------------------------------------------------------------------

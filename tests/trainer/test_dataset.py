@@ -29,7 +29,7 @@ def _jpeg(colour: tuple[int, int, int], size: int = 48) -> bytes:
 def test_catalog_labels_resolve_by_trust_and_faces_stand_for_their_image(
     sqlite_engine: Engine, settings: Settings
 ) -> None:
-    store = ImageStore(settings.image_store_dir)
+    store = ImageStore.from_settings(settings)
     with session_scope(sqlite_engine) as s:
         alice, bob, gone = (
             Character(name="Alice", slug="alice"),

@@ -102,7 +102,7 @@ def test_train_run_from_the_catalog_keeps_each_post_on_one_side(
 
     folder, names = three_characters
     settings = tiny_settings(data_dir, cascade_path)  # the catalog database lives there too
-    store = ImageStore(settings.image_store_dir)
+    store = ImageStore.from_settings(settings)
     post_of: dict[str, str] = {}
     with session_scope(sqlite_engine) as s:
         for c, name in enumerate(names):
