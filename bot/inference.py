@@ -121,7 +121,7 @@ class InferenceService:
             try:
                 self._classifier = await self.run(Classifier.from_registry, self.registry, **self._load_kw())
             except NoActiveModel:
-                log.warning("no active model in %s; classification waits for one", self.registry.root)
+                log.warning("no active model in %s; classification waits for one", self.registry.location)
         self._watcher = ModelWatcher(self.registry, self._classifier, **self._load_kw())
 
     async def check_model(self) -> bool:
@@ -144,7 +144,7 @@ class InferenceService:
                 await self.model_changed.wait_for(lambda: self.version == version)
 
     async def watch(self, interval: float) -> None:
-        """The background task: poll the registry pointer (one stat while nothing changes)."""
+        """The background task: poll the registry pointer (one stat or HEAD while nothing changes)."""
         while True:
             try:
                 await self.check_model()

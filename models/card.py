@@ -156,6 +156,25 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def parse_card(text: bytes | str, where: str, *, expect_version: str | None = None) -> ModelCard:
+    """A card from its bytes (`where` names it in errors): valid JSON, a valid card, the version
+    its folder or key says."""
+    try:
+        raw = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{where} is not readable JSON: {exc}") from exc
+    try:
+        card = ModelCard.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'card'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ModelLoadError(f"{where} is not a valid model card: {problems}") from exc
+    if expect_version is not None and card.version != expect_version:
+        raise ModelLoadError(f"{where} says version {card.version!r} but its folder is {expect_version!r}")
+    return card
+
+
 def read_card(folder: Path, *, expect_version: str | None = None, verify_hash: bool = True) -> ModelCard:
     """The card of a version folder, checked against the folder: its name, and the ONNX file's hash."""
     card_path = folder / CARD_NAME
@@ -167,20 +186,10 @@ def read_card(folder: Path, *, expect_version: str | None = None, verify_hash: b
     if not onnx_path.is_file():
         raise ModelLoadError(f"{folder} has no {ONNX_NAME}")
     try:
-        raw = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = card_path.read_bytes()
+    except OSError as exc:
         raise ModelLoadError(f"{card_path} is not readable JSON: {exc}") from exc
-    try:
-        card = ModelCard.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'card'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ModelLoadError(f"{card_path} is not a valid model card: {problems}") from exc
-    if expect_version is not None and card.version != expect_version:
-        raise ModelLoadError(
-            f"{card_path} says version {card.version!r} but its folder is {expect_version!r}"
-        )
+    card = parse_card(text, str(card_path), expect_version=expect_version)
     if verify_hash and card.onnx_sha256 is not None:
         actual = sha256_file(onnx_path)
         if actual != card.onnx_sha256:

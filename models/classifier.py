@@ -8,7 +8,6 @@ answer (faces, frames, thresholds) is `models.answer`'s job.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,26 +117,20 @@ class Classifier:
 
 
 class ModelWatcher:
-    """Hot reload for the bot: `check()` costs one stat of the pointer file while nothing changes,
-    and returns a new Classifier once the active version has changed. A version that fails to load
-    is logged and skipped (the caller keeps its current model) until the pointer changes again."""
+    """Hot reload for the bot: `check()` costs one look at the registry's pointer while nothing
+    changes (a stat of a file, or a HEAD request to the object store: no shared filesystem needed),
+    and returns a new Classifier once the active version has changed, copied into the local cache
+    first when the registry is remote. A version that fails to load is logged and skipped (the
+    caller keeps its current model) until the pointer changes again."""
 
     def __init__(self, registry: Registry, current: Classifier | None = None, **load_kw: Any) -> None:
         self.registry = registry
         self.load_kw = load_kw
         self.current_version = current.version if current is not None else None
-        self._seen: tuple[int, int, int, int] | None = self._stamp() if current is not None else None
-
-    def _stamp(self) -> tuple[int, int, int, int] | None:
-        try:
-            st = os.stat(self.registry.pointer_path)
-        except FileNotFoundError:
-            return None
-        # Every switch renames a new file over the pointer: a new inode and new times.
-        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        self._seen: str | None = registry.pointer_stamp() if current is not None else None
 
     def check(self) -> Classifier | None:
-        stamp = self._stamp()
+        stamp = self.registry.pointer_stamp()
         if stamp is None or stamp == self._seen:
             return None
         self._seen = stamp
@@ -151,4 +144,5 @@ class ModelWatcher:
             return None
         log.info("model changed: %s -> %s", self.current_version, version)
         self.current_version = version
+        self.registry.trim_cache()
         return classifier

@@ -1,32 +1,40 @@
-"""The model registry: immutable version folders, one active pointer, promotion, rollback, pruning.
+"""The model registry: immutable versions, one active pointer, promotion, rollback, pruning, kept in
+an object store (a folder in the data directory, or a bucket) so that any machine can register,
+promote and load.
 
-Layout under `root`::
+Keys under the registry's root::
 
-    ACTIVE                      the pointer and its history (JSON), replaced atomically
-    versions/<version>/         model.onnx + model.json; never modified once registered
-    .staging/<version>/         an export in progress; renamed into versions/ when complete
-    .trash/                     folders being pruned (renamed out first, then deleted)
-    .lock                       writers (register, promote, rollback, prune) hold it exclusively
+    ACTIVE                      the pointer (JSON): the registered versions, the active one and
+                                its rollback history; replaced whole, only by compare-and-swap
+    versions/<version>/         model.onnx + model.json (+ whatever else the exporter wrote);
+                                never modified once registered
+    reserved/<number>           a version number taken by an export in progress (create-only)
 
-A reader resolves ACTIVE once and loads that folder. Folders only ever appear whole (rename) and
-the pointer only ever changes whole (temp file + fsync + os.replace), so a reader sees the old
-model or the new one, and a writer killed at any instant leaves the registry as it was before or
-after its step. Writers serialize on an flock; readers take no lock.
+A version is registered when the pointer lists it, and active when the pointer names it, so both
+steps are one conditional write of one small object: on S3 a PUT with `If-Match` (the pointer's
+ETag as read), in a folder a read-compare-replace under a flock. Two writers on two machines cannot
+both win; the loser re-reads and tries again. A reader resolves the pointer once and loads that
+version: it sees the old model or the new one, and a writer killed at any instant leaves the
+registry as it was before or after its step.
+
+Exports are staged in a local folder (`.staging/` beside the versions, on the trainer's disk) and
+uploaded before the pointer lists them. With a remote store, versions are copied on first use into
+the local cache (`<data_dir>/cache/models/versions/<version>`), checked against their card; they
+never change, so the copy never goes stale.
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 import logging
-import os
 import shutil
+import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,8 +42,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from catalog.fsutil import fsync_dir, fsync_file
-from models.card import CARD_NAME, ONNX_NAME, VERSION_RE, ModelCard, read_card
+from catalog.objects import FolderObjects, ObjectMissing, ObjectStore, open_objects
+from models.card import CARD_NAME, ONNX_NAME, VERSION_RE, ModelCard, parse_card, read_card
 from models.errors import ModelLoadError, NoActiveModel, RegistryError
+from models.pointer import POINTER_KEY, Pointer, RegistryState, version_number
 from models.runtime import check_signature, open_session
 
 if TYPE_CHECKING:
@@ -50,16 +60,18 @@ __all__ = [
     "RegistryError",
     "VersionEntry",
     "validate_folder",
+    "version_number",
 ]
 
 log = logging.getLogger(__name__)
 
-STATE_NAME = "ACTIVE"
+STATE_NAME = POINTER_KEY
 VERSIONS_DIR = "versions"
+RESERVED_DIR = "reserved"
 STAGING_DIR = ".staging"
 TRASH_DIR = ".trash"
-LOCK_NAME = ".lock"
 STALE_STAGING_S = 6 * 3600
+STALE_TEMP_S = 600
 
 # Statuses as the catalog's ModelStatus spells them (models may import catalog, but the registry
 # must also work for a bot that never touches the schema module's SQLAlchemy side).
@@ -106,44 +118,6 @@ class VersionEntry:
         }
 
 
-@dataclass
-class _State:
-    """The content of ACTIVE. `history` is the stack of previously active versions (rollback pops)."""
-
-    active: str | None = None
-    history: list[str] = field(default_factory=list)
-    retired: list[str] = field(default_factory=list)
-    refused: dict[str, str] = field(default_factory=dict)
-    promoted_at: dict[str, str] = field(default_factory=dict)
-    updated_at: str | None = None
-
-    @classmethod
-    def parse(cls, text: str, where: Path) -> _State:
-        try:
-            raw = json.loads(text)
-            return cls(
-                active=raw.get("active"),
-                history=list(raw.get("history", [])),
-                retired=list(raw.get("retired", [])),
-                refused=dict(raw.get("refused", {})),
-                promoted_at=dict(raw.get("promoted_at", {})),
-                updated_at=raw.get("updated_at"),
-            )
-        except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
-            raise RegistryError(f"{where} is not a registry pointer file: {exc}") from exc
-
-    def dump(self) -> str:
-        self.updated_at = datetime.now(UTC).isoformat()
-        return json.dumps(self.__dict__, indent=2) + "\n"
-
-
-def version_number(version: str) -> int:
-    match = VERSION_RE.match(version)
-    if not match:
-        raise RegistryError(f"{version!r} is not a version id (expected like v0001-20261121T0700)")
-    return int(match["number"])
-
-
 def validate_folder(folder: Path, *, expect_version: str | None = None) -> ModelCard:
     """Everything a reader will rely on: the card parses and matches the folder and the ONNX bytes,
     the graph loads in onnxruntime, takes the card's input and runs on one image."""
@@ -166,26 +140,40 @@ def validate_folder(folder: Path, *, expect_version: str | None = None) -> Model
 class Registry:
     def __init__(
         self,
-        root: Path,
+        root: Path | ObjectStore,
         engine: Engine | None = None,
         *,
+        cache_dir: Path | None = None,
         margin: float = 0.01,
         keep_last: int = 5,
         on_step: Callable[[str], None] | None = None,
     ) -> None:
-        """`on_step` is called with the name of each crash-relevant step of a write (observability,
-        and how the crash tests choose the instant to kill a writer)."""
+        """`root` is a folder (the embedded registry) or an object store; a remote store needs a
+        `cache_dir` for local copies of versions and for staging exports. `on_step` is called with
+        the name of each crash-relevant step of a write (observability, and how the crash tests
+        choose the instant to kill a writer)."""
         if margin < 0:
             raise RegistryError(f"promotion margin must be >= 0, got {margin}")
         if keep_last < 2:
             raise RegistryError(
                 f"keep_last must keep at least the active version and one other, got {keep_last}"
             )
-        self.root = Path(root)
+        if isinstance(root, Path | str):
+            self.objects: ObjectStore = FolderObjects(Path(root))
+            self.local_root = Path(root)
+            self.remote = False
+        else:
+            if cache_dir is None:
+                raise RegistryError(f"a registry in {root.location} needs a local cache folder")
+            self.objects = root
+            self.local_root = Path(cache_dir)
+            self.remote = True
+        self.root = self.local_root
         self.engine = engine
         self.margin = margin
         self.keep_last = keep_last
         self.on_step = on_step
+        self.pointer = Pointer(self.objects, self._legacy_versions)
         try:
             for sub in (self.versions_root, self.staging_root, self.trash_root):
                 sub.mkdir(parents=True, exist_ok=True)
@@ -196,38 +184,92 @@ class Registry:
     def from_settings(cls, settings: Settings, engine: Engine | None = None, **kw: Any) -> Registry:
         kw.setdefault("margin", settings.registry.promotion_margin)
         kw.setdefault("keep_last", settings.registry.keep_last)
-        return cls(settings.registry_dir, engine, **kw)
+        if not settings.store.url:
+            return cls(settings.registry_dir, engine, **kw)
+        objects = open_objects(settings, "models")
+        return cls(objects, engine, cache_dir=settings.cache_dir / "models", **kw)
 
-    # -- paths and reading ---------------------------------------------------------------------
+    # -- where things are ----------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return self.objects.location
 
     @property
     def versions_root(self) -> Path:
-        return self.root / VERSIONS_DIR
+        """Local version folders: the registry itself, or the cache of a remote one."""
+        return self.local_root / VERSIONS_DIR
 
     @property
     def staging_root(self) -> Path:
-        return self.root / STAGING_DIR
+        return self.local_root / STAGING_DIR
 
     @property
     def trash_root(self) -> Path:
-        return self.root / TRASH_DIR
+        return self.local_root / TRASH_DIR
 
     @property
     def pointer_path(self) -> Path:
-        return self.root / STATE_NAME
+        """The pointer file of a folder registry (a remote one has no local pointer)."""
+        if self.remote:
+            raise RegistryError(f"the registry in {self.location} has no local pointer file")
+        return self.local_root / STATE_NAME
+
+    def pointer_stamp(self) -> str | None:
+        """Changes whenever the pointer does: one stat of a file, or one HEAD request."""
+        return self.pointer.stamp()
 
     def version_dir(self, version: str) -> Path:
+        """The local folder of `version`; a remote registry copies it there on first use. The
+        folder does not exist when the version does not."""
         version_number(version)  # refuses path tricks such as "../x"
-        return self.versions_root / version
+        folder = self.versions_root / version
+        if self.remote and not (folder / CARD_NAME).is_file():
+            self._fetch(version, folder)
+        return folder
 
-    def _state(self) -> _State:
+    def _fetch(self, version: str, folder: Path) -> None:
+        keys = [info.key for info in self.objects.list(f"{VERSIONS_DIR}/{version}/")]
+        if f"{VERSIONS_DIR}/{version}/{CARD_NAME}" not in keys:
+            return
+        self.versions_root.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(dir=self.versions_root, prefix=f".{version}."))
         try:
-            text = self.pointer_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return _State()
-        except OSError as exc:
-            raise RegistryError(f"{self.pointer_path} cannot be read: {exc.strerror}") from exc
-        return _State.parse(text, self.pointer_path)
+            for key in keys:
+                self.objects.download(key, partial / key.rsplit("/", 1)[-1])
+            read_card(partial, verify_hash=True)  # a copy that does not match its card is no copy
+            try:
+                partial.rename(folder)
+            except OSError:
+                if not (folder / CARD_NAME).is_file():  # another thread's copy got there first
+                    raise
+            log.info("copied model %s from %s", version, self.location)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+
+    def _listed_versions(self) -> list[str]:
+        """Version folders with a card in the store, registered or not."""
+        found = set()
+        for info in self.objects.list(f"{VERSIONS_DIR}/"):
+            parts = info.key.split("/")
+            if len(parts) == 3 and parts[2] == CARD_NAME and VERSION_RE.match(parts[1]):
+                found.add(parts[1])
+        return sorted(found, key=version_number)
+
+    def _reserved_numbers(self) -> set[int]:
+        names = (info.key.rsplit("/", 1)[-1] for info in self.objects.list(f"{RESERVED_DIR}/"))
+        return {int(name) for name in names if name.isdigit()}
+
+    def _legacy_versions(self) -> list[str]:
+        """The registered versions of a registry whose pointer does not list them (written before
+        it did, or never written): the folders, less uploads whose export still holds its number."""
+        reserved = self._reserved_numbers()
+        return [v for v in self._listed_versions() if version_number(v) not in reserved]
+
+    def _state(self) -> RegistryState:
+        return self.pointer.read()
+
+    # -- reading -------------------------------------------------------------------------------
 
     def active_version(self) -> str | None:
         return self._state().active
@@ -239,7 +281,7 @@ class Registry:
     def require_active(self) -> tuple[str, Path]:
         version = self.active_version()
         if version is None:
-            raise NoActiveModel(f"no model is active in {self.root}: train one, or promote a candidate")
+            raise NoActiveModel(f"no model is active in {self.location}: train one, or promote a candidate")
         return version, self.version_dir(version)
 
     def newest_candidate(self) -> str:
@@ -253,25 +295,33 @@ class Registry:
         history = self._state().history
         return history[-1] if history else None
 
-    def _folder_versions(self) -> list[str]:
-        names = [p.name for p in self.versions_root.iterdir() if p.is_dir() and VERSION_RE.match(p.name)]
-        return sorted(names, key=version_number)
+    def _read_card(self, version: str) -> ModelCard:
+        key = f"{VERSIONS_DIR}/{version}/{CARD_NAME}"
+        if not self.remote:
+            return read_card(self.versions_root / version, expect_version=version, verify_hash=False)
+        try:
+            data = self.objects.get(key)
+        except ObjectMissing as exc:
+            raise ModelLoadError(f"{self.location}/{VERSIONS_DIR}/{version} has no {CARD_NAME}") from exc
+        return parse_card(data, f"{self.location}/{key}", expect_version=version)
 
     def card(self, version: str) -> ModelCard:
-        folder = self.version_dir(version)
-        if not folder.is_dir():
-            raise RegistryError(f"no version {version!r} in {self.root}")
-        return read_card(folder, expect_version=version, verify_hash=False)
+        version_number(version)
+        if version not in (self._state().registered or []):
+            raise RegistryError(f"no version {version!r} in {self.location}")
+        return self._read_card(version)
 
     def versions(self) -> list[VersionEntry]:
         state = self._state()
         entries = []
-        for version in self._folder_versions():
-            folder = self.versions_root / version
+        pruned: set[str] | None = None
+        for version in state.registered or []:
             try:
-                card, problem = read_card(folder, expect_version=version, verify_hash=False), None
+                card, problem = self._read_card(version), None
             except ModelLoadError as exc:
-                if not folder.is_dir():
+                if pruned is None:
+                    pruned = set(state.registered or []) - set(self._state().registered or [])
+                if version in pruned:
                     continue  # pruned by a writer while we listed
                 card, problem = None, str(exc)
             if problem is not None:
@@ -289,7 +339,7 @@ class Registry:
                 VersionEntry(
                     version=version,
                     status=status,
-                    path=folder,
+                    path=self.versions_root / version,
                     card=card,
                     problem=problem,
                     promoted_at=datetime.fromisoformat(promoted) if promoted else None,
@@ -304,53 +354,33 @@ class Registry:
         if self.on_step is not None:
             self.on_step(name)
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        # A fresh open file description per acquisition, so that threads of one process exclude
-        # each other as well as processes do.
-        with (self.root / LOCK_NAME).open("a+b") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-    def _write_state(self, state: _State, *, step: str | None = None) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{STATE_NAME}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(state.dump().encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
-            if step:
-                self.checkpoint(f"{step}:before_switch")
-            os.replace(tmp, self.pointer_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        fsync_dir(self.root)
-        if step:
-            self.checkpoint(f"{step}:switched")
+    def _switch(self, edit: Callable[[RegistryState], tuple[bool, Any]], step: str | None = None) -> Any:
+        before = (lambda: self.checkpoint(f"{step}:before_switch")) if step else None
+        result = self.pointer.update(edit, before_switch=before)
+        return result
 
     def new_version_dir(self) -> tuple[str, Path]:
-        """Reserve the next version id and an empty staging folder for it; write model.onnx and
-        model.json there, then call `register`."""
-        with self._locked():
-            taken = [
-                version_number(p.name)
-                for base in (self.versions_root, self.staging_root)
-                for p in base.iterdir()
-                if VERSION_RE.match(p.name)
-            ]
-            number = max(taken, default=0) + 1
-            version = f"v{number:04d}-{datetime.now(UTC):%Y%m%dT%H%M}"
-            folder = self.staging_root / version
-            folder.mkdir()
-            return version, folder
+        """Reserve the next version id (on every machine: a create-only marker in the store) and an
+        empty local staging folder for it; write model.onnx and model.json there, then `register`."""
+        taken = set(self._state().registered or [])
+        taken |= set(self._listed_versions())
+        numbers = {version_number(v) for v in taken} | self._reserved_numbers()
+        self.staging_root.mkdir(parents=True, exist_ok=True)
+        numbers |= {version_number(p.name) for p in self.staging_root.iterdir() if VERSION_RE.match(p.name)}
+        number = max(numbers, default=0) + 1
+        while True:
+            claim = {"host": socket.gethostname(), "at": datetime.now(UTC).isoformat()}
+            if self.objects.put_if(_reserved_key(number), json.dumps(claim).encode(), expected=None):
+                break
+            number += 1  # another machine took it between our listing and our claim
+        version = f"v{number:04d}-{datetime.now(UTC):%Y%m%dT%H%M}"
+        folder = self.staging_root / version
+        folder.mkdir()
+        return version, folder
 
     def register(self, staging_dir: Path) -> ModelCard:
-        """Validate a finished folder and move it into the registry as a candidate, atomically.
-        A folder outside the registry is copied into staging first."""
+        """Validate a finished folder, upload it and list it in the pointer as a candidate. A folder
+        outside the staging area is copied into staging first."""
         staging_dir = Path(staging_dir)
         if not staging_dir.is_dir():
             raise RegistryError(f"{staging_dir} is not a folder")
@@ -367,16 +397,28 @@ class Registry:
             fsync_file(staging_dir / name)
         fsync_dir(staging_dir)
         self.checkpoint("register:validated")
-        with self._locked():
-            target = self.versions_root / version
-            if target.exists():
-                raise RegistryError(f"version {version} is already registered in {self.root}")
-            os.rename(staging_dir, target)
-            fsync_dir(self.versions_root)
-            fsync_dir(self.staging_root)
-            self.checkpoint("register:moved")
-            log.info("registered model %s (%d labels) as a candidate", version, len(card.labels))
-            self._prune_locked()
+        if version in (self._state().registered or []):
+            raise RegistryError(f"version {version} is already registered in {self.location}")
+        # The card goes last: a folder with a card is complete, whoever looks at it.
+        files = sorted(p for p in staging_dir.iterdir() if p.is_file() and p.name != CARD_NAME)
+        for path in [*files, staging_dir / CARD_NAME]:
+            self.objects.put_file(f"{VERSIONS_DIR}/{version}/{path.name}", path)
+
+        def add(state: RegistryState) -> tuple[bool, None]:
+            if version in (state.registered or []):
+                raise RegistryError(f"version {version} is already registered in {self.location}")
+            state.registered = sorted([*(state.registered or []), version], key=version_number)
+            return True, None
+
+        self._switch(add)
+        self.checkpoint("register:moved")
+        log.info("registered model %s (%d labels) as a candidate", version, len(card.labels))
+        self.objects.delete(_reserved_key(version_number(version)))
+        if self.remote:  # keep it as this machine's copy, already checked
+            with contextlib.suppress(OSError):
+                staging_dir.rename(self.versions_root / version)
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        self._prune()
         self.sync_catalog()
         return card
 
@@ -410,111 +452,154 @@ class Registry:
     def promote(self, version: str, *, force: bool = False) -> PromotionResult:
         """Make `version` active if it does not lose to the active one on the frozen test set by more
         than the margin (`force` skips the comparison, never the validation)."""
-        folder = self.version_dir(version)
-        if not folder.is_dir():
-            raise RegistryError(f"no version {version!r} in {self.root}")
-        card = validate_folder(folder, expect_version=version)
-        with self._locked():
-            state = self._state()
+        version_number(version)
+        if version not in (self._state().registered or []):
+            raise RegistryError(f"no version {version!r} in {self.location}")
+        card = validate_folder(self.version_dir(version), expect_version=version)
+
+        def edit(state: RegistryState) -> tuple[bool, PromotionResult]:
+            if version not in (state.registered or []):
+                raise RegistryError(f"version {version} was pruned from {self.location} meanwhile")
             previous = state.active
             if previous == version:
-                return PromotionResult(False, f"{version} is already active", previous)
+                return False, PromotionResult(False, f"{version} is already active", previous)
             ok, reason = self._gate(card, previous, force)
             if not ok:
                 state.refused[version] = reason
-                self._write_state(state)
-                log.warning("promotion of %s refused: %s", version, reason)
-                result = PromotionResult(False, reason, previous)
-            else:
-                if previous is not None:
-                    state.history = [v for v in state.history if v != previous] + [previous]
-                state.history = [v for v in state.history if v != version]
-                state.active = version
-                state.refused.pop(version, None)
-                state.retired = [v for v in state.retired if v != version]
-                if previous is not None and previous not in state.retired:
-                    state.retired.append(previous)
-                state.promoted_at[version] = datetime.now(UTC).isoformat()
-                self._write_state(state, step="promote")
-                log.info("promoted model %s (previous %s): %s", version, previous, reason)
-                self._prune_locked()
-                result = PromotionResult(True, reason, previous)
+                return True, PromotionResult(False, reason, previous)
+            if previous is not None:
+                state.history = [v for v in state.history if v != previous] + [previous]
+            state.history = [v for v in state.history if v != version]
+            state.active = version
+            state.refused.pop(version, None)
+            state.retired = [v for v in state.retired if v != version]
+            if previous is not None and previous not in state.retired:
+                state.retired.append(previous)
+            state.promoted_at[version] = datetime.now(UTC).isoformat()
+            return True, PromotionResult(True, reason, previous)
+
+        result = self._switch(edit, step="promote")
+        if result.promoted:
+            self.checkpoint("promote:switched")
+            log.info("promoted model %s (previous %s): %s", version, result.previous, result.reason)
+            self._prune()
+        elif result.previous != version:
+            log.warning("promotion of %s refused: %s", version, result.reason)
         self.sync_catalog()
         return result
 
     def rollback(self) -> str:
         """Reactivate the previously active version; returns it."""
-        with self._locked():
-            state = self._state()
+        state = self._state()
+        if not state.history:
+            raise RegistryError(f"no previous version to roll back to in {self.location}")
+        validate_folder(self.version_dir(state.history[-1]), expect_version=state.history[-1])
+
+        def edit(state: RegistryState) -> tuple[bool, tuple[str | None, str]]:
             if not state.history:
-                raise RegistryError(f"no previous version to roll back to in {self.root}")
-            target = state.history[-1]
-            validate_folder(self.version_dir(target), expect_version=target)
+                raise RegistryError(f"no previous version to roll back to in {self.location}")
+            target = state.history.pop()
             current = state.active
-            state.history.pop()
             state.active = target
             state.retired = [v for v in state.retired if v != target]
             if current is not None and current not in state.retired:
                 state.retired.append(current)
             state.promoted_at[target] = datetime.now(UTC).isoformat()
-            self._write_state(state, step="rollback")
-            log.info("rolled back from %s to %s", current, target)
+            return True, (current, target)
+
+        current, target = self._switch(edit, step="rollback")
+        self.checkpoint("rollback:switched")
+        log.info("rolled back from %s to %s", current, target)
         self.sync_catalog()
         return target
 
     def prune(self) -> list[str]:
         """Delete all but the newest `keep_last` versions; the active version and its rollback
         target always stay. Also clears leftovers of writers that were killed."""
-        with self._locked():
-            removed = self._prune_locked()
+        removed = self._prune()
         if removed:
             self.sync_catalog()
         return removed
 
-    def _prune_locked(self) -> list[str]:
-        state = self._state()
-        versions = self._folder_versions()
-        keep = set(versions[-self.keep_last :])
-        keep |= {v for v in (state.active, state.history[-1] if state.history else None) if v}
-        doomed = [v for v in versions if v not in keep]
-        if doomed:
+    def _prune(self) -> list[str]:
+        def edit(state: RegistryState) -> tuple[bool, list[str]]:
+            versions = list(state.registered or [])
+            keep = set(versions[-self.keep_last :])
+            keep |= {v for v in (state.active, state.history[-1] if state.history else None) if v}
+            doomed = [v for v in versions if v not in keep]
             # Forget them first: a crash after this leaves unreferenced folders, never dangling names.
-            gone = set(doomed)
-            state.history = [v for v in state.history if v not in gone]
-            state.retired = [v for v in state.retired if v not in gone]
-            state.refused = {k: v for k, v in state.refused.items() if k not in gone}
-            state.promoted_at = {k: v for k, v in state.promoted_at.items() if k not in gone}
-            self._write_state(state)
-            for version in doomed:
-                os.rename(self.versions_root / version, self.trash_root / f"{version}.{uuid.uuid4().hex[:8]}")
-            fsync_dir(self.versions_root)
+            state.forget(set(doomed))
+            return bool(doomed), doomed
+
+        doomed = self._switch(edit)
+        for version in doomed:
+            self.objects.delete_prefix(f"{VERSIONS_DIR}/{version}/")
+            if self.remote:
+                shutil.rmtree(self.versions_root / version, ignore_errors=True)
+        if doomed:
             log.info("pruned model versions %s", ", ".join(doomed))
         self._clear_leftovers()
         return doomed
 
     def _clear_leftovers(self) -> None:
-        for leftover in self.trash_root.iterdir():
-            shutil.rmtree(leftover, ignore_errors=True)
-        for tmp in self.root.glob(f".{STATE_NAME}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-        cutoff = time.time() - STALE_STAGING_S
+        """What killed writers left: uploads never listed in the pointer, stale reservations and
+        staging folders, temp files, the trash."""
+        now = time.time()
+        reservations = {}
+        for info in self.objects.list(f"{RESERVED_DIR}/"):
+            if now - info.modified.timestamp() > STALE_STAGING_S:
+                self.objects.delete(info.key)
+            else:
+                reservations[info.key.rsplit("/", 1)[-1]] = info
+        registered = set(self._state().registered or [])
+        uploads: set[str] = set()
+        for info in self.objects.list(f"{VERSIONS_DIR}/"):
+            parts = info.key.split("/")
+            if len(parts) == 3 and VERSION_RE.match(parts[1]):
+                uploads.add(parts[1])
+            elif parts[-1].startswith(".") and now - info.modified.timestamp() > STALE_TEMP_S:
+                self.objects.delete(info.key)
+        for version in uploads - registered:
+            if f"{version_number(version):06d}" not in reservations:  # no export is still at it
+                self.objects.delete_prefix(f"{VERSIONS_DIR}/{version}/")
+        if not self.remote:  # a pointer write killed before its rename
+            for tmp in self.local_root.glob(f".{STATE_NAME}.*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    if tmp.stat().st_mtime < now - STALE_TEMP_S:
+                        tmp.unlink()
+        self.objects.sweep()
+        if self.trash_root.is_dir():
+            for leftover in self.trash_root.iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
         for staged in self.staging_root.iterdir():
             try:
-                stale = staged.stat().st_mtime < cutoff
+                stale = staged.stat().st_mtime < now - STALE_STAGING_S
             except FileNotFoundError:
                 continue
             if stale:
                 shutil.rmtree(staged, ignore_errors=True)
+        self.trim_cache()
+
+    def trim_cache(self) -> None:
+        """Drop local copies of versions no longer registered (a remote registry's cache)."""
+        if not self.remote:
+            return
+        registered = set(self._state().registered or [])
+        for cached in self.versions_root.iterdir():
+            if not cached.name.startswith(".") and cached.name not in registered:
+                shutil.rmtree(cached, ignore_errors=True)
 
     def discard_staging(self, staging_dir: Path) -> None:
-        """Remove an export that failed before `register`."""
+        """Remove an export that failed before `register`, and give its version number back."""
         if staging_dir.resolve().parent == self.staging_root.resolve():
             shutil.rmtree(staging_dir, ignore_errors=True)
+            if VERSION_RE.match(staging_dir.name):
+                self.objects.delete(_reserved_key(version_number(staging_dir.name)))
 
     # -- catalog mirror ------------------------------------------------------------------------
 
     def sync_catalog(self) -> None:
-        """Mirror the folders into the catalog's model_versions table (the folder is the truth).
+        """Mirror the pointer into the catalog's model_versions table (the store is the truth).
         A database failure is logged, never undoes a registry change."""
         if self.engine is None:
             return
@@ -536,7 +621,7 @@ class Registry:
                     if row is None:
                         row = ModelVersion(version=version)
                         session.add(row)
-                    row.path = str(entry.path.resolve())
+                    row.path = f"{self.location}/{VERSIONS_DIR}/{version}"
                     row.status = entry.status
                     row.parent = entry.card.parent
                     row.metrics = dict(entry.card.metrics)
@@ -544,3 +629,7 @@ class Registry:
                     row.promoted_at = entry.promoted_at
         except SQLAlchemyError as exc:
             log.error("model registry %s could not be mirrored into the catalog: %s", self.root, exc)
+
+
+def _reserved_key(number: int) -> str:
+    return f"{RESERVED_DIR}/{number:06d}"

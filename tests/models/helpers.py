@@ -8,11 +8,20 @@ from typing import Any
 
 import numpy as np
 
+from catalog.settings import Settings, StoreSettings
 from models.card import CARD_NAME, ONNX_NAME, ModelCard, Thresholds, sha256_file
 from models.registry import Registry
 
 IMAGE_SIZE = 32
 LABELS = ["Aiko Tanaka", "Hana Suzuki", "Rin Ito", "Yui Mori"]
+
+
+def make_registry(root: Path, store: StoreSettings, engine: Any = None, **kw: Any) -> Registry:
+    """A registry in the folder `root`, or, when `store` names a bucket, in that bucket with its
+    local cache under `root` (as a machine with its own data directory would have)."""
+    if store.url is None:
+        return Registry(root, engine, **kw)
+    return Registry.from_settings(Settings(data_dir=root, store=store, _env_file=None), engine, **kw)
 
 
 def random_images(n: int, seed: int = 0) -> list[np.ndarray]:

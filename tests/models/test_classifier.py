@@ -8,15 +8,23 @@ from pathlib import Path
 
 import pytest
 
+from catalog.settings import StoreSettings
 from models.classifier import Classifier, ModelWatcher
 from models.errors import ModelLoadError
 from models.registry import Registry
+from tests.models.helpers import make_registry
 from tests.models.tiny import IMAGE_SIZE, LABELS, random_images, stage_version, torch_probabilities
 
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
     return Registry(tmp_path / "models", margin=0.01, keep_last=5)
+
+
+@pytest.fixture
+def any_registry(tmp_path: Path, store_settings: StoreSettings) -> Registry:
+    """On each backend: hot reload must work without a shared filesystem."""
+    return make_registry(tmp_path / "models", store_settings, margin=0.01, keep_last=5)
 
 
 def test_loads_with_an_explicit_provider(registry: Registry, tiny_onnx: Path) -> None:
@@ -51,7 +59,10 @@ def test_top_k_is_the_calibrated_softmax_of_the_trained_net(registry: Registry, 
     assert sum(c.probability for c in everything) == pytest.approx(1.0)
 
 
-def test_watcher_reloads_only_when_the_active_version_changes(registry: Registry, tiny_onnx: Path) -> None:
+def test_watcher_reloads_only_when_the_active_version_changes(
+    any_registry: Registry, tiny_onnx: Path
+) -> None:
+    registry = any_registry
     v1, _ = stage_version(registry, tiny_onnx, f1=0.5)
     registry.promote(v1)
     current = Classifier.from_registry(registry)
@@ -68,7 +79,8 @@ def test_watcher_reloads_only_when_the_active_version_changes(registry: Registry
     assert back is not None and back.version == v1
 
 
-def test_watcher_starts_empty_and_picks_up_the_first_model(registry: Registry, tiny_onnx: Path) -> None:
+def test_watcher_starts_empty_and_picks_up_the_first_model(any_registry: Registry, tiny_onnx: Path) -> None:
+    registry = any_registry
     watcher = ModelWatcher(registry)
     assert watcher.check() is None
     v1, _ = stage_version(registry, tiny_onnx, f1=0.5)

@@ -11,16 +11,20 @@ from sqlalchemy import Engine, select
 
 from catalog.db import session_scope
 from catalog.schema import ModelVersion
+from catalog.settings import StoreSettings
 from models.card import CARD_NAME, ONNX_NAME
 from models.classifier import Classifier
 from models.errors import ModelLoadError, NoActiveModel, RegistryError
+from models.pointer import POINTER_KEY
 from models.registry import Registry
+from tests.models.helpers import make_registry
 from tests.models.tiny import LABELS, stage_version
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "models", margin=0.02, keep_last=3)
+def registry(tmp_path: Path, store_settings: StoreSettings) -> Registry:
+    """On each backend: a folder, and a bucket on the S3 test server."""
+    return make_registry(tmp_path / "models", store_settings, margin=0.02, keep_last=3)
 
 
 def test_empty_registry_has_no_active_model(registry: Registry) -> None:
@@ -98,10 +102,10 @@ def test_candidate_without_metric_is_refused_unless_forced(registry: Registry, t
 def test_promoting_the_active_version_changes_nothing(registry: Registry, tiny_onnx: Path) -> None:
     version, _ = stage_version(registry, tiny_onnx, f1=0.5)
     registry.promote(version)
-    before = registry.pointer_path.read_bytes()
+    before = registry.objects.get(POINTER_KEY)
     result = registry.promote(version)
     assert not result.promoted and "already active" in result.reason
-    assert registry.pointer_path.read_bytes() == before
+    assert registry.objects.get(POINTER_KEY) == before
 
 
 def test_rollback_restores_previous_versions_in_order(registry: Registry, tiny_onnx: Path) -> None:
@@ -149,8 +153,10 @@ def test_version_ids_are_sortable_and_unique(registry: Registry) -> None:
     assert all(len(i.split("-")[0]) == 5 for i in ids)
 
 
-def test_catalog_mirror_follows_the_folder(tiny_onnx: Path, tmp_path: Path, engine: Engine) -> None:
-    registry = Registry(tmp_path / "models", engine, margin=0.0, keep_last=2)
+def test_catalog_mirror_follows_the_registry(
+    tiny_onnx: Path, tmp_path: Path, engine: Engine, store_settings: StoreSettings
+) -> None:
+    registry = make_registry(tmp_path / "models", store_settings, engine, margin=0.0, keep_last=2)
     v1, _ = stage_version(registry, tiny_onnx, f1=0.6)
     registry.promote(v1)
     v2, _ = stage_version(registry, tiny_onnx, f1=0.1)
@@ -187,7 +193,7 @@ def with_active(registry: Registry, tiny_onnx: Path) -> str:
 
 def _assert_untouched(registry: Registry, active: str, pointer: bytes) -> None:
     assert registry.active_version() == active
-    assert registry.pointer_path.read_bytes() == pointer
+    assert registry.objects.get(POINTER_KEY) == pointer
     assert Classifier.from_registry(registry).version == active
 
 
@@ -207,7 +213,7 @@ def _assert_untouched(registry: Registry, active: str, pointer: bytes) -> None:
 def test_bad_candidate_folder_is_refused_clearly(
     registry: Registry, with_active: str, tiny_onnx: Path, damage, message: str
 ) -> None:
-    pointer = registry.pointer_path.read_bytes()
+    pointer = registry.objects.get(POINTER_KEY)
     _, staging = stage_version(registry, tiny_onnx, f1=0.9, register=False)
     damage(staging)
     with pytest.raises(ModelLoadError, match=message):
@@ -217,7 +223,7 @@ def test_bad_candidate_folder_is_refused_clearly(
 
 
 def test_onnx_that_does_not_load_is_refused(registry: Registry, with_active: str, tiny_onnx: Path) -> None:
-    pointer = registry.pointer_path.read_bytes()
+    pointer = registry.objects.get(POINTER_KEY)
     _, staging = stage_version(registry, tiny_onnx, f1=0.9, register=False)
     (staging / ONNX_NAME).write_bytes(b"this is not a protobuf")
     _edit_card(staging, onnx_sha256=None)  # so that onnxruntime itself must notice
@@ -229,12 +235,15 @@ def test_onnx_that_does_not_load_is_refused(registry: Registry, with_active: str
 def test_damaged_registered_version_cannot_be_promoted(
     registry: Registry, with_active: str, tiny_onnx: Path
 ) -> None:
-    pointer = registry.pointer_path.read_bytes()
     candidate, folder = stage_version(registry, tiny_onnx, f1=0.9)
-    (folder / ONNX_NAME).write_bytes((folder / ONNX_NAME).read_bytes()[:200])  # truncated
+    pointer = registry.objects.get(POINTER_KEY)
+    key = f"versions/{candidate}"
+    registry.objects.put(f"{key}/{ONNX_NAME}", registry.objects.get(f"{key}/{ONNX_NAME}")[:200])  # truncated
+    if registry.remote:
+        shutil.rmtree(folder)  # this machine's copy, taken before the damage
     with pytest.raises(ModelLoadError, match="does not match its card"):
         registry.promote(candidate, force=True)
-    (folder / CARD_NAME).unlink()
+    registry.objects.delete(f"{key}/{CARD_NAME}")
     entry = {e.version: e for e in registry.versions()}[candidate]
     assert entry.status == "broken" and "no model.json" in entry.problem
     _assert_untouched(registry, with_active, pointer)
