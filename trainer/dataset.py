@@ -241,6 +241,7 @@ def from_catalog(engine: Engine, settings: Settings) -> Assembled:
     """Every stored image with a resolved character label: its face crops, or the whole image
     when no face was found."""
     store = ImageStore.from_settings(settings)
+    present = set(store.names())  # one listing, not a request per image
     assembled = Assembled(items=[], source="catalog")
     with session_scope(engine) as session:
         names = {
@@ -332,7 +333,7 @@ def from_catalog(engine: Engine, settings: Settings) -> Assembled:
             if best.character_id not in names:
                 assembled.skipped["inactive_character"] += 1
                 continue
-            if not store.has(pixels_sha):
+            if pixels_sha not in present:
                 assembled.skipped["missing_in_store"] += 1
                 continue
             crop_phash = _stored_phash(store, pixels_sha, settings) if pixels_sha != image.sha256 else None

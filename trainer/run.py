@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from sqlalchemy import Engine
 
+from catalog.objects import ObjectStore, open_objects
 from catalog.settings import Settings, TrainSettings
 from trainer import TrainingError, augment, backbones, calibration, ddp, report
 from trainer.dataset import (
@@ -61,13 +62,18 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def frozen_test_path(settings: Settings, from_folder: Path | None) -> Path:
+def frozen_test_key(from_folder: Path | None) -> str:
     """One frozen test set per data source: the catalog's, or one per training folder."""
-    root = settings.data_dir / "frozen_test"
     if from_folder is None:
-        return root / "catalog.json"
+        return "catalog.json"
     digest = hashlib.sha256(str(from_folder.resolve()).encode()).hexdigest()[:12]
-    return root / f"folder-{from_folder.name}-{digest}.json"
+    return f"folder-{from_folder.name}-{digest}.json"
+
+
+def frozen_test_store(settings: Settings) -> ObjectStore:
+    """Where frozen test sets live: beside the images and models, so that a retrain on another
+    machine is measured on the same test images (the promotion gate compares like with like)."""
+    return open_objects(settings, "frozen_test")
 
 
 def _resolved_train_settings(settings: Settings, **overrides: Any) -> TrainSettings:
@@ -174,7 +180,7 @@ def _train(
         log_file = _attach_log_file(run_dir)
     try:
         _report_progress(on_progress, 0.01, "assembling the dataset")
-        assembled, data_split, frozen_path = _dataset(settings, engine, cfg, from_folder)
+        assembled, data_split = _dataset(settings, engine, cfg, from_folder)
         labels = assembled.labels
         items = assembled.items
         train_items = [items[i] for i in data_split.train]
@@ -231,7 +237,7 @@ def _train(
         metrics: dict[str, Any] = {}
         if dist_ctx.is_main:
             _report_progress(on_progress, 0.87, "evaluating")
-            data_split.frozen.save(frozen_path)
+            data_split.frozen.save(frozen_test_store(settings), frozen_test_key(from_folder))
             evaluation = _evaluate(built, labels, val_items, test_items, loader, torch_device, cfg)
             metrics = {
                 "test_macro_f1": evaluation["test"]["macro"]["f1"],
@@ -289,15 +295,14 @@ def _train(
 
 def _dataset(
     settings: Settings, engine: Engine | None, cfg: TrainSettings, from_folder: Path | None
-) -> tuple[Assembled, Split, Path]:
+) -> tuple[Assembled, Split]:
     if from_folder is not None:
         assembled = from_folder_dataset(from_folder, settings, cfg.image_size)
     elif engine is None:
         raise TrainingError("no catalog to train from: give a database or --from-folder DIR")
     else:
         assembled = from_catalog(engine, settings)
-    frozen_path = frozen_test_path(settings, from_folder)
-    frozen = FrozenTestSet.load(frozen_path)
+    frozen = FrozenTestSet.load(frozen_test_store(settings), frozen_test_key(from_folder))
     filter_classes(
         assembled,
         min_images=cfg.min_images_per_class,
@@ -313,7 +318,7 @@ def _dataset(
         seed=cfg.seed,
         frozen=frozen,
     )
-    return assembled, data_split, frozen_path
+    return assembled, data_split
 
 
 def from_folder_dataset(folder: Path, settings: Settings, image_size: int) -> Assembled:
@@ -362,7 +367,7 @@ def _resolved_config(
             "warnings": assembled.warnings,
         },
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
-        "registry": str(settings.registry_dir),
+        "registry": open_objects(settings, "models").location,
     }
 
 

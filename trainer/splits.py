@@ -17,16 +17,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from catalog.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -125,26 +125,28 @@ class FrozenTestSet:
     created_at: str | None = None
 
     @classmethod
-    def load(cls, path: Path) -> FrozenTestSet:
-        if not path.is_file():
+    def load(cls, objects: ObjectStore, key: str) -> FrozenTestSet:
+        """The set stored at `key` (every trainer, on any machine, reads the same one), or an
+        empty one when there is none yet."""
+        current = objects.get_versioned(key)
+        if current is None:
             return cls()
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(current.data)
             return cls(
                 members={str(k): str(v) for k, v in data["members"].items()},
                 classes=set(data["classes"]),
                 created_at=data.get("created_at"),
             )
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
             from trainer import TrainingError
 
             raise TrainingError(
-                f"the frozen test set {path} is unreadable ({exc}); fix or remove it "
+                f"the frozen test set {objects.location}/{key} is unreadable ({exc}); fix or remove it "
                 "(removing it starts a new test set, and versions stop being comparable)"
             ) from exc
 
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def save(self, objects: ObjectStore, key: str) -> None:
         data = {
             "format": FROZEN_FORMAT,
             "created_at": self.created_at or datetime.now(UTC).isoformat(),
@@ -152,10 +154,7 @@ class FrozenTestSet:
             "classes": sorted(self.classes),
             "members": dict(sorted(self.members.items())),
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".frozen-")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1)
-        os.replace(tmp, path)
+        objects.put(key, json.dumps(data, indent=1).encode("utf-8"))
 
     def fingerprint(self) -> str:
         return hashlib.sha256("\n".join(sorted(self.members)).encode()).hexdigest()[:16]

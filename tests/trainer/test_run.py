@@ -18,7 +18,7 @@ from models.registry import Registry
 from tests.fixtures.model import TinyModel
 from tests.trainer.conftest import tiny_settings
 from trainer.report import CONFUSION_PNG, CURVES_PNG, MISTAKES_PNG, RELIABILITY_PNG
-from trainer.run import frozen_test_path, train_run
+from trainer.run import frozen_test_key, frozen_test_store, train_run
 
 
 def _run_dir(data_dir: Path) -> Path:
@@ -77,12 +77,14 @@ def test_runs_keep_the_same_frozen_test_set_and_report_progress(
     updates: list[tuple[float, str]] = []
     first = train_run(settings, None, from_folder=folder, progress=False, register=False,
                       on_progress=lambda f, m: updates.append((f, m)))  # fmt: skip
-    frozen = json.loads(frozen_test_path(settings, folder).read_text())
+    frozen = json.loads(frozen_test_store(settings).get(frozen_test_key(folder)))
     second = train_run(
         settings, None, from_folder=folder, progress=False, register=False, backbone="resnet18"
     )
     assert first.version is None and not (settings.registry_dir / "versions").exists()
-    assert json.loads(frozen_test_path(settings, folder).read_text())["members"] == frozen["members"]
+    assert (
+        json.loads(frozen_test_store(settings).get(frozen_test_key(folder)))["members"] == frozen["members"]
+    )
     assert first.metrics["test_set_fingerprint"] == second.metrics["test_set_fingerprint"]
     reports = [json.loads(r.report_path.read_text()) for r in (first, second)]
     assert reports[0]["dataset"]["test"] == reports[1]["dataset"]["test"] == len(frozen["members"])
@@ -126,7 +128,7 @@ def test_train_run_from_the_catalog_keeps_each_post_on_one_side(
     report = json.loads(result.report_path.read_text())
     assert report["dataset"]["source"] == "catalog"
     assert sorted(report["labels"]) == sorted(n.replace("_", " ").title() for n in names)
-    frozen = json.loads(frozen_test_path(settings, None).read_text())
+    frozen = json.loads(frozen_test_store(settings).get(frozen_test_key(None)))
     test_posts = {post_of[sha] for sha in frozen["members"]}
     others = {post for sha, post in post_of.items() if sha not in frozen["members"]}
     assert test_posts and not test_posts & others

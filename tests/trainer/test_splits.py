@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from catalog.objects import FolderObjects
 from trainer import TrainingError
 from trainer.splits import NEAR_DUPLICATE_BITS, FrozenTestSet, group_items, near_duplicate_pairs, split
 
@@ -113,20 +114,20 @@ def _dataset(classes: int, per_class: int, seed: int = 0) -> list[Fake]:
 
 
 def test_frozen_test_set_is_stable_across_runs_and_grows_only_by_new_classes(tmp_path: Path) -> None:
-    path = tmp_path / "frozen.json"
+    store, key = FolderObjects(tmp_path), "frozen.json"
     first = split(
-        _dataset(4, 30), val_fraction=0.15, test_fraction=0.2, seed=1, frozen=FrozenTestSet.load(path)
+        _dataset(4, 30), val_fraction=0.15, test_fraction=0.2, seed=1, frozen=FrozenTestSet.load(store, key)
     )
-    first.frozen.save(path)
+    first.frozen.save(store, key)
     items = _dataset(4, 30)
     test_shas = {items[i].image_sha256 for i in first.test}
-    assert test_shas and set(FrozenTestSet.load(path).members) == test_shas
+    assert test_shas and set(FrozenTestSet.load(store, key).members) == test_shas
     assert {items[i].label for i in first.test} == {"c0", "c1", "c2", "c3"}
 
     # Same data in another order, another seed for the rest, more images of old classes and a new class.
     more = _dataset(5, 36)
     random.Random(5).shuffle(more)
-    second = split(more, val_fraction=0.15, test_fraction=0.2, seed=99, frozen=FrozenTestSet.load(path))
+    second = split(more, val_fraction=0.15, test_fraction=0.2, seed=99, frozen=FrozenTestSet.load(store, key))
     second_test = {more[i].image_sha256 for i in second.test}
     old_classes_test = {more[i].image_sha256 for i in second.test if more[i].label != "c4"}
     assert old_classes_test == test_shas  # new images of old classes never enter the frozen test set
@@ -146,7 +147,6 @@ def test_a_new_repost_of_a_frozen_test_image_joins_the_test_side() -> None:
 
 
 def test_an_unreadable_frozen_file_is_a_clear_error(tmp_path: Path) -> None:
-    path = tmp_path / "frozen.json"
-    path.write_text("{not json")
-    with pytest.raises(TrainingError, match="frozen test set .* is unreadable"):
-        FrozenTestSet.load(path)
+    (tmp_path / "frozen.json").write_text("{not json")
+    with pytest.raises(TrainingError, match="frozen test set .*frozen.json is unreadable"):
+        FrozenTestSet.load(FolderObjects(tmp_path), "frozen.json")
