@@ -603,6 +603,10 @@ def classify(
 def worker(
     until_idle: Annotated[bool, typer.Option(help="Run the queued jobs, then exit (no schedules).")] = False,
     name: Annotated[str | None, typer.Option(help="Worker name (default: host and data directory).")] = None,
+    max_jobs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Exit after running this many jobs (e.g. one job per container)."),
+    ] = None,
 ) -> None:
     """Run schedules and claim queued jobs (scrape, train, promote) until stopped."""
     import signal
@@ -615,7 +619,7 @@ def worker(
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     console.print(f"worker [bold]{runner.name}[/bold] started", highlight=False)
     try:
-        runner.serve(until_idle=until_idle)
+        runner.serve(until_idle=until_idle, max_jobs=max_jobs)
     except KeyboardInterrupt:
         runner.stop()
     console.print(f"worker stopped after {runner.jobs_run} jobs")

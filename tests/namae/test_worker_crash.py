@@ -30,18 +30,26 @@ REPO = Path(__file__).resolve().parents[2]
 WORKER_NAME = "crash-test-worker"
 
 
-def worker_env(settings: Settings) -> dict[str, str]:
-    """The settings as NAMAE_* variables (nested sections as JSON), secrets in clear."""
+def worker_env(settings: Settings, **worker: Any) -> dict[str, str]:
+    """The settings as NAMAE_* variables (nested sections as JSON), secrets in clear; `worker`
+    overrides the worker section's test values."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NAMAE_")}
     env["PYTHONPATH"] = str(REPO)
     env["NAMAE_CONFIG"] = str(settings.data_dir / "absent.toml")
     env["NAMAE_DATA_DIR"] = str(settings.data_dir)
     env["NAMAE_LOG_LEVEL"] = "INFO"
+    if settings.database_url:
+        env["NAMAE_DATABASE_URL"] = settings.database_url
     reddit = settings.reddit.model_dump(mode="json")
     for key in ("client_id", "client_secret", "imgur_client_id"):
         secret = getattr(settings.reddit, key)
         reddit[key] = secret.get_secret_value() if secret is not None else None
     env["NAMAE_REDDIT"] = json.dumps(reddit)
+    store = settings.store.model_dump(mode="json")
+    for key in ("access_key_id", "secret_access_key", "session_token"):
+        secret = getattr(settings.store, key)
+        store[key] = secret.get_secret_value() if secret is not None else None
+    env["NAMAE_STORE"] = json.dumps(store)
     env["NAMAE_DOWNLOAD"] = settings.download.model_dump_json()
     env["NAMAE_FACES"] = settings.faces.model_dump_json()
     env["NAMAE_TRAIN"] = settings.train.model_dump_json()
@@ -52,16 +60,19 @@ def worker_env(settings: Settings) -> dict[str, str]:
             "retrain_check_schedule": "off",
             "poll_interval_s": 0.1,
             "heartbeat_s": 0.5,
+            **worker,
         }
     )
     return env
 
 
-async def start_worker(settings: Settings, *extra: str) -> asyncio.subprocess.Process:
+async def start_worker(
+    settings: Settings, *extra: str, name: str = WORKER_NAME, **worker: Any
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "namae", "worker", "--name", WORKER_NAME, *extra,
+        sys.executable, "-m", "namae", "worker", "--name", name, *extra,
         cwd=REPO,
-        env=worker_env(settings),
+        env=worker_env(settings, **worker),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
