@@ -1,5 +1,6 @@
 """No Docker engine runs here, so the deployment files are checked statically: the Dockerfile with
-hadolint, the compose file's NAMAE_* keys against the settings model."""
+hadolint, the compose file's NAMAE_* keys against the settings model, its scaling (no fixed names,
+ports or shared volumes) and its bot shards."""
 
 import shutil
 import subprocess
@@ -39,9 +40,7 @@ def test_every_namae_variable_in_compose_is_a_setting_and_parses() -> None:
         if not namae:
             continue
         seen += len(namae)
-        resolved = {
-            key: value.replace("${POSTGRES_PASSWORD:-namae}", "namae") for key, value in namae.items()
-        }
+        resolved = {key: _substituted(value) for key, value in namae.items()}
         settings = Settings(_env_file=None, **_nest(resolved))
         assert str(settings.data_dir) == "/data"
         assert settings.resolved_database_url.startswith("postgresql://namae:")
@@ -95,3 +94,48 @@ def test_bot_extra_does_not_pull_torch(extra: str) -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     deps = " ".join(project["optional-dependencies"][extra] + project["dependencies"]).lower()
     assert "torch" not in deps
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+
+
+def _substituted(value: str) -> str:
+    """Compose's ${VAR:-default} as the default."""
+    import re
+
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_compose_scales_workers_without_shared_volumes_or_fixed_names() -> None:
+    """`docker compose up --scale worker=3` needs replicas without a container name or host port,
+    and none of them may share a filesystem: every namae container keeps only its own /data."""
+    services = _compose()["services"]
+    namae = {name: s for name, s in services.items() if s.get("build")}
+    assert {"worker", "bot-0", "bot-1"} <= set(namae)
+    for name, service in namae.items():
+        assert "container_name" not in service and "ports" not in service, name
+        assert not service.get("volumes"), f"{name} must not mount a shared volume"
+        env = {key: _substituted(str(value)) for key, value in service["environment"].items()}
+        settings = Settings(_env_file=None, **_nest({k: v for k, v in env.items() if k.startswith("NAMAE_")}))
+        assert settings.store.url and settings.store.url.startswith("s3://"), name
+        assert settings.store.endpoint == "http://minio:9000"
+        assert settings.store.secret_access_key is not None
+        assert service["depends_on"]["bucket"]["condition"] == "service_completed_successfully"
+    assert "minio" in services and services["minio"]["image"].startswith("minio/minio:RELEASE.")
+    bucket_name = settings.store.url.removeprefix("s3://").split("/")[0]
+    assert f"mb --ignore-existing store/{bucket_name}" in " ".join(services["bucket"]["entrypoint"])
+
+
+def test_compose_bot_shards_cover_every_shard_once() -> None:
+    services = _compose()["services"]
+    counts, ids = set(), []
+    for service in services.values():
+        command = service.get("command") or []
+        if command[:1] != ["bot"]:
+            continue
+        count = int(command[command.index("--shard-count") + 1])
+        counts.add(count)
+        ids += [int(i) for i in command[command.index("--shard-ids") + 1].split(",")]
+    assert len(counts) == 1, f"every bot process must agree on the shard count, got {counts}"
+    assert sorted(ids) == list(range(counts.pop())), f"shards run once each: {sorted(ids)}"
