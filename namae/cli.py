@@ -245,11 +245,13 @@ def store_check(
     fix: Annotated[bool, typer.Option(help="Delete orphans, mark missing files not stored.")] = False,
     verify: Annotated[bool, typer.Option(help="Re-hash every file.")] = False,
 ) -> None:
-    """Find files no catalog row refers to, and rows whose file is gone."""
+    """Find images no catalog row refers to, and rows whose image is gone (folder or bucket)."""
     from catalog.store import ImageStore
 
     settings = load_settings()
-    report = ImageStore.from_settings(settings).check(catalog_engine(settings), fix=fix, verify=verify)
+    store = ImageStore.from_settings(settings)
+    report = store.check(catalog_engine(settings), fix=fix, verify=verify)
+    console.print(f"image store: {store.location}", highlight=False, soft_wrap=True)
     table = Table("check", "count")
     table.add_row("orphans", str(len(report.orphans)))
     table.add_row("missing", str(len(report.missing)))

@@ -22,10 +22,12 @@ def test_masked_configuration_never_contains_secrets(monkeypatch) -> None:
     monkeypatch.setenv("NAMAE_DISCORD__TOKEN", "tok-123456")
     monkeypatch.setenv("NAMAE_REDDIT__CLIENT_SECRET", "reddit-abcdef")
     monkeypatch.setenv("NAMAE_DATABASE_URL", "postgresql://namae:pg-pass-987@db/namae")
+    monkeypatch.setenv("NAMAE_STORE__SECRET_ACCESS_KEY", "s3-secret-555")
     masked = Settings(_env_file=None).masked()
     text = repr(masked)
-    for secret in ("tok-123456", "reddit-abcdef", "pg-pass-987"):
+    for secret in ("tok-123456", "reddit-abcdef", "pg-pass-987", "s3-secret-555"):
         assert secret not in text
+    assert masked["store"]["secret_access_key"] == "***"
     assert masked["discord"]["token"] == "***"
     assert masked["database_url"].startswith("postgresql://namae:***@db")
 
@@ -35,3 +37,26 @@ def test_dotenv_file_is_read(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("NAMAE_CONFIG", raising=False)
     (tmp_path / ".env").write_text("NAMAE_LOG_LEVEL=DEBUG\n")
     assert Settings().log_level == "DEBUG"
+
+
+def test_object_store_settings_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("NAMAE_STORE__URL", "s3://namae-images/prod")
+    monkeypatch.setenv("NAMAE_STORE__ENDPOINT", "http://minio:9000")
+    monkeypatch.setenv("NAMAE_STORE__ACCESS_KEY_ID", "AKIA-EXAMPLE")
+    store = Settings(_env_file=None).store
+    assert (store.url, store.endpoint, store.region) == (
+        "s3://namae-images/prod",
+        "http://minio:9000",
+        "us-east-1",
+    )
+    assert store.access_key_id.get_secret_value() == "AKIA-EXAMPLE" and not store.virtual_hosted_style
+    assert Settings(_env_file=None, store={"url": ""}).store.url is None  # empty: the data directory
+
+
+def test_a_store_url_that_is_not_s3_is_refused(monkeypatch) -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("NAMAE_STORE__URL", "/srv/bucket")
+    with pytest.raises(ValidationError, match="must look like s3://bucket"):
+        Settings(_env_file=None)

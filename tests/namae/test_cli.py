@@ -7,6 +7,7 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
+from catalog.settings import StoreSettings
 from namae.cli import app
 
 runner = CliRunner()
@@ -119,3 +120,41 @@ def test_store_check_reports_orphans_and_fix_removes_them(env: Path) -> None:
     assert dirty.exit_code == 1 and "orphans" in dirty.output
     fixed = runner.invoke(app, ["store", "check", "--fix"])
     assert fixed.exit_code == 0 and not orphan.exists()
+
+
+def _use_store(monkeypatch: pytest.MonkeyPatch, store: StoreSettings, url: str | None = None) -> None:
+    monkeypatch.setenv("NAMAE_STORE__URL", url or store.url)
+    monkeypatch.setenv("NAMAE_STORE__ENDPOINT", store.endpoint)
+    monkeypatch.setenv("NAMAE_STORE__ACCESS_KEY_ID", store.access_key_id.get_secret_value())
+    monkeypatch.setenv("NAMAE_STORE__SECRET_ACCESS_KEY", store.secret_access_key.get_secret_value())
+
+
+@pytest.mark.s3
+def test_store_check_and_models_list_work_on_a_bucket(
+    env: Path, monkeypatch: pytest.MonkeyPatch, s3_store: StoreSettings
+) -> None:
+    _use_store(monkeypatch, s3_store)
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    from catalog.settings import Settings
+    from catalog.store import ImageStore
+
+    ImageStore.from_settings(Settings(_env_file=None)).put(b"an orphan")
+    dirty = runner.invoke(app, ["store", "check"])
+    assert dirty.exit_code == 1 and "orphans" in dirty.output and s3_store.url in dirty.output
+    assert runner.invoke(app, ["store", "check", "--fix"]).exit_code == 0
+    assert runner.invoke(app, ["store", "check"]).exit_code == 0
+    listed = runner.invoke(app, ["models", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert not (env / "images").exists() and not (env / "models").exists()
+
+
+@pytest.mark.s3
+def test_a_missing_bucket_is_one_clear_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch, s3_store: StoreSettings
+) -> None:
+    _use_store(monkeypatch, s3_store, url="s3://no-such-bucket-here/deploy")
+    result = runner.invoke(app, ["models", "list"])
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("error: ") and "s3://no-such-bucket-here/deploy/models" in line
+    assert "Traceback" not in result.output
