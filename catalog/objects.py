@@ -103,7 +103,7 @@ class FolderObjects:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.location = str(self.root)
+        self.location = str(self.root.resolve())
 
     def path(self, key: str) -> Path:
         return self.root / check_key(key)

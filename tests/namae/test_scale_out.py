@@ -112,7 +112,7 @@ async def test_workers_and_bot_share_only_the_catalog_and_the_bucket(
             "database_url": postgres_url,
             "store": s3_store,
             "train": settings.train.model_copy(
-                update={"epochs": 2, "image_size": 64, "min_images_per_class": 4, "batch_size": 16}
+                update={"epochs": 1, "image_size": 64, "min_images_per_class": 4, "batch_size": 16}
             ),
         }
     )
