@@ -86,7 +86,9 @@ class ImageStore:
         return data
 
     def delete(self, sha256: str) -> None:
-        key = object_key(sha256)
+        self._delete_key(object_key(sha256))
+
+    def _delete_key(self, key: str) -> None:
         self.objects.delete(key)
         if self.cache_dir is not None:
             (self.cache_dir / key).unlink(missing_ok=True)
@@ -118,7 +120,7 @@ class ImageStore:
             if name not in wanted:
                 report.orphans.append(name)
                 if fix:
-                    self.delete(name)
+                    self._delete_key(info.key)  # whatever its name: it may not even be a sha256
                     report.removed += 1
             elif verify:
                 try:

@@ -51,6 +51,13 @@ def test_check_finds_orphans_and_missing_files_and_fix_repairs(
         assert session.query(Image).filter_by(sha256=gone).one().stored is False
 
 
+def test_fix_removes_a_stray_object_whose_name_is_no_hash(store: ImageStore, sqlite_engine: Engine) -> None:
+    store.objects.put("ab/cd/notes.txt", b"someone left this here")
+    assert store.check(sqlite_engine).orphans == ["notes.txt"]
+    assert store.check(sqlite_engine, fix=True).removed == 1
+    assert store.check(sqlite_engine).clean
+
+
 def test_verify_finds_bytes_that_do_not_match_their_name(store: ImageStore, sqlite_engine: Engine) -> None:
     sha = store.put(b"original")
     with session_scope(sqlite_engine) as session:
