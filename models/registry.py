@@ -34,19 +34,25 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from catalog.fsutil import fsync_dir, fsync_file
 from catalog.objects import FolderObjects, ObjectMissing, ObjectStore, open_objects
 from models.card import CARD_NAME, ONNX_NAME, VERSION_RE, ModelCard, parse_card, read_card
 from models.errors import ModelLoadError, NoActiveModel, RegistryError
 from models.pointer import POINTER_KEY, Pointer, RegistryState, version_number
-from models.runtime import check_signature, open_session
+from models.versions import (
+    ACTIVE,
+    BROKEN,
+    CANDIDATE,
+    REFUSED,
+    RETIRED,
+    PromotionResult,
+    VersionEntry,
+    validate_folder,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -72,69 +78,6 @@ STAGING_DIR = ".staging"
 TRASH_DIR = ".trash"
 STALE_STAGING_S = 6 * 3600
 STALE_TEMP_S = 600
-
-# Statuses as the catalog's ModelStatus spells them (models may import catalog, but the registry
-# must also work for a bot that never touches the schema module's SQLAlchemy side).
-ACTIVE, CANDIDATE, RETIRED, REFUSED, BROKEN = "active", "candidate", "retired", "refused", "broken"
-
-
-@dataclass(frozen=True)
-class PromotionResult:
-    promoted: bool
-    reason: str
-    previous: str | None  # the version active before the call
-
-
-@dataclass(frozen=True)
-class VersionEntry:
-    """One folder of the registry with its status; `card` is None (and `problem` says why) when the
-    folder cannot be read."""
-
-    version: str
-    status: str
-    path: Path
-    card: ModelCard | None
-    problem: str | None = None
-    promoted_at: datetime | None = None
-    note: str | None = None  # why a candidate was refused
-
-    def __getattr__(self, name: str) -> Any:
-        # An entry reads like its card (entry.metrics, entry.labels, ...) when the card is readable.
-        card = self.__dict__.get("card")
-        if card is not None and name in type(card).model_fields:
-            return getattr(card, name)
-        raise AttributeError(name)
-
-    def as_dict(self) -> dict[str, Any]:
-        card = self.card.model_dump(mode="json", by_alias=True) if self.card is not None else {}
-        return {
-            **card,
-            "version": self.version,
-            "status": self.status,
-            "path": str(self.path),
-            "problem": self.problem,
-            "promoted_at": self.promoted_at.isoformat() if self.promoted_at else None,
-            "note": self.note,
-        }
-
-
-def validate_folder(folder: Path, *, expect_version: str | None = None) -> ModelCard:
-    """Everything a reader will rely on: the card parses and matches the folder and the ONNX bytes,
-    the graph loads in onnxruntime, takes the card's input and runs on one image."""
-    card = read_card(folder, expect_version=expect_version, verify_hash=True)
-    session = open_session(folder / ONNX_NAME, providers=["CPUExecutionProvider"], intra_op_threads=1)
-    check_signature(session, card, folder)
-    probe = np.zeros((1, card.image_size, card.image_size, 3), dtype=np.uint8)
-    try:
-        logits, embedding = session.run(None, {session.get_inputs()[0].name: probe})
-    except Exception as exc:  # onnxruntime's errors are untyped
-        raise ModelLoadError(f"{folder / ONNX_NAME} loads but does not run: {exc}") from exc
-    if logits.shape != (1, len(card.labels)) or embedding.ndim != 2 or embedding.shape[0] != 1:
-        raise ModelLoadError(
-            f"{folder / ONNX_NAME} returned logits {logits.shape} and embedding {embedding.shape} "
-            f"for one image; the card has {len(card.labels)} labels"
-        )
-    return card
 
 
 class Registry:

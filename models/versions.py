@@ -1,0 +1,79 @@
+"""What one registered model version is, as the registry reports it (`VersionEntry`), what a
+promotion answers (`PromotionResult`), and the check every version passes before a reader may rely
+on it (`validate_folder`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.card import ONNX_NAME, ModelCard, read_card
+from models.errors import ModelLoadError
+from models.runtime import check_signature, open_session
+
+# Statuses as the catalog's ModelStatus spells them (models may import catalog, but the registry
+# must also work for a bot that never touches the schema module's SQLAlchemy side).
+ACTIVE, CANDIDATE, RETIRED, REFUSED, BROKEN = "active", "candidate", "retired", "refused", "broken"
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    promoted: bool
+    reason: str
+    previous: str | None  # the version active before the call
+
+
+@dataclass(frozen=True)
+class VersionEntry:
+    """One folder of the registry with its status; `card` is None (and `problem` says why) when the
+    folder cannot be read."""
+
+    version: str
+    status: str
+    path: Path
+    card: ModelCard | None
+    problem: str | None = None
+    promoted_at: datetime | None = None
+    note: str | None = None  # why a candidate was refused
+
+    def __getattr__(self, name: str) -> Any:
+        # An entry reads like its card (entry.metrics, entry.labels, ...) when the card is readable.
+        card = self.__dict__.get("card")
+        if card is not None and name in type(card).model_fields:
+            return getattr(card, name)
+        raise AttributeError(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        card = self.card.model_dump(mode="json", by_alias=True) if self.card is not None else {}
+        return {
+            **card,
+            "version": self.version,
+            "status": self.status,
+            "path": str(self.path),
+            "problem": self.problem,
+            "promoted_at": self.promoted_at.isoformat() if self.promoted_at else None,
+            "note": self.note,
+        }
+
+
+def validate_folder(folder: Path, *, expect_version: str | None = None) -> ModelCard:
+    """Everything a reader will rely on: the card parses and matches the folder and the ONNX bytes,
+    the graph loads in onnxruntime, takes the card's input and runs on one image."""
+    card = read_card(folder, expect_version=expect_version, verify_hash=True)
+    session = open_session(folder / ONNX_NAME, providers=["CPUExecutionProvider"], intra_op_threads=1)
+    check_signature(session, card, folder)
+    probe = np.zeros((1, card.image_size, card.image_size, 3), dtype=np.uint8)
+    try:
+        logits, embedding = session.run(None, {session.get_inputs()[0].name: probe})
+    except Exception as exc:  # onnxruntime's errors are untyped
+        raise ModelLoadError(f"{folder / ONNX_NAME} loads but does not run: {exc}") from exc
+    if logits.shape != (1, len(card.labels)) or embedding.ndim != 2 or embedding.shape[0] != 1:
+        raise ModelLoadError(
+            f"{folder / ONNX_NAME} returned logits {logits.shape} and embedding {embedding.shape} "
+            f"for one image; the card has {len(card.labels)} labels"
+        )
+    return card
