@@ -139,6 +139,10 @@ async def test_workers_and_bot_share_only_the_catalog_and_the_bucket(
                 "api_base": fake.api_base,
                 "gateway_url": fake.gateway_url,
                 "model_poll_s": 0.5,
+                # Until it has reloaded the bot answers "no model yet" and the test asks again:
+                # a cooldown must not swallow the repeated question.
+                "member_cooldown_rate": 1000,
+                "guild_cooldown_rate": 1000,
             }
         )
         await bot.start("bot", env=env)
@@ -197,7 +201,7 @@ async def test_workers_and_bot_share_only_the_catalog_and_the_bucket(
                 discord_world.channel_id, discord_world.member_id, "who?",
                 attachments=[("a.jpg", picture(1), "image/jpeg")],
             )  # fmt: skip
-            reply = await fake.wait_for_message(reply_to=posted, timeout=60)
+            reply = await fake.wait_for_message(reply_to=posted, timeout=120)
             if version in reply.text():
                 break
             assert time.monotonic() < deadline, f"the bot never answered with {version}: {reply.text()}"
