@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.render import safe_name
-from catalog.votes import NOT_A_CHARACTER
+from catalog.labels import NOT_A_CHARACTER
 
 if TYPE_CHECKING:
     from bot.app import NamaeBot

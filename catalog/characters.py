@@ -213,3 +213,49 @@ def describe_source(source: Source) -> str:
     if source.kind == SourceKind.comment_links and source.query:
         extra += f" threads={source.query}"
     return f"{source.kind}:{where}{extra}"
+
+
+# --- from model labels and search text to characters ---------------------------------------
+
+
+def character_for_label(session: Session, label: str) -> Character | None:
+    """The catalog character a model label names (labels are slugs or names)."""
+    character = session.scalar(select(Character).where(Character.slug.in_({label, slugify(label)})))
+    if character is None:
+        character = session.scalar(
+            select(Character).join(CharacterName).where(CharacterName.key == name_key(label))
+        )
+    return character
+
+
+def resolve_labels(engine: Engine, labels: list[str]) -> dict[str, tuple[int, str] | None]:
+    """Model labels -> (character id, display name), or None for labels the catalog lacks."""
+    with session_scope(engine) as session:
+        out: dict[str, tuple[int, str] | None] = {}
+        for label in dict.fromkeys(labels):
+            character = character_for_label(session, label)
+            out[label] = (character.id, character.name) if character is not None else None
+        return out
+
+
+def search_characters(engine: Engine, text: str, *, limit: int = 25) -> list[tuple[int, str]]:
+    """Active characters whose name or alias contains `text` (case and accent blind), best first:
+    prefix matches before inner matches, then alphabetical."""
+    key = name_key(text)
+    with session_scope(engine) as session:
+        query = (
+            select(Character.id, Character.name, CharacterName.key)
+            .join(CharacterName)
+            .where(Character.active.is_(True))
+        )
+        if key:
+            escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(CharacterName.key.like(f"%{escaped}%", escape="\\"))
+        rows = session.execute(query.order_by(Character.name).limit(limit * 4)).all()
+    best: dict[int, tuple[int, str]] = {}
+    for character_id, name, name_k in rows:
+        rank = 0 if name_k.startswith(key) else 1
+        if character_id not in best or rank < best[character_id][0]:
+            best[character_id] = (rank, name)
+    ordered = sorted(best.items(), key=lambda item: (item[1][0], item[1][1].casefold()))
+    return [(character_id, name) for character_id, (_, name) in ordered[:limit]]

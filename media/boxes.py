@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 Rect = tuple[int, int, int, int]  # x, y, width, height
+# Two boxes of one picture show the same face when they overlap at least this much (IoU): the
+# bot's box (found on a reduced decode) and the scraper's for the same file differ by a few pixels.
+SAME_FACE_IOU = 0.5
 
 
 def iou(a: Rect, b: Rect) -> float:
@@ -16,6 +19,11 @@ def iou(a: Rect, b: Rect) -> float:
     inter = width * height
     union = aw * ah + bw * bh - inter
     return inter / union if union > 0 else 0.0
+
+
+def same_face(a: Rect, b: Rect) -> bool:
+    """Whether two boxes in one picture are the same face (`SAME_FACE_IOU`)."""
+    return iou(a, b) >= SAME_FACE_IOU
 
 
 @dataclass(frozen=True)

@@ -690,7 +690,7 @@ def forget(
 ) -> None:
     """Delete a member's votes and predictions (and images only they posted)."""
     from catalog.store import ImageStore
-    from catalog.votes import forget_member
+    from catalog.retention import forget_member
 
     settings = load_settings()
     counts = forget_member(catalog_engine(settings), member, ImageStore.from_settings(settings))

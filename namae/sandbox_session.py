@@ -19,8 +19,7 @@ SANDBOX_HOSTS = {"media.discordapp.net": "127.0.0.1", "cdn.discordapp.com": "127
 
 def name_model_labels(bot) -> None:
     """Give the active model's labels catalog characters, so answers show names, not slugs."""
-    from catalog.characters import NewCharacter, add_character
-    from catalog.votes import resolve_labels
+    from catalog.characters import NewCharacter, add_character, resolve_labels
     from models.errors import ModelLoadError, RegistryError
 
     try:

@@ -4,7 +4,8 @@ bytes -> decode (bounded, `media.decode`) -> exact dedup (sha256) -> near dedup 
 candidates incl. sub-crops, verified by thumbnail NCC; across all characters) -> face crops -> one transaction.
 
 Crash consistency: the image's bytes and its face crops are written to the content-addressed
-store before the rows that name them are committed, in one transaction per image. A crash leaves
+store before the rows that name them are committed, in one transaction per image (through
+`catalog.images`, the write path the bot's recorded predictions share). A crash leaves
 at worst an orphan file (`ImageStore.check(fix=True)` removes it), never a row without its file.
 Provenance is unique per (image, source, post, url), so processing the same post twice adds
 nothing. Decoding, hashing and face detection run in threads; decisions and commits are
@@ -27,9 +28,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.db import session_scope
+from catalog.images import FaceCrop, PictureFacts, add_face, add_image, store_files
 from catalog.schema import (
     LABEL_TRUST,
-    Face,
     Image,
     ImageStatus,
     Label,
@@ -122,16 +123,6 @@ class ImageOrigin:
         )
 
 
-@dataclass(frozen=True)
-class PreparedFace:
-    x: int
-    y: int
-    w: int
-    h: int
-    crop: bytes  # PNG
-    crop_sha256: str
-
-
 @dataclass
 class Prepared:
     """The CPU-heavy part of ingesting one file, computed off the event loop."""
@@ -145,7 +136,20 @@ class Prepared:
     phash: int = 0
     dhash: int = 0
     fingerprint: Fingerprint | None = None  # sub-crop hashes + signature, for crop-tolerant dedup
-    faces: list[PreparedFace] = field(default_factory=list)
+    faces: list[FaceCrop] = field(default_factory=list)
+
+    @property
+    def facts(self) -> PictureFacts:
+        return PictureFacts(
+            sha256=self.sha256,
+            width=self.width,
+            height=self.height,
+            format=self.format,
+            phash=int_to_hash(self.phash),
+            dhash=int_to_hash(self.dhash),
+            crop_hashes=crop_hashes_to_text(self.fingerprint.crops) if self.fingerprint else None,
+            signature=self.fingerprint.signature if self.fingerprint else None,
+        )
 
 
 def unfetched_key(url: str) -> str:
@@ -231,13 +235,13 @@ class Ingestor:
             faces=self._faces(decoded.rgb),
         )
 
-    def _faces(self, rgb: np.ndarray) -> list[PreparedFace]:
+    def _faces(self, rgb: np.ndarray) -> list[FaceCrop]:
         size = self.settings.faces.crop_size
-        faces = []
-        for box in self.detector.detect(rgb):  # FaceDetector is thread-safe (a classifier per thread)
-            png = encode_png(self.detector.crop(rgb, box, size))
-            faces.append(PreparedFace(box.x, box.y, box.w, box.h, png, sha256_of(png)))
-        return faces
+        # FaceDetector is thread-safe (a classifier per thread)
+        return [
+            FaceCrop.of(box.rect, encode_png(self.detector.crop(rgb, box, size)))
+            for box in self.detector.detect(rgb)
+        ]
 
     # ---- catalog writes -------------------------------------------------------------------------
 
@@ -322,40 +326,23 @@ class Ingestor:
         for match in matches:
             character = _resolved_character(session, match.image_id)
             if character == origin.character_id:
-                image = self._image_row(prepared, ImageStatus.duplicate, stored=False)
-                image.duplicate_of_id = match.image_id
-                session.add(image)
-                session.flush()
+                image = add_image(
+                    session, prepared.facts, ImageStatus.duplicate, stored=False, duplicate_of=match.image_id
+                )
                 session.add(origin.provenance(image.id))
                 return IngestOutcome(OutcomeKind.near_duplicate, image.id, prepared.sha256)
             if other_character_match is None:
                 other_character_match = (match.image_id, character)
 
         # Kept: bytes and crops reach the store before the rows that name them commit.
-        self.store.put(prepared.data)
-        for face in prepared.faces:
-            self.store.put(face.crop)
+        store_files(self.store, prepared.data, prepared.faces)
         several = len(prepared.faces) > 1
         status = ImageStatus.review if (other_character_match or several) else ImageStatus.accepted
-        image = self._image_row(prepared, status, stored=True)
-        image.has_face = bool(prepared.faces)
-        session.add(image)
-        session.flush()
+        image = add_image(session, prepared.facts, status, stored=True, has_face=bool(prepared.faces))
         session.add(origin.provenance(image.id))
         self._label(session, image.id, None, origin)
         for number, face in enumerate(prepared.faces):
-            row = Face(
-                image_id=image.id,
-                index=number,
-                x=face.x,
-                y=face.y,
-                w=face.w,
-                h=face.h,
-                crop_sha256=face.crop_sha256,
-                needs_review=several,
-            )
-            session.add(row)
-            session.flush()
+            row = add_face(session, image, face, index=number, needs_review=several)
             if not several:
                 self._label(session, image.id, row.id, origin)
         if several:
@@ -428,21 +415,6 @@ class Ingestor:
                     existing.status = ImageStatus.review
             flagged = True
         return IngestOutcome(OutcomeKind.duplicate, existing.id, existing.sha256, flagged=flagged)
-
-    @staticmethod
-    def _image_row(prepared: Prepared, status: ImageStatus, *, stored: bool) -> Image:
-        return Image(
-            sha256=prepared.sha256,
-            phash=int_to_hash(prepared.phash),
-            dhash=int_to_hash(prepared.dhash),
-            crop_hashes=crop_hashes_to_text(prepared.fingerprint.crops) if prepared.fingerprint else None,
-            signature=prepared.fingerprint.signature if prepared.fingerprint else None,
-            width=prepared.width,
-            height=prepared.height,
-            format=prepared.format,
-            status=status,
-            stored=stored,
-        )
 
     @staticmethod
     def _label(session: Session, image_id: int, face_id: int | None, origin: ImageOrigin) -> None:

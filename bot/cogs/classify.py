@@ -23,15 +23,16 @@ from discord.ext import commands
 from bot.inference import NoModel
 from bot.render import NO_MENTIONS, AnswerView, ImageView, reply_embed
 from bot.views import MAX_ANSWER_BUTTONS, answer_buttons
-from catalog.votes import (
+from catalog.characters import resolve_labels
+from catalog.predictions import (
     AnswerRecord,
     ImageRecord,
     MessageContext,
     attach_reply,
-    discard_predictions,
     record_predictions,
-    resolve_labels,
 )
+from catalog.retention import discard_predictions
+from media.boxes import same_face
 from media.decode import ImageRejected, encode_png, without_trailing_data
 from media.fetch import FetchError, SafeFetcher
 
@@ -287,7 +288,7 @@ class Classify(commands.Cog):
         ids: list[list[int]] = [[] for _ in records]
         if context is not None and records:
             ids = await self.bot.in_thread(
-                record_predictions, self.bot.engine, self.bot.store, context, records
+                record_predictions, self.bot.engine, self.bot.store, context, records, same_face=same_face
             )
 
         images: list[ImageView] = []

@@ -16,18 +16,11 @@ from bot.app import UserFacingError
 from bot.checks import is_moderator, moderator_only
 from bot.render import NO_MENTIONS, notice_embed, percent, safe_name, tally_line
 from bot.views import NONE_VALUE, picker_view, review_view
-from catalog.characters import name_key
-from catalog.votes import (
-    NOT_A_CHARACTER,
-    VoteOutcome,
-    cast_vote,
-    get_prediction,
-    open_reviews,
-    predictions_of_reply,
-    resolve_review,
-    search_characters,
-    tallies,
-)
+from catalog.characters import name_key, search_characters
+from catalog.labels import NOT_A_CHARACTER
+from catalog.predictions import get_prediction, predictions_of_reply
+from catalog.reviews import open_reviews, resolve_review
+from catalog.votes import VoteOutcome, cast_vote, tallies
 
 if TYPE_CHECKING:
     from bot.app import NamaeBot

@@ -24,10 +24,10 @@ from catalog.characters import (
     clean_subreddit,
     list_characters,
     remove_character,
+    search_characters,
 )
 from catalog.errors import CatalogError
 from catalog.schema import Job, JobStatus
-from catalog.votes import search_characters
 
 if TYPE_CHECKING:
     from bot.app import NamaeBot

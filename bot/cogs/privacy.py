@@ -14,7 +14,7 @@ from discord.ext import commands
 from bot.app import UserFacingError
 from bot.checks import guild_only, is_moderator
 from bot.render import NO_MENTIONS, notice_embed
-from catalog.votes import forget_member, purge_expired
+from catalog.retention import forget_member, purge_expired
 
 if TYPE_CHECKING:
     from bot.app import NamaeBot

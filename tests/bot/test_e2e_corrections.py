@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from catalog.db import session_scope
 from catalog.schema import Character, Label, LabelOrigin, Prediction, Vote
-from catalog.votes import forget_member
+from catalog.retention import forget_member
 from tests.fixtures.bot import BotHarness, jpeg
 
 

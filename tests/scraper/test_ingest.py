@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select, text
 
 from catalog.characters import NewCharacter, add_character
 from catalog.db import session_scope
+from catalog.predictions import AnswerRecord, ImageRecord, MessageContext, record_predictions
 from catalog.schema import (
     LABEL_TRUST,
     Face,
@@ -20,11 +21,13 @@ from catalog.schema import (
     ImageStatus,
     Label,
     LabelOrigin,
+    Prediction,
     Provenance,
     Review,
 )
 from catalog.settings import Settings
 from catalog.store import ImageStore, sha256_of
+from media.boxes import same_face
 from media.faces import FaceDetector
 from sandbox.characters.render import render_character, render_scene
 from sandbox.characters.traits import make_characters
@@ -144,6 +147,32 @@ def test_single_face_gets_a_labelled_crop(catalog: Catalog) -> None:
             (face.id, catalog.characters[0]),
         }
         assert all(label.weight == LABEL_TRUST[LabelOrigin.subreddit] for label in labels)
+
+
+def test_the_bot_records_a_scraped_picture_on_the_scrapers_rows(catalog: Catalog) -> None:
+    """One write path (catalog.images): a member posting a picture the scraper kept adds no second
+    Image; an answer on the same face (a box a few pixels off) points at the scraped Face, so a vote
+    labels it; a face the scraper did not find is added after it."""
+    data = portrait(0, 2)
+    outcome = catalog.ingestor.ingest_bytes(data, catalog.origin("https://i.redd.it/two.jpg"))
+    with session_scope(catalog.engine) as session:
+        (face,) = session.get(Image, outcome.image_id).faces
+        scraped = (face.id, face.x, face.y, face.w, face.h)
+    face_id, x, y, w, h = scraped
+    answers = [
+        AnswerRecord([("a", 0.9)], False, 0, (x + 3, y - 2, w, h + 4), b"bot crop of the same face"),
+        AnswerRecord([("b", 0.7)], False, 1, (x + w + 50, y, w, h), b"bot crop of another face"),
+    ]
+    record = ImageRecord(sha256_of(data), answers, data=data, width=10, height=10, format="jpeg")
+    context = MessageContext(1, 2, 3, 4, "https://discord.com/channels/1/2/3", "v0001")
+    ids = record_predictions(catalog.engine, catalog.store, context, [record], same_face=same_face)[0]
+    with session_scope(catalog.engine) as session:
+        assert session.scalar(select(func.count()).select_from(Image)) == 1
+        faces = session.scalars(select(Face).order_by(Face.index)).all()
+        assert [f.index for f in faces] == [0, 1] and faces[0].id == face_id
+        assert [session.get(Prediction, i).face_id for i in ids] == [face_id, faces[1].id]
+        assert {p.author for p in session.get(Image, outcome.image_id).provenance} == {None, "discord:4"}
+    assert catalog.referenced_files() <= catalog.stored_files()
 
 
 def test_several_faces_need_review(catalog: Catalog) -> None:

@@ -1,4 +1,6 @@
-"""catalog.votes without Discord: recording, one vote per member, quorum, moderator, review, forget."""
+"""The record of members' corrections without Discord: recording predictions (catalog.predictions),
+one vote per member, quorum, moderator (catalog.votes), review (catalog.reviews), forget
+(catalog.retention), character search (catalog.characters)."""
 
 from __future__ import annotations
 
@@ -7,25 +9,23 @@ import threading
 import pytest
 from sqlalchemy import Engine, func, select
 
-from catalog.characters import NewCharacter, add_character
+from catalog.characters import NewCharacter, add_character, resolve_labels, search_characters
 from catalog.db import session_scope
 from catalog.errors import CatalogError
-from catalog.schema import Face, Image, Label, LabelOrigin, Prediction, Review, ReviewStatus, Vote
-from catalog.store import ImageStore, sha256_of
-from catalog.votes import (
+from catalog.predictions import (
     AnswerRecord,
     ImageRecord,
     MessageContext,
     PredictionGone,
     WrongGuild,
-    cast_vote,
-    forget_member,
-    open_reviews,
     record_predictions,
-    resolve_labels,
-    resolve_review,
-    search_characters,
 )
+from catalog.retention import forget_member
+from catalog.reviews import open_reviews, resolve_review
+from catalog.schema import Face, Image, Label, LabelOrigin, Prediction, Review, ReviewStatus, Vote
+from catalog.store import ImageStore, sha256_of
+from catalog.votes import cast_vote
+from media.boxes import same_face
 
 GUILD = 111
 OTHER_GUILD = 222
@@ -56,7 +56,7 @@ def _record(engine: Engine, store: ImageStore, *, data: bytes = b"png-bytes", fa
         sha256=sha256_of(data), answers=answers, data=data, width=100, height=60, format="png"
     )
     context = MessageContext(GUILD, 5, 6, AUTHOR, "https://discord.com/channels/111/5/6", "v0001-test")
-    return record_predictions(engine, store, context, [image])[0]
+    return record_predictions(engine, store, context, [image], same_face=same_face)[0]
 
 
 @pytest.fixture
