@@ -1,4 +1,5 @@
-"""The job queue in the catalog: enqueue, claim, heartbeat, progress, finish, fail, retry, requeue.
+"""The job queue in the catalog: the kinds of job and their typed parameters (defined here once),
+enqueue, claim, heartbeat, progress, finish, fail, retry, requeue.
 
 Claiming is exactly-once on both databases: PostgreSQL uses `FOR UPDATE SKIP LOCKED`; SQLite
 serializes writers, and the claim is a guarded UPDATE (`... AND status = 'queued'`) whose row
@@ -7,25 +8,106 @@ count says whether this claimer won.
 
 from __future__ import annotations
 
+import enum
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine, select, update
 
 from catalog.db import is_sqlite, session_scope
+from catalog.errors import CatalogError
 from catalog.schema import Job, JobStatus, utcnow
 
-JOB_KINDS = ("scrape", "train", "promote", "import_folder")
+
+class JobParams(BaseModel):
+    """A job's parameters, stored as JSON in `Job.params` (without the defaults)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScrapeParams(JobParams):
+    character: str | None = Field(None, description="one character (by name or alias); none: all")
+    source: str | None = Field(None, description="one kind of source (subreddit, title_search, ...)")
+    limit: int | None = Field(None, ge=1, description="posts per source")
+
+
+class ImportFolderParams(JobParams):
+    path: str = Field(description="a folder with a folder of images per character")
+
+
+class TrainParams(JobParams):
+    backbone: str | None = None
+    epochs: int | None = Field(None, ge=1)
+    image_size: int | None = Field(None, ge=32)
+    promote: bool = Field(False, description="promote the new version through the gate")
+    force: bool = Field(False, description="promote even when it loses to the active version")
+
+
+class PromoteParams(JobParams):
+    version: str | None = Field(None, description="default: the newest candidate")
+    force: bool = False
+
+
+class JobKind(enum.StrEnum):
+    """Every kind of job the queue holds; `params` is the model its parameters must fit."""
+
+    scrape = "scrape"
+    import_folder = "import_folder"
+    train = "train"
+    promote = "promote"
+
+    @property
+    def params(self) -> type[JobParams]:
+        return _PARAMS[self]
+
+    @classmethod
+    def parse(cls, kind: str) -> JobKind:
+        try:
+            return cls(kind)
+        except ValueError:
+            raise CatalogError(f"unknown job kind {kind!r}; one of {', '.join(cls)}") from None
+
+
+_PARAMS: dict[JobKind, type[JobParams]] = {
+    JobKind.scrape: ScrapeParams,
+    JobKind.import_folder: ImportFolderParams,
+    JobKind.train: TrainParams,
+    JobKind.promote: PromoteParams,
+}
+
+
+def job_params(kind: JobKind | str, params: JobParams | dict[str, Any] | None) -> JobParams:
+    """`params` checked against `kind`'s model; a bad one is a one-line `CatalogError`."""
+    model = JobKind.parse(kind).params
+    if isinstance(params, model):
+        return params
+    if isinstance(params, JobParams):
+        raise CatalogError(f"{kind} jobs take {model.__name__}, not {type(params).__name__}")
+    try:
+        return model.model_validate(params or {})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
+        raise CatalogError(f"bad parameters for a {kind} job: {problems}") from None
+
+
+def stored_params(kind: JobKind | str, params: JobParams | dict[str, Any] | None) -> dict[str, Any]:
+    """What `Job.params` holds for these parameters: checked, defaults left out."""
+    return job_params(kind, params).model_dump(exclude_defaults=True)
 
 
 @dataclass(frozen=True)
 class ClaimedJob:
     id: int
-    kind: str
-    params: dict[str, Any]
+    kind: JobKind
+    params: dict[str, Any]  # as stored; `typed_params` checks them against the kind
     attempts: int
+
+    @property
+    def typed_params(self) -> JobParams:
+        return job_params(self.kind, self.params)
 
 
 class JobQueue:
@@ -34,17 +116,19 @@ class JobQueue:
 
     def enqueue(
         self,
-        kind: str,
-        params: dict[str, Any] | None = None,
+        kind: JobKind | str,
+        params: JobParams | dict[str, Any] | None = None,
         *,
         requested_by: str | None = None,
         priority: int = 100,
         max_attempts: int = 3,
     ) -> int:
+        """Queue a job; its kind and parameters are checked first (`CatalogError` when wrong)."""
+        stored = stored_params(kind, params)
         with session_scope(self.engine) as session:
             job = Job(
-                kind=kind,
-                params=params or {},
+                kind=JobKind.parse(kind).value,
+                params=stored,
                 requested_by=requested_by,
                 priority=priority,
                 max_attempts=max_attempts,
@@ -74,7 +158,7 @@ class JobQueue:
             job = session.get(Job, job_id)
             assert job is not None
             self._mark_claimed(job, worker)
-            return ClaimedJob(job.id, job.kind, dict(job.params), job.attempts)
+            return ClaimedJob(job.id, JobKind(job.kind), dict(job.params), job.attempts)
 
     def _claim_sqlite(self, worker: str, kinds: tuple[str, ...] | None) -> ClaimedJob | None:
         while True:
@@ -99,7 +183,7 @@ class JobQueue:
                     job = session.get(Job, job_id)
                     assert job is not None
                     session.refresh(job)
-                    return ClaimedJob(job.id, job.kind, dict(job.params), job.attempts)
+                    return ClaimedJob(job.id, JobKind(job.kind), dict(job.params), job.attempts)
 
     @staticmethod
     def _mark_claimed(job: Job, worker: str) -> None:

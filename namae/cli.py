@@ -16,6 +16,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from catalog.errors import CatalogError
+from catalog.jobs import JobKind, ScrapeParams
 from catalog.settings import Settings
 from media.errors import MediaError
 
@@ -189,7 +190,7 @@ def characters_add(
     add_character(engine, spec)
     console.print(f"added [bold]{spec.name.strip()}[/bold]", highlight=False)
     if queue_scrape:
-        job_id = JobQueue(engine).enqueue("scrape", {"character": name}, requested_by="cli")
+        job_id = JobQueue(engine).enqueue(JobKind.scrape, ScrapeParams(character=name), requested_by="cli")
         console.print(f"queued scrape job {job_id}")
 
 
@@ -306,14 +307,12 @@ def jobs_retry(job_id: Annotated[int, typer.Argument(help="A failed job's id.")]
 @jobs_app.command("add")
 @friendly
 def jobs_add(
-    kind: Annotated[str, typer.Argument(help="scrape, train or promote.")],
+    kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(JobKind)}.")],
     character: Annotated[str | None, typer.Option(help="For scrape: one character.")] = None,
 ) -> None:
     """Queue a job for the worker."""
-    from catalog.jobs import JOB_KINDS, JobQueue
+    from catalog.jobs import JobQueue
 
-    if kind not in JOB_KINDS:
-        raise CatalogError(f"unknown job kind {kind!r}; one of {', '.join(JOB_KINDS)}")
     params = {"character": character} if character else {}
     job_id = JobQueue(catalog_engine(load_settings())).enqueue(kind, params, requested_by="cli")
     console.print(f"queued {kind} job {job_id}")
@@ -689,8 +688,8 @@ def forget(
     member: Annotated[int, typer.Option("--member", help="The Discord member id whose data is deleted.")],
 ) -> None:
     """Delete a member's votes and predictions (and images only they posted)."""
-    from catalog.store import ImageStore
     from catalog.retention import forget_member
+    from catalog.store import ImageStore
 
     settings = load_settings()
     counts = forget_member(catalog_engine(settings), member, ImageStore.from_settings(settings))

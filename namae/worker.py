@@ -30,14 +30,24 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from catalog.db import make_engine, session_scope
 from catalog.errors import CatalogError
-from catalog.jobs import ClaimedJob, JobQueue
+from catalog.jobs import (
+    ClaimedJob,
+    ImportFolderParams,
+    JobKind,
+    JobParams,
+    JobQueue,
+    PromoteParams,
+    ScrapeParams,
+    TrainParams,
+    stored_params,
+)
 from catalog.schema import Job, JobStatus, Label, ModelVersion
 from catalog.settings import Settings
 from namae.schedules import parse_schedule
 
 log = logging.getLogger(__name__)
 
-RUNNABLE_KINDS = ("scrape", "import_folder", "train", "promote")
+Progress = Callable[[float, str], None]  # fraction done, what is happening
 # What a database restart or a dropped connection looks like; the work waits for it to come back.
 DB_UNAVAILABLE = (OperationalError, InterfaceError)
 
@@ -92,13 +102,14 @@ def schedules_from(settings: Settings) -> list[tuple[Schedule, Any]]:
 # --- what schedules do: they only ever enqueue ---------------------------------------------------
 
 
-def _enqueue_once(engine: Engine, kind: str, params: dict[str, Any], requested_by: str) -> int | None:
+def _enqueue_once(engine: Engine, kind: JobKind, params: JobParams, requested_by: str) -> int | None:
     """Enqueue unless the same work is already waiting or running."""
+    stored = stored_params(kind, params)
     with session_scope(engine) as session:
         pending = session.scalars(
             select(Job).where(Job.kind == kind, Job.status.in_([JobStatus.queued, JobStatus.running]))
         ).all()
-    if any(job.params == params for job in pending):
+    if any(job.params == stored for job in pending):
         return None
     return JobQueue(engine).enqueue(kind, params, requested_by=requested_by)
 
@@ -111,18 +122,18 @@ def _schedule_engine(database_url: str) -> Engine:
 
 
 def scheduled_rescrape(database_url: str) -> int | None:
-    return _enqueue_once(_schedule_engine(database_url), "scrape", {}, "schedule")
+    return _enqueue_once(_schedule_engine(database_url), JobKind.scrape, ScrapeParams(), "schedule")
 
 
 def scheduled_retrain(database_url: str) -> int | None:
-    return _enqueue_once(_schedule_engine(database_url), "train", {"promote": True}, "schedule")
+    return _enqueue_once(_schedule_engine(database_url), JobKind.train, TrainParams(promote=True), "schedule")
 
 
 def scheduled_retrain_check(database_url: str, min_new_labels: int) -> int | None:
     engine = _schedule_engine(database_url)
     if new_labels_since_last_model(engine) < min_new_labels:
         return None
-    return _enqueue_once(engine, "train", {"promote": True}, "schedule: new labels")
+    return _enqueue_once(engine, JobKind.train, TrainParams(promote=True), "schedule: new labels")
 
 
 def new_labels_since_last_model(engine: Engine) -> int:
@@ -169,7 +180,7 @@ def run_job_in_child(settings: Settings, job: ClaimedJob, worker: str, parent_pi
             raise CatalogError(f"job {job.id} is no longer ours")
 
     try:
-        result = HANDLERS[job.kind](settings, engine, job.params, progress)
+        result = HANDLERS[job.kind](settings, engine, job.typed_params, progress)
     except Exception as exc:
         log.exception("job %s (%s) failed", job.id, job.kind)
         with_db_retry(partial(queue.fail, job.id, worker, exc), f"job {job.id}")
@@ -177,12 +188,14 @@ def run_job_in_child(settings: Settings, job: ClaimedJob, worker: str, parent_pi
     with_db_retry(lambda: queue.finish(job.id, worker, result), f"job {job.id}")
 
 
-def _handle_scrape(settings: Settings, engine: Engine, params: dict[str, Any], progress) -> dict[str, Any]:
+def _handle_scrape(
+    settings: Settings, engine: Engine, params: ScrapeParams, progress: Progress
+) -> dict[str, Any]:
     import asyncio
 
     from catalog.characters import find_character
 
-    character = params.get("character")
+    character = params.character
     if character:
         with session_scope(engine) as session:
             found = find_character(session, character)
@@ -196,8 +209,8 @@ def _handle_scrape(settings: Settings, engine: Engine, params: dict[str, Any], p
             settings,
             engine,
             character=character,
-            source_kind=params.get("source"),
-            limit=params.get("limit"),
+            source_kind=params.source,
+            limit=params.limit,
             on_progress=progress,
         )
     )
@@ -205,25 +218,27 @@ def _handle_scrape(settings: Settings, engine: Engine, params: dict[str, Any], p
 
 
 def _handle_import_folder(
-    settings: Settings, engine: Engine, params: dict[str, Any], progress
+    settings: Settings, engine: Engine, params: ImportFolderParams, progress: Progress
 ) -> dict[str, Any]:
     from pathlib import Path
 
     from scraper.folder import import_folder
 
-    progress(0.01, f"importing {params['path']}")
-    return import_folder(settings, engine, Path(params["path"])).as_dict()
+    progress(0.01, f"importing {params.path}")
+    return import_folder(settings, engine, Path(params.path)).as_dict()
 
 
-def _handle_train(settings: Settings, engine: Engine, params: dict[str, Any], progress) -> dict[str, Any]:
+def _handle_train(
+    settings: Settings, engine: Engine, params: TrainParams, progress: Progress
+) -> dict[str, Any]:
     from trainer.run import train_run
 
     result = train_run(
         settings,
         engine,
-        backbone=params.get("backbone"),
-        epochs=params.get("epochs"),
-        image_size=params.get("image_size"),
+        backbone=params.backbone,
+        epochs=params.epochs,
+        image_size=params.image_size,
         progress=False,
         on_progress=lambda fraction, message: progress(0.95 * fraction, message),
     )
@@ -232,13 +247,15 @@ def _handle_train(settings: Settings, engine: Engine, params: dict[str, Any], pr
         "metrics": result.metrics,
         "run_dir": str(result.run_dir),
     }
-    if params.get("promote") and result.version:
-        outcome["promotion"] = _promote(settings, engine, result.version, force=bool(params.get("force")))
+    if params.promote and result.version:
+        outcome["promotion"] = _promote(settings, engine, result.version, force=params.force)
     return outcome
 
 
-def _handle_promote(settings: Settings, engine: Engine, params: dict[str, Any], progress) -> dict[str, Any]:
-    return _promote(settings, engine, params.get("version"), force=bool(params.get("force")))
+def _handle_promote(
+    settings: Settings, engine: Engine, params: PromoteParams, progress: Progress
+) -> dict[str, Any]:
+    return _promote(settings, engine, params.version, force=params.force)
 
 
 def _promote(settings: Settings, engine: Engine, version: str | None, *, force: bool) -> dict[str, Any]:
@@ -257,13 +274,12 @@ def _promote(settings: Settings, engine: Engine, version: str | None, *, force: 
     }
 
 
-HANDLERS: dict[
-    str, Callable[[Settings, Engine, dict[str, Any], Callable[[float, str], None]], dict[str, Any]]
-] = {
-    "scrape": _handle_scrape,
-    "import_folder": _handle_import_folder,
-    "train": _handle_train,
-    "promote": _handle_promote,
+# One handler per `JobKind` (a test checks both ways, and that each takes its kind's parameters).
+HANDLERS: dict[JobKind, Callable[[Settings, Engine, Any, Progress], dict[str, Any]]] = {
+    JobKind.scrape: _handle_scrape,
+    JobKind.import_folder: _handle_import_folder,
+    JobKind.train: _handle_train,
+    JobKind.promote: _handle_promote,
 }
 
 
@@ -335,7 +351,7 @@ class Worker:
 
     def run_one(self) -> bool:
         """Claim and run one job to its end. False when the queue was empty."""
-        job = self.queue.claim(self.name, RUNNABLE_KINDS)
+        job = self.queue.claim(self.name, tuple(HANDLERS))
         if job is None:
             return False
         log.info("running job %s (%s) %s", job.id, job.kind, job.params)

@@ -27,6 +27,7 @@ from catalog.characters import (
     search_characters,
 )
 from catalog.errors import CatalogError
+from catalog.jobs import JobKind, ScrapeParams, TrainParams
 from catalog.schema import Job, JobStatus
 
 if TYPE_CHECKING:
@@ -143,7 +144,10 @@ class Moderation(commands.Cog):
         await self.bot.in_thread(add_character, self.bot.engine, spec)
         self._names_changed()
         job_id = await self.bot.in_thread(
-            self.bot.jobs.enqueue, "scrape", {"character": name}, requested_by=self._requested_by(interaction)
+            self.bot.jobs.enqueue,
+            JobKind.scrape,
+            ScrapeParams(character=name),
+            requested_by=self._requested_by(interaction),
         )
         sources = len(spec.subreddits) + len(spec.title_subreddits)
         text = f"Added **{safe_name(name)}**"
@@ -217,16 +221,16 @@ class Moderation(commands.Cog):
     @app_commands.autocomplete(character=character_autocomplete)
     @moderator_only()
     async def rescrape(self, interaction: discord.Interaction, character: str | None = None) -> None:
-        params: dict[str, str] = {}
+        params = ScrapeParams()
         if character:
             info = await self.bot.in_thread(character_info, self.bot.engine, character)
             if not info.active:
                 raise CatalogError(f"{info.name} was removed; add it again to scrape it")
-            params["character"] = info.name
+            params = ScrapeParams(character=info.name)
         job_id = await self.bot.in_thread(
-            self.bot.jobs.enqueue, "scrape", params, requested_by=self._requested_by(interaction)
+            self.bot.jobs.enqueue, JobKind.scrape, params, requested_by=self._requested_by(interaction)
         )
-        what = safe_name(params["character"]) if params else "every character"
+        what = safe_name(params.character) if params.character else "every character"
         await interaction.response.send_message(
             f"Scrape of {what} queued as job `#{job_id}`. Follow it with /jobs.",
             ephemeral=True,
@@ -239,7 +243,10 @@ class Moderation(commands.Cog):
     @moderator_only()
     async def retrain(self, interaction: discord.Interaction) -> None:
         job_id = await self.bot.in_thread(
-            self.bot.jobs.enqueue, "train", {"promote": True}, requested_by=self._requested_by(interaction)
+            self.bot.jobs.enqueue,
+            JobKind.train,
+            TrainParams(promote=True),
+            requested_by=self._requested_by(interaction),
         )
         await interaction.response.send_message(
             f"Training queued as job `#{job_id}`; the new model is used once it is promoted.",

@@ -1,11 +1,15 @@
+"""The job queue: kinds and typed parameters, exactly-once claims, heartbeats, retries, requeues."""
+
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
-from catalog.jobs import JobQueue
-from catalog.schema import JobStatus, utcnow
+from catalog.db import session_scope
+from catalog.errors import CatalogError
+from catalog.jobs import JobKind, JobQueue, ScrapeParams, TrainParams
+from catalog.schema import Job, JobStatus, utcnow
 
 
 def test_lifecycle_progress_finish(engine: Engine) -> None:
@@ -20,6 +24,34 @@ def test_lifecycle_progress_finish(engine: Engine) -> None:
     assert queue.finish(job_id, "w1", {"new": 3})
     job = queue.get(job_id)
     assert job.status == JobStatus.succeeded and job.result == {"new": 3} and job.finished_at
+
+
+def test_parameters_are_typed_by_kind_and_stored_without_defaults(engine: Engine) -> None:
+    queue = JobQueue(engine)
+    job_id = queue.enqueue(JobKind.train, TrainParams(promote=True, epochs=3))
+    assert queue.get(job_id).params == {"promote": True, "epochs": 3}
+    claimed = queue.claim("w1")
+    assert claimed is not None and claimed.kind is JobKind.train
+    assert claimed.typed_params == TrainParams(promote=True, epochs=3, force=False)
+    assert queue.get(queue.enqueue("scrape")).params == {}
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "message"),
+    [
+        ("dance", {}, "unknown job kind 'dance'; one of scrape, import_folder, train, promote"),
+        ("scrape", {"charcter": "Rem"}, "bad parameters for a scrape job: charcter: Extra inputs"),
+        ("train", {"epochs": 0}, "bad parameters for a train job: epochs: Input should be greater"),
+        ("import_folder", {}, "bad parameters for a import_folder job: path: Field required"),
+        ("promote", ScrapeParams(), "promote jobs take PromoteParams, not ScrapeParams"),
+    ],
+)
+def test_a_wrong_kind_or_parameter_is_refused_in_one_line(engine: Engine, kind, params, message) -> None:
+    with pytest.raises(CatalogError) as info:
+        JobQueue(engine).enqueue(kind, params)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+    with session_scope(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 0
 
 
 def test_failed_job_keeps_its_error_and_can_be_retried(engine: Engine) -> None:
@@ -67,7 +99,7 @@ def test_heartbeating_job_is_not_requeued(engine: Engine) -> None:
 @pytest.mark.timeout(240)
 def test_eight_concurrent_claimers_take_each_of_200_jobs_exactly_once(engine: Engine) -> None:
     queue = JobQueue(engine)
-    ids = {queue.enqueue("scrape", {"n": n}) for n in range(200)}
+    ids = {queue.enqueue("scrape", {"limit": n + 1}) for n in range(200)}
 
     def drain(worker: str) -> list[int]:
         mine: list[int] = []

@@ -1,5 +1,6 @@
 """The worker's scheduling and queue handling, on both databases, with real child processes."""
 
+import inspect
 import threading
 
 import pytest
@@ -8,11 +9,11 @@ from sqlalchemy import Engine
 
 from catalog.characters import NewCharacter, add_character, remove_character
 from catalog.errors import CatalogError
-from catalog.jobs import JobQueue
+from catalog.jobs import JobKind, JobQueue
 from catalog.schema import JobStatus
 from catalog.settings import Settings
 from namae.schedules import parse_schedule
-from namae.worker import Worker
+from namae.worker import HANDLERS, Worker
 from tests.namae.waiting import wait_until
 
 
@@ -28,6 +29,13 @@ def _settings(data_dir, url: str, **worker) -> Settings:
         },
         _env_file=None,
     )
+
+
+def test_every_job_kind_has_a_handler_taking_its_parameters() -> None:
+    assert set(HANDLERS) == set(JobKind)
+    for kind, handler in HANDLERS.items():
+        params = inspect.signature(handler, eval_str=True).parameters["params"]
+        assert params.annotation is kind.params, kind
 
 
 @pytest.mark.parametrize("value", ["interval:", "interval:0s", "interval:5x", "cron:61 * * * *", "every day"])
