@@ -10,11 +10,8 @@ the first bytes rather than trusted from Content-Type.
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
 import ipaddress
 import logging
-import random
 import socket
 import time
 from dataclasses import dataclass
@@ -28,6 +25,7 @@ from yarl import URL
 
 from catalog.settings import DownloadSettings
 from media.decode import sniff_format
+from media.retry import RetryLater, RetryPolicy, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +168,10 @@ class SafeFetcher:
         self.max_bytes = max_bytes
         self.allowed_hosts = {h.lower() for h in allowed_hosts} if allowed_hosts is not None else None
         self._session: aiohttp.ClientSession | None = None
-        self._random = random.Random()
+        # 429, 5xx and dropped connections are retried; the server's Retry-After is honoured.
+        self.retry_policy = RetryPolicy(
+            tries=settings.retries + 1, base=settings.backoff_base, cap=settings.backoff_max
+        )
 
     async def __aenter__(self) -> Self:
         resolver = GuardedResolver(
@@ -246,24 +247,13 @@ class SafeFetcher:
             current = URL(url)
         except (ValueError, TypeError) as exc:
             raise FetchError("bad_url", str(exc)) from exc
-        attempt = 0
-        while True:
-            try:
-                return await self._follow(url, current, sniff=sniff, limit=limit)
-            except _Retry as retry:
-                if attempt >= self.settings.retries:
-                    raise retry.error from None
-                delay = retry.retry_after
-                if delay is None:
-                    delay = self._backoff(attempt)
-                delay = min(max(delay, 0.0), self.settings.backoff_max)
-                log.debug("retrying %s in %.2fs after %s", _short(current), delay, retry.error.reason)
-                attempt += 1
-                await asyncio.sleep(delay)
-
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * (2**attempt))
-        return ceiling * self._random.uniform(0.5, 1.0)  # jitter keeps clients from retrying in step
+        try:
+            async for attempt in self.retry_policy.asynchronous(_short(current)):
+                with attempt:
+                    return await self._follow(url, current, sniff=sniff, limit=limit)
+        except RetryLater as retry:
+            raise retry.error from None
+        raise AssertionError("unreachable")  # the policy returns or raises
 
     async def _follow(self, original: str, url: URL, *, sniff: bool, limit: int) -> FetchedBytes:
         for _hop in range(self.settings.max_redirects + 1):
@@ -280,7 +270,7 @@ class SafeFetcher:
                             raise FetchError("bad_redirect", str(exc)) from exc
                         continue
                     if response.status in RETRY_STATUSES:
-                        raise _Retry(
+                        raise RetryLater(
                             FetchError(f"http_{response.status}", _short(url)),
                             parse_retry_after(response.headers.get("Retry-After")),
                         )
@@ -300,15 +290,17 @@ class SafeFetcher:
                 blocked = _blocked_cause(exc)
                 if blocked is not None:
                     raise FetchError("blocked_address", str(blocked)) from None
-                raise _Retry(FetchError("connection", f"{url.host}: {exc.os_error}"), None) from None
+                raise RetryLater(FetchError("connection", f"{url.host}: {exc.os_error}"), None) from None
             except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-                raise _Retry(FetchError("timeout", f"{_short(url)} ({type(exc).__name__})"), None) from None
+                raise RetryLater(
+                    FetchError("timeout", f"{_short(url)} ({type(exc).__name__})"), None
+                ) from None
             except aiohttp.InvalidURL as exc:
                 raise FetchError("bad_url", str(exc)) from None
             except aiohttp.ClientPayloadError as exc:
-                raise _Retry(FetchError("connection", f"truncated body: {exc}"), None) from None
+                raise RetryLater(FetchError("connection", f"truncated body: {exc}"), None) from None
             except aiohttp.ClientError as exc:
-                raise _Retry(FetchError("connection", f"{type(exc).__name__}: {exc}"), None) from None
+                raise RetryLater(FetchError("connection", f"{type(exc).__name__}: {exc}"), None) from None
         raise FetchError("too_many_redirects", f"more than {self.settings.max_redirects} from {original}")
 
     async def _read_capped(
@@ -345,31 +337,6 @@ class SafeFetcher:
             claimed = response.headers.get("Content-Type", "no Content-Type")
             raise FetchError("not_an_image", f"the first bytes are no image format (server said {claimed})")
         return detected
-
-
-class _Retry(Exception):
-    def __init__(self, error: FetchError, retry_after: float | None) -> None:
-        super().__init__(error.reason)
-        self.error = error
-        self.retry_after = retry_after
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _blocked_cause(exc: BaseException) -> BlockedAddressError | None:

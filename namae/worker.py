@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,6 +42,7 @@ from catalog.jobs import (
 )
 from catalog.schema import Job, JobStatus, Label, ModelVersion
 from catalog.settings import Settings
+from media.retry import RetryPolicy
 from namae.schedules import parse_schedule
 
 log = logging.getLogger(__name__)
@@ -53,20 +53,11 @@ DB_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 def with_db_retry(action: Callable[[], Any], what: str, *, patience_s: float = 120.0) -> Any:
-    """Run `action`, retrying with backoff while the database is unavailable (at most
-    `patience_s`), so that a restarted PostgreSQL costs a pause, not a job."""
-    delay = 0.2
-    deadline = time.monotonic() + patience_s
-    while True:
-        try:
-            return action()
-        except DB_UNAVAILABLE as exc:
-            if time.monotonic() > deadline:
-                raise
-            reason = str(exc.orig or exc).strip().splitlines()[0]
-            log.warning("%s: database unavailable (%s); retrying in %.1f s", what, reason, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    """Run `action`, retrying with backoff (0.2 s doubling to 5 s, `media.retry`'s policy) while the
+    database is unavailable, for at most `patience_s`, so that a restarted PostgreSQL costs a
+    pause, not a job."""
+    policy = RetryPolicy(tries=None, base=0.2, cap=5.0, jitter=False, patience=patience_s)
+    return policy.synchronous(what, retry_on=lambda error: isinstance(error, DB_UNAVAILABLE))(action)
 
 
 @dataclass(frozen=True)

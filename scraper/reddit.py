@@ -7,14 +7,14 @@ or below it (and stops there on `new` listings). A scan that ends early keeps th
 nothing between is lost; the ingest side deduplicates what is seen twice.
 
 Reddit's own pacing comes from asyncpraw (x-ratelimit-* headers). asyncpraw raises on 429 and,
-after two quick retries of its own, on 5xx and network errors; here such errors back off
-(`rate_limit_backoff`, doubling, bounded) and the scan continues where it was. After too many
+after two quick retries of its own, on 5xx and network errors; here such errors back off under
+`media.retry`'s policy (`rate_limit_backoff`, doubling, at most 32 times that; Reddit's Retry-After
+within that bound) and the scan continues where it was. After too many
 failures in a row the scan returns what it gathered with `error` set instead of raising.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections import Counter
@@ -39,6 +39,7 @@ from asyncprawcore.exceptions import (
 from catalog.errors import CatalogError
 from catalog.schema import LabelOrigin, SourceKind
 from catalog.settings import RedditSettings, secret_value
+from media.retry import RetryLater, RetryPolicy, parse_retry_after
 from scraper.candidates import ImageCandidate, SourceView
 from scraper.links import markdown_links, title_mentions
 from scraper.resolve import SkipReason, is_removed, resolve_link, resolve_post
@@ -193,35 +194,49 @@ class _Scan:
         self.newest: int | None = None
         self.newest_name: str | None = None
         self._urls: set[str] = set()
+        base = max(0.0, settings.rate_limit_backoff)
+        self.retry_policy = RetryPolicy(
+            tries=MAX_TRIES, base=base, cap=base * MAX_BACKOFF_FACTOR, jitter=False
+        )
 
     # ---- Reddit calls that survive 429, 5xx and timeouts -------------------------------------
     async def call(self, what: str, request: Callable[[], Awaitable[T]]) -> T:
-        base = max(0.0, self.settings.rate_limit_backoff)
-        for attempt in range(MAX_TRIES):
-            try:
-                return await request()
-            except OAuthException as exc:
-                raise CatalogError(f"Reddit refused the credentials: {exc}") from exc
-            except (NotFound, Redirect) as exc:
-                raise ScanAborted(f"{what}: not found on Reddit ({type(exc).__name__})") from exc
-            except Forbidden as exc:
-                raise ScanAborted(f"{what}: forbidden (private, quarantined or banned)") from exc
-            except (TooManyRequests, ServerError, RequestException, BadJSON, TimeoutError) as exc:
-                reason = _describe(exc)
-            except ResponseException as exc:
-                status = exc.response.status
-                if status == 401:
-                    raise CatalogError("Reddit refused the credentials (401)") from exc
-                if status < 500:
-                    raise ScanAborted(f"{what}: Reddit answered {status}") from exc
-                reason = f"status {status}"
-            self.result.requests_failed += 1
-            if attempt == MAX_TRIES - 1:
-                raise ScanAborted(f"{what}: gave up after {MAX_TRIES} failures in a row (last: {reason})")
-            delay = base * min(2**attempt, MAX_BACKOFF_FACTOR)
-            log.info("%s: %s; retrying in %.2f s", what, reason, delay)
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            async for attempt in self.retry_policy.asynchronous(what):
+                with attempt:
+                    return await self._once(what, request)
+        except RetryLater as failed:
+            raise failed.error from None
+        raise AssertionError("unreachable")  # the policy returns or raises
+
+    async def _once(self, what: str, request: Callable[[], Awaitable[T]]) -> T:
+        """One try: a final answer raises `CatalogError` or `ScanAborted`; one that may heal
+        raises `RetryLater` (with Reddit's Retry-After on a 429)."""
+        retry_after: float | None = None
+        try:
+            return await request()
+        except OAuthException as exc:
+            raise CatalogError(f"Reddit refused the credentials: {exc}") from exc
+        except (NotFound, Redirect) as exc:
+            raise ScanAborted(f"{what}: not found on Reddit ({type(exc).__name__})") from exc
+        except Forbidden as exc:
+            raise ScanAborted(f"{what}: forbidden (private, quarantined or banned)") from exc
+        except (TooManyRequests, ServerError, RequestException, BadJSON, TimeoutError) as exc:
+            reason = _describe(exc)
+            if isinstance(exc, TooManyRequests):
+                retry_after = parse_retry_after(exc.retry_after)
+            cause: BaseException = exc
+        except ResponseException as exc:
+            status = exc.response.status
+            if status == 401:
+                raise CatalogError("Reddit refused the credentials (401)") from exc
+            if status < 500:
+                raise ScanAborted(f"{what}: Reddit answered {status}") from exc
+            reason = f"status {status}"
+            cause = exc
+        self.result.requests_failed += 1
+        gave_up = ScanAborted(f"{what}: gave up after {MAX_TRIES} failures in a row (last: {reason})")
+        raise RetryLater(gave_up, retry_after) from cause
 
     async def pages(self, path: str, params: dict[str, str]) -> AsyncIterator[Any]:
         """Things of a listing, page by page through `after`; a failed page is asked again."""

@@ -47,6 +47,7 @@ class Failure:
     status: int | str  # an HTTP status, or "timeout": hold the request until the client gives up
     path_prefix: str | None = None
     query_has: str | None = None  # only requests with this query parameter (e.g. "after")
+    retry_after: str | None = None  # a Retry-After header on the failure
 
     def matches(self, path: str, query: Any) -> bool:
         return (self.path_prefix is None or path.startswith(self.path_prefix)) and (
@@ -117,14 +118,21 @@ class FakeReddit:
         return {"oauth_url": self.base_url, "reddit_url": self.base_url, "short_url": self.base_url}
 
     def fail_next(
-        self, n: int, status: int | str = 429, *, path_prefix: str | None = None, query_has: str | None = None
+        self,
+        n: int,
+        status: int | str = 429,
+        *,
+        path_prefix: str | None = None,
+        query_has: str | None = None,
+        retry_after: str | None = None,
     ) -> None:
         """Fail the next `n` Reddit API calls (the token endpoint excepted) with `status`, or hold
         them unanswered with status="timeout". `path_prefix` and `query_has` (a query parameter
-        the request must carry, such as "after" for a listing's later pages) limit which count."""
+        the request must carry, such as "after" for a listing's later pages) limit which count;
+        `retry_after` is sent as the Retry-After header."""
         if status != "timeout" and not isinstance(status, int):
             raise ValueError(f"status must be an HTTP status or 'timeout', not {status!r}")
-        self._failures.extend(Failure(status, path_prefix, query_has) for _ in range(n))
+        self._failures.extend(Failure(status, path_prefix, query_has, retry_after) for _ in range(n))
 
     @property
     def pending_failures(self) -> int:
@@ -243,6 +251,8 @@ class FakeReddit:
         response = _json(
             {"message": "Too Many Requests" if status == 429 else "Server Error", "error": status}, status
         )
+        if failure.retry_after is not None:
+            response.headers["Retry-After"] = failure.retry_after
         if status != 429 or self.ratelimit.headers_on_429:
             return self._with_ratelimit(response, exhausted=status == 429)
         return response

@@ -1,11 +1,14 @@
 """The worker's scheduling and queue handling, on both databases, with real child processes."""
 
 import inspect
+import logging
 import threading
+from collections.abc import Callable
 
 import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from catalog.characters import NewCharacter, add_character, remove_character
 from catalog.errors import CatalogError
@@ -13,7 +16,7 @@ from catalog.jobs import JobKind, JobQueue
 from catalog.schema import JobStatus
 from catalog.settings import Settings
 from namae.schedules import parse_schedule
-from namae.worker import HANDLERS, Worker
+from namae.worker import HANDLERS, Worker, with_db_retry
 from tests.namae.waiting import wait_until
 
 
@@ -36,6 +39,34 @@ def test_every_job_kind_has_a_handler_taking_its_parameters() -> None:
     for kind, handler in HANDLERS.items():
         params = inspect.signature(handler, eval_str=True).parameters["params"]
         assert params.annotation is kind.params, kind
+
+
+def test_database_calls_wait_for_the_database_then_give_up(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="media.retry")
+    failures = [OperationalError("SELECT 1", {}, ConnectionRefusedError("server restarting"))] * 2
+
+    def query() -> int:
+        if failures:
+            raise failures.pop()
+        return 42
+
+    assert with_db_retry(query, "job 7") == 42
+    assert [r.getMessage().split(" after ")[0] for r in caplog.records] == [
+        "retrying job 7 in 0.20 s",
+        "retrying job 7 in 0.40 s",
+    ]
+
+    def failing(error: Exception) -> Callable[[], int]:
+        def action() -> int:
+            raise error
+
+        return action
+
+    with pytest.raises(OperationalError):
+        down = OperationalError("SELECT 1", {}, ConnectionRefusedError("gone"))
+        with_db_retry(failing(down), "job 8", patience_s=0.0)
+    with pytest.raises(CatalogError):  # not the database: no retry
+        with_db_retry(failing(CatalogError("no such character")), "job 9")
 
 
 @pytest.mark.parametrize("value", ["interval:", "interval:0s", "interval:5x", "cron:61 * * * *", "every day"])

@@ -3,6 +3,7 @@ loses nothing and duplicates nothing; when Reddit keeps failing it returns what 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import aiohttp
@@ -60,6 +61,33 @@ async def test_transient_failures_lose_nothing_and_duplicate_nothing(
     assert result.new_cursor is not None
     answered = {r.status for r in fake.requests}
     assert answered >= {status for _, status, _, _ in failures if isinstance(status, int)}
+
+
+async def test_a_429_waits_as_long_as_reddit_asks_within_the_bound(
+    reddit_world: RedditWorld,
+    reddit_client: asyncpraw.Reddit,
+    reddit_settings: RedditSettings,
+    reddit_http: aiohttp.ClientSession,
+    source_view: Callable[..., SourceView],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Retry-After decides the wait (media.retry's policy), cut to rate_limit_backoff x 32; without
+    it the wait doubles from rate_limit_backoff."""
+    caplog.set_level(logging.INFO, logger="media.retry")
+    fake, expected = reddit_world.fake, reddit_world.expected
+    character = expected.characters[0]
+    fake.fail_next(1, 429, path_prefix="/r/", retry_after="0.25")
+    fake.fail_next(1, 429, path_prefix="/r/", retry_after="3600")
+    fake.fail_next(1, 429, path_prefix="/r/")
+    settings = reddit_settings.model_copy(update={"rate_limit_backoff": 0.02})
+
+    result = await scan_source(reddit_client, source_view("subreddit", character), settings, reddit_http)
+
+    assert result.error is None and result.requests_failed == 3
+    waits = [
+        r.getMessage().split(" in ")[1].split(" s ")[0] for r in caplog.records if r.name == "media.retry"
+    ]
+    assert waits == ["0.25", "0.64", "0.08"]  # asked; 32 x 0.02; 0.02 doubled twice
 
 
 async def test_reddit_failing_for_too_long_returns_what_was_gathered(
