@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+
+from cachetools import LRUCache
 
 from catalog.settings import Settings
 from media.decode import DecodeLimits, ImageRejected
@@ -39,36 +41,6 @@ class NoModel(Exception):
 
     def __str__(self) -> str:
         return "No model is active yet, so I cannot identify characters. A moderator can /retrain."
-
-
-class ResultCache:
-    """LRU of results by (sha256, model version); a new model version naturally misses."""
-
-    def __init__(self, size: int) -> None:
-        self.size = max(0, size)
-        self._items: OrderedDict[tuple[str, str], Answer] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: tuple[str, str]) -> Answer | None:
-        item = self._items.get(key)
-        if item is None:
-            self.misses += 1
-            return None
-        self._items.move_to_end(key)
-        self.hits += 1
-        return item
-
-    def put(self, key: tuple[str, str], value: Answer) -> None:
-        if self.size == 0:
-            return
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 class InferenceService:
@@ -92,7 +64,8 @@ class InferenceService:
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="namae-infer")
         # Downloads wait here, so that a burst of messages holds a bounded number of images.
         self.slots = asyncio.Semaphore(self.concurrency * 2)
-        self.cache = ResultCache(bot.cache_size)
+        # Answers by (sha256, model version), least recently used out; a new model version misses.
+        self.cache: LRUCache[tuple[str, str], Answer] = LRUCache(maxsize=max(0, bot.cache_size))
         self._inflight: dict[tuple[str, str], asyncio.Future[Answer]] = {}
         self._classifier = classifier
         self._watcher: Any = None
@@ -185,7 +158,8 @@ class InferenceService:
             raise
         else:
             future.set_result(result)
-            self.cache.put(key, result.without_pixels())
+            if self.cache.maxsize:
+                self.cache[key] = result.without_pixels()
             self.timings.append(result.seconds)
             return result
         finally:
