@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CASCADE = ROOT.parent / "shared" / "data" / "lbpcascade_animeface.xml"
@@ -68,10 +70,9 @@ def interleave(
 
 
 def percentile(values: list[float], q: float) -> float:
-    """The nearest-rank percentile (q in 0..100): a value that was measured, not interpolated."""
-    ordered = sorted(values)
-    rank = max(1, round(q / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
+    """The nearest-rank percentile (q in 0..100): a value that was measured, not interpolated
+    (numpy's `inverted_cdf`: the smallest value with at least q% of the values at or below it)."""
+    return float(np.percentile(np.asarray(values, dtype=float), q, method="inverted_cdf"))
 
 
 def summary(values_ms: list[float], digits: int = 3) -> dict[str, float | int]:

@@ -34,6 +34,14 @@ def test_percentile_is_nearest_rank_of_measured_values() -> None:
     assert percentile([7.0], 99) == 7.0
 
 
+def test_percentile_of_an_odd_count_is_the_middle_value() -> None:
+    # Rounding half to even once made this 2.0: the rank is ceil(q/100 * n), not round().
+    assert percentile([5.0, 1.0, 4.0, 2.0, 3.0], 50) == 3.0
+    assert percentile([1.0, 2.0, 3.0], 50) == 2.0
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 90) == 7.0  # rank ceil(6.3) = 7
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 0) == 1.0
+
+
 def test_summary_reports_median_and_tail() -> None:
     result = summary([10.0, 1.0, 3.0, 2.0])
     assert result == {"n": 4, "median_ms": 2.5, "p95_ms": 10.0, "p99_ms": 10.0, "min_ms": 1.0}
