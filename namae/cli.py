@@ -19,6 +19,7 @@ from catalog.errors import CatalogError
 from catalog.jobs import JobKind, ScrapeParams
 from catalog.settings import Settings
 from media.errors import MediaError
+from trainer.cli import train as train_command
 
 app = typer.Typer(
     help="namae: who is that character? Scrape, train, and answer in Discord.",
@@ -425,50 +426,8 @@ def import_folder(
 # --- training and models ------------------------------------------------------------------------
 
 
-@app.command("train")
-@friendly
-def train(
-    backbone: Annotated[
-        str | None,
-        typer.Option(
-            help="mobilenet_v3_small|large, efficientnet_b0, efficientnet_lite0, resnet18|50, convnext_tiny."
-        ),
-    ] = None,
-    epochs: Annotated[
-        int | None, typer.Option(help="Maximum epochs (early stopping may end sooner).")
-    ] = None,
-    image_size: Annotated[int | None, typer.Option(help="Input side in pixels.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
-    from_folder: Annotated[
-        Path | None, typer.Option(help="Train from a folder-per-character dataset instead of the catalog.")
-    ] = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue from a checkpoint file.")] = None,
-    promote: Annotated[bool, typer.Option(help="Promote the candidate if it passes the gate.")] = False,
-) -> None:
-    """Train a model, write its report and plots, and register it as a candidate version."""
-    from trainer.run import train_run
-
-    settings = load_settings()
-    engine = None if from_folder is not None else catalog_engine(settings)
-    result = train_run(
-        settings,
-        engine,
-        from_folder=from_folder,
-        backbone=backbone,
-        epochs=epochs,
-        image_size=image_size,
-        device=device,
-        resume=resume,
-    )
-    table = Table("metric", "value", title=f"training run {result.run_dir.name}")
-    for key, value in result.metrics.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    console.print(table)
-    console.print(f"report: {result.report_path}", highlight=False)
-    if result.version:
-        console.print(f"registered candidate [bold]{result.version}[/bold]", highlight=False)
-        if promote:
-            _print_promotion(_registry(settings).promote(result.version))
+# One definition of the training options, shared with `python -m trainer` (torchrun's entry).
+app.command("train")(train_command)
 
 
 def _registry(settings: Settings):

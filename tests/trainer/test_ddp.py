@@ -68,4 +68,4 @@ def test_two_gloo_processes_train_and_export_once(
     assert json.loads((runs[0] / "config.json").read_text())["world_size"] == 2
     card = Registry(data_dir / "models").card(versions[0])
     assert card.metrics["test_macro_f1"] == report["metrics"]["test_macro_f1"]
-    assert f"version {versions[0]}" in done.stdout
+    assert f"registered candidate {versions[0]}" in done.stdout
