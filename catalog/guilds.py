@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
+from cachetools import LRUCache
 from sqlalchemy import Engine
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -19,6 +20,7 @@ from catalog.errors import CatalogError
 from catalog.schema import GuildSettings, utcnow
 
 MAX_CHANNELS = 50
+CACHED_GUILDS = 10_000
 
 
 @dataclass(frozen=True)
@@ -37,14 +39,17 @@ class GuildConfig:
 
 class GuildSettingsStore:
     """Reads are served from memory after the first; every write goes to the catalog first and
-    then replaces the cached value, so one bot process always sees its own changes."""
+    then replaces the cached value, so one bot process always sees its own changes. The memory
+    holds the `cache_size` most recently used guilds (a bot in more guilds reads the others again)."""
 
-    def __init__(self, engine: Engine, *, default_threshold: float | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, default_threshold: float | None = None, cache_size: int = CACHED_GUILDS
+    ) -> None:
         if default_threshold is not None and not 0.0 <= default_threshold <= 1.0:
             raise CatalogError(f"default threshold {default_threshold} is not between 0 and 1")
         self.engine = engine
         self.default_threshold = default_threshold
-        self._cache: dict[int, GuildConfig] = {}
+        self._cache: LRUCache[int, GuildConfig] = LRUCache(maxsize=max(1, cache_size))
         self._lock = threading.Lock()
 
     def defaults(self, guild_id: int) -> GuildConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+import weakref
 from typing import TYPE_CHECKING
 
 import discord
@@ -32,6 +32,23 @@ REVIEW_PAGE = 4
 CONTENT_LIMIT = 1900
 
 
+class KeyedLocks:
+    """One `asyncio.Lock` per key (a reply being edited), kept only while someone holds or awaits
+    it: the map never outgrows the work in flight, however many replies a long-running bot edits."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def __call__(self, key: int) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 class Corrections(commands.Cog):
     corrections = app_commands.Group(
         name="corrections",
@@ -42,7 +59,7 @@ class Corrections(commands.Cog):
 
     def __init__(self, bot: NamaeBot) -> None:
         self.bot = bot
-        self._reply_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._reply_locks = KeyedLocks()
 
     @property
     def classify(self) -> Classify:
@@ -193,7 +210,7 @@ class Corrections(commands.Cog):
         )
         if prediction.reply_message_id is None or prediction.channel_id is None:
             return
-        async with self._reply_locks[prediction.reply_message_id]:
+        async with self._reply_locks(prediction.reply_message_id):
             content = await self._votes_content(prediction.reply_message_id)
             channel = self.bot.get_partial_messageable(prediction.channel_id, guild_id=guild_id)
             try:

@@ -35,3 +35,18 @@ def test_bad_values_are_refused(engine: Engine) -> None:
     with pytest.raises(CatalogError):
         store.set_channels(1, list(range(100)))
     assert store.get(1).threshold is None  # unset: the model card's thresholds decide
+
+
+def test_the_cache_keeps_the_most_recently_used_guilds(sqlite_engine: Engine) -> None:
+    """A bot in many guilds keeps `cache_size` of them in memory; the others are read again, so a
+    change another process made shows for an evicted guild, not (yet) for a cached one."""
+    store = GuildSettingsStore(sqlite_engine, cache_size=2)
+    other_process = GuildSettingsStore(sqlite_engine)
+    for guild in (1, 2, 3):
+        assert store.get(guild).channel_ids == ()
+    store.get(2)  # 2 and 3 are cached, 2 most recently used
+    for guild in (1, 2, 3):
+        other_process.set_channels(guild, [guild * 10])
+    assert store.get(3).channel_ids == ()  # cached
+    assert store.get(1).channel_ids == (10,)  # evicted, read again (now 3 and 1 are cached)
+    assert store.get(2).channel_ids == (20,)  # evicted by 1
