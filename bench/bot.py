@@ -146,7 +146,7 @@ class Samples:
     bot: dict[str, Any] = field(default_factory=dict)
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     print(f"[{time.perf_counter() - STARTED:6.1f} s] {text}", file=sys.stderr, flush=True)
 
 
@@ -161,7 +161,7 @@ def _settings(data_dir: Path, cascade: Path) -> Settings:
     )
 
 
-def _station(mode: str, data_dir: Path, cascade: Path, registry_root: Path, guild: FakeGuild) -> Station:
+def make_station(mode: str, data_dir: Path, cascade: Path, registry_root: Path, guild: FakeGuild) -> Station:
     data_dir.mkdir(parents=True)
     settings = _settings(data_dir, cascade)
     shutil.copytree(registry_root, settings.registry_dir)
@@ -249,7 +249,7 @@ async def _measure(registry_root: Path, cascade: Path, work: Work, tmp: Path) ->
         guild = fake.add_guild("bench")
         member = guild.add_member("poster")
         for mode in MODES:
-            stations.append(_station(mode, tmp / mode, cascade, registry_root, guild))
+            stations.append(make_station(mode, tmp / mode, cascade, registry_root, guild))
         room = Room(fake, member, stations)
         by_mode = {station.mode: station for station in stations}
         samples = Samples()
@@ -257,7 +257,7 @@ async def _measure(registry_root: Path, cascade: Path, work: Work, tmp: Path) ->
             for station in stations:
                 await stack.enter_async_context(connected(station.bot, fake, timeout=60))
             direct = {mode: _direct(station) for mode, station in by_mode.items()}
-            _say("both bots connected")
+            say("both bots connected")
             variants = [(mode, count) for count in (1, 4) for mode in MODES]
             samples.latency = {variant: [] for variant in variants}
             samples.direct = {mode: [] for mode in MODES}
@@ -278,10 +278,10 @@ async def _measure(registry_root: Path, cascade: Path, work: Work, tmp: Path) ->
                         samples.direct[mode].append(ms)
                         if mode == "faces":
                             samples.faces_found.append(sum(f.box is not None for f in result.faces))
-                _say(f"round {r}/{len(work.one) - 1}{' (warm-up)' if r == 0 else ''}")
+                say(f"round {r}/{len(work.one) - 1}{' (warm-up)' if r == 0 else ''}")
             for station in stations:
                 samples.throughput[station.mode] = await room.burst(station, work.burst)
-                _say(f"burst {station.mode}: {samples.throughput[station.mode]['images_per_s']} images/s")
+                say(f"burst {station.mode}: {samples.throughput[station.mode]['images_per_s']} images/s")
             posted = len(work.all())
             for station in stations:
                 # Every picture was classified, none refused or answered from a cache.
@@ -303,7 +303,7 @@ async def _measure(registry_root: Path, cascade: Path, work: Work, tmp: Path) ->
             station.bot.engine.dispose()
 
 
-def _model(registry: Path | None, tmp: Path) -> tuple[Path, dict[str, Any]]:
+def registry_with_model(registry: Path | None, tmp: Path) -> tuple[Path, dict[str, Any]]:
     if registry is not None:
         active = Registry(registry).active_dir()
         if active is None:
@@ -332,12 +332,12 @@ def main() -> None:
     cascade = cascade_path()
     with tempfile.TemporaryDirectory(prefix="namae-bench-bot-") as name:
         tmp = Path(name)
-        registry_root, model = _model(args.registry, tmp)
-        _say(f"model {model['version']} ({model['backbone']}, {model['image_size']} px)")
+        registry_root, model = registry_with_model(args.registry, tmp)
+        say(f"model {model['version']} ({model['backbone']}, {model['image_size']} px)")
         drawing = time.perf_counter()
         work = Work.draw(sizes, args.seed)
         drawing = time.perf_counter() - drawing
-        _say(f"{len(work.all())} pictures drawn in {drawing:.1f} s")
+        say(f"{len(work.all())} pictures drawn in {drawing:.1f} s")
         samples = asyncio.run(_measure(registry_root, cascade, work, tmp))
 
     latency = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from catalog.db import session_scope
-from catalog.schema import Character, Label, LabelOrigin, Prediction, Vote
 from catalog.retention import forget_member
+from catalog.schema import Character, Label, LabelOrigin, Prediction, Vote
 from tests.fixtures.bot import BotHarness, jpeg
 
 

@@ -91,12 +91,14 @@ def test_overlapping_duplicates_are_merged(cascade_path: Path, portraits: list) 
 def test_large_images_are_detected_at_bounded_cost(detector: FaceDetector, portraits: list) -> None:
     rgb, truth = next((rgb, truth) for rgb, truth in portraits if detector.detect(rgb))
     big = cv2.resize(rgb, (3072, 3072), interpolation=cv2.INTER_LINEAR)
-    started = time.perf_counter()
+    # CPU time (all of this process's threads): the detector's own work, which a busy machine does
+    # not inflate; the wall-clock figures are bench/inference.py's.
+    started = time.process_time()
     boxes = detector.detect(big)
-    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - started
     scaled_truth = tuple(v * 12 for v in truth)
     assert any(iou(box.rect, scaled_truth) >= 0.3 for box in boxes), boxes
-    assert elapsed < 5.0
+    assert cpu < 5.0, f"detection on 9.4 MP took {cpu:.2f} s of CPU"
 
 
 def test_detect_is_thread_safe(detector: FaceDetector, portraits: list) -> None:

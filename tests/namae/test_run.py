@@ -24,6 +24,7 @@ from tests.fixtures.discord import DiscordWorld
 from tests.namae.test_worker_crash import worker_env
 
 REPO = Path(__file__).resolve().parents[2]
+TRAINING_UNDER_WAY_S = 240.0  # how long the training job is waited for (a deadline for the wait)
 
 
 def _jpeg(seed: int) -> bytes:
@@ -58,8 +59,12 @@ async def test_run_answers_a_picture_while_a_model_trains(
     )  # fmt: skip
     try:
         await fake.wait_until_ready(timeout=60)
+        deadline = asyncio.get_running_loop().time() + TRAINING_UNDER_WAY_S
         while not (queue.get(job_id).status == JobStatus.running and queue.get(job_id).progress > 0.05):
             assert process.returncode is None, (await process.stderr.read()).decode()[-3000:]
+            assert asyncio.get_running_loop().time() < deadline, (
+                f"training made no progress within {TRAINING_UNDER_WAY_S:.0f} s: {queue.get(job_id).status}"
+            )
             await asyncio.sleep(0.1)  # polling the catalog for the job's progress
         posted = await fake.post_message(
             discord_world.channel_id,

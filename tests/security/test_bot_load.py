@@ -1,12 +1,15 @@
-"""Load: 200 images in 60 seconds through the fake Discord. Every message is answered, gateway
-heartbeats stay on time, and the bot's peak RSS stays within what its configuration allows."""
+"""Load: 200 images posted at about 20 a second through the fake Discord. Every message is answered,
+the gateway session holds (heartbeats keep coming on one connection, no resume, no new identify),
+and the bot's peak RSS stays within what its configuration allows.
+
+How long it takes, how late heartbeats and the event loop are: time bounds, which a busy machine
+can miss for reasons that are not bugs; `bench/load.py` measures them (`make bench`)."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +17,13 @@ import psutil
 import pytest
 from PIL import Image
 
-from tests.fixtures.bot import (
-    BotHarness,
-    LoopLagProbe,
-    make_harness,
-    portrait,
-)
+from tests.fixtures.bot import BotHarness, make_harness, portrait
 
 log = logging.getLogger(__name__)
 
 IMAGES = 200
-DEADLINE_S = 60.0
-HEARTBEAT_S = 1.0
-POST_INTERVAL_S = 0.05  # tests.fixtures.discord: the fake asks for a heartbeat every second
+REPLY_WAIT_S = 300.0  # how long a reply is waited for: a deadline for the wait, not a bound asserted
+POST_INTERVAL_S = 0.05
 
 
 def variants(n: int) -> list[bytes]:
@@ -61,7 +58,7 @@ async def load_harness(discord_world, data_dir: Path, cascade_path: Path, sqlite
         await running.stop()
 
 
-async def test_two_hundred_images_in_a_minute(load_harness: BotHarness) -> None:
+async def test_two_hundred_images_all_answered_within_the_memory_bound(load_harness: BotHarness) -> None:
     harness = load_harness
     pictures = variants(IMAGES)
     process = psutil.Process()
@@ -75,28 +72,22 @@ async def test_two_hundred_images_in_a_minute(load_harness: BotHarness) -> None:
             peak = max(peak, process.memory_info().rss)
             await asyncio.sleep(0.05)
 
-    beats_before = len(harness.fake.heartbeats)
+    fake = harness.fake
+    beats_before, identifies, resumes = len(fake.heartbeats), fake.identify_count, fake.resume_count
     sampler = asyncio.create_task(sample_rss())
-    started = time.perf_counter()
-    with LoopLagProbe() as probe:
-        ids = []
-        for i, data in enumerate(pictures):
-            # A steady stream (members post at ~20 pictures a second), not one burst.
-            ids.append(
-                await harness.post((f"l{i}.jpg", data, "image/jpeg"), author=members[i % len(members)])
-            )
-            await asyncio.sleep(POST_INTERVAL_S)
-        replies = await asyncio.gather(*(harness.reply_to(mid, timeout=DEADLINE_S) for mid in ids))
-    elapsed = time.perf_counter() - started
+    ids = []
+    for i, data in enumerate(pictures):
+        # A steady stream (members post at ~20 pictures a second), not one burst.
+        ids.append(await harness.post((f"l{i}.jpg", data, "image/jpeg"), author=members[i % len(members)]))
+        await asyncio.sleep(POST_INTERVAL_S)
+    replies = await asyncio.gather(*(harness.reply_to(mid, timeout=REPLY_WAIT_S) for mid in ids))
     sampler.cancel()
 
     assert len(replies) == IMAGES and all("**Image**" in r.text() for r in replies)
-    assert elapsed < DEADLINE_S, f"200 images took {elapsed:.1f}s"
-    # Heartbeats: discord.py sends one per interval; none may be late by more than half of one.
-    beats = [b.at for b in harness.fake.heartbeats[beats_before:]]
-    assert len(beats) >= int(elapsed / HEARTBEAT_S) - 1
-    gaps = np.diff(beats) if len(beats) > 1 else np.array([0.0])
-    assert gaps.max() < HEARTBEAT_S * 1.5, f"a heartbeat came {gaps.max():.2f}s after the previous one"
+    # The gateway session held: heartbeats kept coming on the one connection, nothing reconnected.
+    beats = fake.heartbeats[beats_before:]
+    assert beats and {b.connection for b in beats} == {fake.heartbeats[beats_before - 1].connection}
+    assert (fake.identify_count, fake.resume_count) == (identifies, resumes)
     # Memory: at most 2 x concurrency images are held (downloaded or decoding), each within
     # max_image_bytes and the decoded pixel limit; the cache keeps answers only (no pixels).
     s = harness.settings
@@ -104,8 +95,7 @@ async def test_two_hundred_images_in_a_minute(load_harness: BotHarness) -> None:
     bound = 2 * s.discord.concurrency * per_image + 150 * 1024 * 1024
     growth = peak - baseline
     log.warning(
-        "load: %d images in %.1fs, peak RSS %.0f MiB (+%.0f MiB; bound +%.0f MiB), max loop lag %.0f ms",
-        IMAGES, elapsed, peak / 2**20, growth / 2**20, bound / 2**20, probe.max_lag * 1000,
+        "load: %d images, peak RSS %.0f MiB (+%.0f MiB; bound +%.0f MiB)",
+        IMAGES, peak / 2**20, growth / 2**20, bound / 2**20,
     )  # fmt: skip
     assert growth < bound
-    assert probe.max_lag < 0.1, f"the event loop stalled for {probe.max_lag * 1000:.0f} ms"
