@@ -213,7 +213,7 @@ class Room:
         # Both bots see every message. The next one is posted only when both are done with this
         # one, the answering bot's bookkeeping after its reply included, so no work spills over.
         for station in self.stations:
-            await station.bot.get_cog("Classify").wait_answered(message_id, TIMEOUT_S)
+            await station.bot.answered.wait(message_id, TIMEOUT_S)
 
     async def reply_ms(self, station: Station, pictures: list[bytes]) -> float:
         message_id, posted = await self.post(station, pictures)

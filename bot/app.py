@@ -1,5 +1,9 @@
-"""The bot: one `commands.Bot` with a cog per feature (RoboDanny's layout), persistent dynamic
-buttons, a global app-command error handler and a model watcher task."""
+"""The bot: one `commands.Bot` with a cog per feature (RoboDanny's layout), the shared services
+the cogs use (catalog, answer service, label names), typed access to cogs, a global app-command
+error handler and a model watcher task.
+
+Commands are usable in servers only, installed to servers only, unless a command says otherwise
+(`/classify`, `/privacy` and `/forget` also work in a DM with the bot)."""
 
 from __future__ import annotations
 
@@ -8,16 +12,18 @@ import gc
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 from sqlalchemy import Engine
 
+from bot import outgoing
+from bot.answered import AnsweredLog
 from bot.inference import InferenceService, NoModel
-from bot.render import NO_MENTIONS
-from bot.views import DYNAMIC_ITEMS
+from bot.names import LabelNames
+from bot.outgoing import NO_MENTIONS
 from catalog.errors import CatalogError
 from catalog.guilds import GuildSettingsStore
 from catalog.jobs import JobQueue
@@ -27,6 +33,7 @@ from media.decode import ImageRejected
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+C = TypeVar("C")
 
 EXTENSIONS = (
     "bot.cogs.classify",
@@ -71,6 +78,10 @@ class NamaeBot(commands.Bot):
             intents=intents(),
             allowed_mentions=NO_MENTIONS,
             help_command=None,
+            allowed_contexts=app_commands.AppCommandContext(
+                guild=True, dm_channel=False, private_channel=False
+            ),
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
             **client_options,
         )
         self.settings = settings
@@ -80,6 +91,8 @@ class NamaeBot(commands.Bot):
         self.guild_settings = GuildSettingsStore(engine, default_threshold=settings.discord.default_threshold)
         self.jobs = JobQueue(engine)
         self.inference = InferenceService(settings, registry, detector=detector, classifier=classifier)
+        self.names = LabelNames(engine, self.in_thread)
+        self.answered = AnsweredLog()  # posted message -> our reply (tests and the demo wait on it)
         self.sync_commands = sync_commands
         self.fetch_exempt_networks = fetch_exempt_networks
         # Catalog calls block (SQLite fsyncs, PostgreSQL round trips): they run here, off the loop.
@@ -91,7 +104,6 @@ class NamaeBot(commands.Bot):
         await self.inference.start()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        self.add_dynamic_items(*DYNAMIC_ITEMS)
         self.spawn(self.inference.watch(self.settings.discord.model_poll_s), name="namae-model-watcher")
         if self.sync_commands:
             synced = await self.tree.sync()
@@ -121,6 +133,15 @@ class NamaeBot(commands.Bot):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._db_pool, lambda: func(*args, **kwargs))
 
+    def cog_of_type(self, kind: type[C]) -> C:
+        """The loaded cog that is a `kind`, typed as such: how views reach a cog without naming it
+        in a string. `kind` is a base class from a module that is no extension (`bot.views`):
+        loading an extension executes its module afresh, so its own classes are new objects."""
+        for cog in self.cogs.values():
+            if isinstance(cog, kind):
+                return cast(C, cog)
+        raise LookupError(f"no loaded cog is a {kind.__name__}")
+
     # -- errors ---------------------------------------------------------------------------------
 
     async def on_app_command_error(
@@ -142,10 +163,7 @@ class NamaeBot(commands.Bot):
         else:
             log.info("interaction %s refused: %s", interaction.id, text)
         try:
-            if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-            else:
-                await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            await outgoing.respond(interaction, text)
         except discord.HTTPException:
             log.warning("could not tell the member about the error of interaction %s", interaction.id)
 

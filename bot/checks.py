@@ -51,10 +51,9 @@ def moderator_only():
     return app_commands.check(predicate)
 
 
-def guild_only():
-    async def predicate(interaction: discord.Interaction) -> bool:
-        if interaction.guild_id is None:
-            raise GuildOnly()
-        return True
-
-    return app_commands.check(predicate)
+async def may_moderate(interaction: discord.Interaction) -> bool:
+    """`moderator_only`'s test without raising: for autocomplete and buttons of moderator commands."""
+    if interaction.guild_id is None:
+        return False
+    bot: NamaeBot = interaction.client  # type: ignore[assignment]
+    return await bot.in_thread(is_moderator, interaction)

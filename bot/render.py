@@ -1,8 +1,8 @@
 """What the bot says: reply embeds for classifications, with every name made inert.
 
 Every name that reaches Discord passes `safe_name`: markdown escaped, mentions broken, links and
-invites defused. Every send also carries `AllowedMentions.none()` (set once on the client), so even
-a name that slipped through could not ping anyone.
+invites defused. Every send also carries `AllowedMentions.none()` (`bot.outgoing`, and once on the
+client), so even a name that slipped through could not ping anyone.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from discord.utils import escape_markdown, escape_mentions
 
 from catalog.votes import Tally
 
-NO_MENTIONS = discord.AllowedMentions.none()
 ZWSP = "\u200b"
 EMBED_COLOUR = discord.Colour(0x5865F2)
 MAX_NAME = 80

@@ -1,8 +1,15 @@
-"""Components that survive restarts: `DynamicItem`s whose custom_id carries what they act on.
+"""Components that survive restarts: `DynamicItem`s whose custom_id carries what they act on, and
+the layouts that hold them (answer buttons, the Fix picker, the review queue, list pages).
 
 The ids are only pointers. Every action re-checks on our side that the prediction or review
 belongs to the guild the interaction came from, so a forged custom_id cannot reach another
-guild's data, and that the member may act (moderator actions).
+guild's data, and that the member may act (moderator actions). A forged id that is no id at all
+(not a number, negative, beyond 64 bits) is answered like a deleted one: "that answer no longer
+exists".
+
+The items reach the cog that acts for them through `NamaeBot.cog_of_type` and the base classes
+below (`CorrectionActions`, `CharacterPages`), which the cogs implement: this module never imports
+a cog, so cogs can import it.
 
 custom_id templates (<= 100 characters):
     namae:right:<prediction>          vote for the model's best guess
@@ -11,6 +18,7 @@ custom_id templates (<= 100 characters):
     namae:search:<prediction>         open a search-by-name modal
     namae:review:<approve|reject>:<review>
     namae:reviews:<offset>            page through the review queue
+    namae:characters:<page>           page through /character list
 """
 
 from __future__ import annotations
@@ -21,35 +29,89 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.render import safe_name
+from bot.outgoing import clip
+from catalog.errors import CatalogError
 from catalog.labels import NOT_A_CHARACTER
+from catalog.predictions import PredictionGone
 
 if TYPE_CHECKING:
     from bot.app import NamaeBot
 
 NONE_VALUE = "none"
 MAX_ANSWER_BUTTONS = 10  # 2 answers (4 buttons) per row, 5 rows
+ID_MAX = 2**63 - 1  # ids are SQL BIGINTs (and Discord snowflakes): anything beyond is forged
+ANY = r"(?P<id>[^:]*)"  # ids are parsed (and refused) in code, not by the template
+PREDICTION_GONE = "that answer no longer exists (it was deleted or has expired)"
+
+
+def parse_id(text: str) -> int | None:
+    """A row id from a custom_id: 1 to 2**63-1 in ASCII digits; None for anything else."""
+    if not re.fullmatch(r"[0-9]{1,19}", text):
+        return None
+    value = int(text)
+    return value if 1 <= value <= ID_MAX else None
+
+
+def _prediction(prediction_id: int | None) -> int:
+    if prediction_id is None:
+        raise PredictionGone(PREDICTION_GONE)
+    return prediction_id
+
+
+class CorrectionActions:
+    """What the correction buttons, select and modal ask of the cog that handles them."""
+
+    async def vote_right(self, interaction: discord.Interaction, prediction_id: int) -> None:
+        raise NotImplementedError
+
+    async def open_picker(self, interaction: discord.Interaction, prediction_id: int) -> None:
+        raise NotImplementedError
+
+    async def vote_pick(self, interaction: discord.Interaction, prediction_id: int, value: str) -> None:
+        raise NotImplementedError
+
+    async def search_submitted(self, interaction: discord.Interaction, prediction_id: int, text: str) -> None:
+        raise NotImplementedError
+
+    async def resolve_review(
+        self, interaction: discord.Interaction, review_id: int, *, approve: bool
+    ) -> None:
+        raise NotImplementedError
+
+    async def show_reviews(self, interaction: discord.Interaction, offset: int, *, edit: bool) -> None:
+        raise NotImplementedError
+
+
+class CharacterPages:
+    """What the /character list page buttons ask of the cog that handles them."""
+
+    async def show_characters(self, interaction: discord.Interaction, page: int, *, edit: bool) -> None:
+        raise NotImplementedError
+
+
+def _bot(interaction: discord.Interaction) -> NamaeBot:
+    return interaction.client  # type: ignore[return-value]
 
 
 async def _run(interaction: discord.Interaction, action: Callable[[], Awaitable[Any]]) -> None:
     """discord.py only logs exceptions from dynamic items; ours reach the member instead."""
-    bot: NamaeBot = interaction.client  # type: ignore[assignment]
     try:
         await action()
     except Exception as exc:  # noqa: BLE001 - every failure gets a plain answer and a log line
-        await bot.report_error(interaction, exc)
+        await _bot(interaction).report_error(interaction, exc)
 
 
-def _corrections(interaction: discord.Interaction) -> Any:
-    bot: NamaeBot = interaction.client  # type: ignore[assignment]
-    return bot.get_cog("Corrections")
+def _corrections(interaction: discord.Interaction) -> CorrectionActions:
+    return _bot(interaction).cog_of_type(CorrectionActions)
 
 
-class RightButton(discord.ui.DynamicItem[discord.ui.Button], template=r"namae:right:(?P<pid>[0-9]{1,19})"):
-    def __init__(self, prediction_id: int, label: str = "Right") -> None:
+class RightButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"namae:right:{ANY}"):
+    def __init__(self, prediction_id: int | None, label: str = "Right", *, raw: str | None = None) -> None:
         super().__init__(
             discord.ui.Button(
-                label=label, style=discord.ButtonStyle.success, custom_id=f"namae:right:{prediction_id}"
+                label=label,
+                style=discord.ButtonStyle.success,
+                custom_id=f"namae:right:{raw if raw is not None else prediction_id}",
             )
         )
         self.prediction_id = prediction_id
@@ -58,17 +120,22 @@ class RightButton(discord.ui.DynamicItem[discord.ui.Button], template=r"namae:ri
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
     ) -> RightButton:
-        return cls(int(match["pid"]), label=item.label or "Right")
+        return cls(parse_id(match["id"]), label=item.label or "Right", raw=match["id"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _run(interaction, lambda: _corrections(interaction).vote_right(interaction, self.prediction_id))
+        await _run(
+            interaction,
+            lambda: _corrections(interaction).vote_right(interaction, _prediction(self.prediction_id)),
+        )
 
 
-class FixButton(discord.ui.DynamicItem[discord.ui.Button], template=r"namae:fix:(?P<pid>[0-9]{1,19})"):
-    def __init__(self, prediction_id: int, label: str = "Fix") -> None:
+class FixButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"namae:fix:{ANY}"):
+    def __init__(self, prediction_id: int | None, label: str = "Fix", *, raw: str | None = None) -> None:
         super().__init__(
             discord.ui.Button(
-                label=label, style=discord.ButtonStyle.secondary, custom_id=f"namae:fix:{prediction_id}"
+                label=label,
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"namae:fix:{raw if raw is not None else prediction_id}",
             )
         )
         self.prediction_id = prediction_id
@@ -77,19 +144,26 @@ class FixButton(discord.ui.DynamicItem[discord.ui.Button], template=r"namae:fix:
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
     ) -> FixButton:
-        return cls(int(match["pid"]), label=item.label or "Fix")
+        return cls(parse_id(match["id"]), label=item.label or "Fix", raw=match["id"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await _run(
-            interaction, lambda: _corrections(interaction).open_picker(interaction, self.prediction_id)
+            interaction,
+            lambda: _corrections(interaction).open_picker(interaction, _prediction(self.prediction_id)),
         )
 
 
-class PickSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"namae:pick:(?P<pid>[0-9]{1,19})"):
-    def __init__(self, prediction_id: int, options: list[discord.SelectOption] | None = None) -> None:
+class PickSelect(discord.ui.DynamicItem[discord.ui.Select], template=rf"namae:pick:{ANY}"):
+    def __init__(
+        self,
+        prediction_id: int | None,
+        options: list[discord.SelectOption] | None = None,
+        *,
+        raw: str | None = None,
+    ) -> None:
         super().__init__(
             discord.ui.Select(
-                custom_id=f"namae:pick:{prediction_id}",
+                custom_id=f"namae:pick:{raw if raw is not None else prediction_id}",
                 placeholder="Who is it?",
                 options=options or [discord.SelectOption(label=NOT_A_CHARACTER, value=NONE_VALUE)],
                 min_values=1,
@@ -102,22 +176,23 @@ class PickSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"namae:pic
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Select, match: re.Match[str], /
     ) -> PickSelect:
-        return cls(int(match["pid"]), list(item.options))
+        return cls(parse_id(match["id"]), list(item.options), raw=match["id"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
         value = self.item.values[0] if self.item.values else NONE_VALUE
         await _run(
-            interaction, lambda: _corrections(interaction).vote_pick(interaction, self.prediction_id, value)
+            interaction,
+            lambda: _corrections(interaction).vote_pick(interaction, _prediction(self.prediction_id), value),
         )
 
 
-class SearchButton(discord.ui.DynamicItem[discord.ui.Button], template=r"namae:search:(?P<pid>[0-9]{1,19})"):
-    def __init__(self, prediction_id: int) -> None:
+class SearchButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"namae:search:{ANY}"):
+    def __init__(self, prediction_id: int | None, *, raw: str | None = None) -> None:
         super().__init__(
             discord.ui.Button(
                 label="Search by name…",
                 style=discord.ButtonStyle.primary,
-                custom_id=f"namae:search:{prediction_id}",
+                custom_id=f"namae:search:{raw if raw is not None else prediction_id}",
             )
         )
         self.prediction_id = prediction_id
@@ -126,10 +201,13 @@ class SearchButton(discord.ui.DynamicItem[discord.ui.Button], template=r"namae:s
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
     ) -> SearchButton:
-        return cls(int(match["pid"]))
+        return cls(parse_id(match["id"]), raw=match["id"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _run(interaction, lambda: interaction.response.send_modal(SearchModal(self.prediction_id)))
+        await _run(
+            interaction,
+            lambda: interaction.response.send_modal(SearchModal(_prediction(self.prediction_id))),
+        )
 
 
 class SearchModal(discord.ui.Modal, title="Find the character"):
@@ -150,19 +228,22 @@ class SearchModal(discord.ui.Modal, title="Find the character"):
         )
 
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
-        bot: NamaeBot = interaction.client  # type: ignore[assignment]
-        await bot.report_error(interaction, error)
+        await _bot(interaction).report_error(interaction, error)
 
 
 class ReviewButton(
     discord.ui.DynamicItem[discord.ui.Button],
-    template=r"namae:review:(?P<action>approve|reject):(?P<rid>[0-9]{1,19})",
+    template=rf"namae:review:(?P<action>approve|reject):{ANY}",
 ):
-    def __init__(self, action: str, review_id: int, label: str | None = None) -> None:
+    def __init__(
+        self, action: str, review_id: int | None, label: str | None = None, *, raw: str | None = None
+    ) -> None:
         style = discord.ButtonStyle.success if action == "approve" else discord.ButtonStyle.danger
         super().__init__(
             discord.ui.Button(
-                label=label or action.title(), style=style, custom_id=f"namae:review:{action}:{review_id}"
+                label=label or action.title(),
+                style=style,
+                custom_id=f"namae:review:{action}:{raw if raw is not None else review_id}",
             )
         )
         self.action = action
@@ -172,20 +253,25 @@ class ReviewButton(
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
     ) -> ReviewButton:
-        return cls(match["action"], int(match["rid"]), item.label)
+        return cls(match["action"], parse_id(match["id"]), item.label, raw=match["id"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _run(
-            interaction,
-            lambda: _corrections(interaction).resolve_review(
+        async def act() -> None:
+            if self.review_id is None:
+                raise CatalogError("that review no longer exists")
+            await _corrections(interaction).resolve_review(
                 interaction, self.review_id, approve=self.action == "approve"
-            ),
-        )
+            )
+
+        await _run(interaction, act)
 
 
-class ReviewPageButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"namae:reviews:(?P<offset>[0-9]{1,6})"
-):
+def _offset(text: str) -> int:
+    """A page or offset from a custom_id; anything that is not a small number is the first page."""
+    return int(text) if re.fullmatch(r"[0-9]{1,6}", text) else 0
+
+
+class ReviewPageButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"namae:reviews:{ANY}"):
     def __init__(self, offset: int, label: str = "More") -> None:
         super().__init__(
             discord.ui.Button(
@@ -198,7 +284,7 @@ class ReviewPageButton(
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
     ) -> ReviewPageButton:
-        return cls(int(match["offset"]), item.label or "More")
+        return cls(_offset(match["id"]), item.label or "More")
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await _run(
@@ -206,7 +292,33 @@ class ReviewPageButton(
         )
 
 
-DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
+class CharacterPageButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"namae:characters:{ANY}"):
+    def __init__(self, page: int, label: str = "Next") -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=label, style=discord.ButtonStyle.secondary, custom_id=f"namae:characters:{page}"
+            )
+        )
+        self.page = page
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> CharacterPageButton:
+        return cls(_offset(match["id"]), item.label or "Next")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _run(
+            interaction,
+            lambda: (
+                _bot(interaction)
+                .cog_of_type(CharacterPages)
+                .show_characters(interaction, self.page, edit=True)
+            ),
+        )
+
+
+CORRECTION_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     RightButton,
     FixButton,
     PickSelect,
@@ -214,6 +326,7 @@ DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     ReviewButton,
     ReviewPageButton,
 )
+MODERATION_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (CharacterPageButton,)
 
 
 def answer_buttons(answers: list[tuple[str, int]]) -> discord.ui.View | None:
@@ -251,8 +364,7 @@ def picker_view(prediction_id: int, choices: list[tuple[int, str, str | None]]) 
 
 def safe_label(name: str) -> str:
     """Select labels are plain text (no markdown), limited to 100 characters."""
-    text = " ".join(name.split())
-    return text[:100] or "?"
+    return clip(" ".join(name.split()), 100) or "?"
 
 
 def review_view(
@@ -266,16 +378,28 @@ def review_view(
         reject.item.row = row
         view.add_item(approve)
         view.add_item(reject)
-    if previous_offset is not None:
-        page = ReviewPageButton(previous_offset, "Previous")
-        page.item.row = 4
-        view.add_item(page)
-    if next_offset is not None:
-        page = ReviewPageButton(next_offset, "Next")
-        page.item.row = 4
-        view.add_item(page)
+    _page_buttons(view, previous_offset, next_offset, ReviewPageButton)
     return view
 
 
-def describe_choice(name: str) -> str:
-    return safe_name(name)
+def pages_view(page: int, pages: int) -> discord.ui.View | None:
+    """Previous / Next under a /character list page (none when everything fits on one)."""
+    if pages <= 1:
+        return None
+    view = discord.ui.View(timeout=None)
+    _page_buttons(view, page - 1 if page > 0 else None, page + 1 if page + 1 < pages else None,
+                  CharacterPageButton)  # fmt: skip
+    return view
+
+
+def _page_buttons(
+    view: discord.ui.View,
+    previous: int | None,
+    following: int | None,
+    kind: type[ReviewPageButton | CharacterPageButton],
+) -> None:
+    for target, label in ((previous, "Previous"), (following, "Next")):
+        if target is not None:
+            button = kind(target, label)
+            button.item.row = 4
+            view.add_item(button)

@@ -3,19 +3,19 @@ labels; ties and disagreements with the source label wait in `/corrections revie
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import outgoing
 from bot.app import UserFacingError
 from bot.checks import is_moderator, moderator_only
-from bot.render import NO_MENTIONS, notice_embed, percent, safe_name, tally_line
-from bot.views import NONE_VALUE, picker_view, review_view
+from bot.keyed_locks import KeyedLocks
+from bot.render import notice_embed, percent, safe_name, tally_line
+from bot.views import CORRECTION_ITEMS, NONE_VALUE, CorrectionActions, picker_view, review_view
 from catalog.characters import name_key, search_characters
 from catalog.labels import NOT_A_CHARACTER
 from catalog.predictions import get_prediction, predictions_of_reply
@@ -24,32 +24,13 @@ from catalog.votes import VoteOutcome, cast_vote, tallies
 
 if TYPE_CHECKING:
     from bot.app import NamaeBot
-    from bot.cogs.classify import Classify
 
 log = logging.getLogger(__name__)
 
 REVIEW_PAGE = 4
-CONTENT_LIMIT = 1900
 
 
-class KeyedLocks:
-    """One `asyncio.Lock` per key (a reply being edited), kept only while someone holds or awaits
-    it: the map never outgrows the work in flight, however many replies a long-running bot edits."""
-
-    def __init__(self) -> None:
-        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
-
-    def __call__(self, key: int) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-
-class Corrections(commands.Cog):
+class Corrections(commands.Cog, CorrectionActions):
     corrections = app_commands.Group(
         name="corrections",
         description="The moderators' queue of disputed corrections",
@@ -59,13 +40,7 @@ class Corrections(commands.Cog):
 
     def __init__(self, bot: NamaeBot) -> None:
         self.bot = bot
-        self._reply_locks = KeyedLocks()
-
-    @property
-    def classify(self) -> Classify:
-        cog = self.bot.get_cog("Classify")
-        assert cog is not None
-        return cog  # type: ignore[return-value]
+        self._reply_locks = KeyedLocks()  # per reply, only while an edit holds or awaits it
 
     # -- votes ----------------------------------------------------------------------------------
 
@@ -76,24 +51,23 @@ class Corrections(commands.Cog):
         if not prediction.candidates:
             raise UserFacingError("there is no guess to confirm here; use Fix instead")
         best = prediction.candidates[0][0]
-        known = (await self.classify.names_for([best]))[best]
+        known = (await self.bot.names.resolve([best]))[best]
         if known is None:
             raise UserFacingError(
                 f"{safe_name(best)} is not in the catalog any more; use Fix to pick the right character"
             )
         outcome = await self._cast(interaction, prediction_id, character_id=known[0])
         # The button sits on the reply itself: update its vote line as the response.
-        await interaction.response.edit_message(content=await self._votes_content(interaction.message.id))
-        await interaction.followup.send(
-            _confirmation(outcome, known[1]), ephemeral=True, allowed_mentions=NO_MENTIONS
-        )
+        assert interaction.message is not None
+        await outgoing.update(interaction, await self._votes_content(interaction.message.id))
+        await outgoing.respond(interaction, _confirmation(outcome, known[1]))
 
     async def open_picker(self, interaction: discord.Interaction, prediction_id: int) -> None:
         prediction = await self.bot.in_thread(
             get_prediction, self.bot.engine, prediction_id, guild_id=interaction.guild_id
         )
         labels = [label for label, _ in prediction.candidates]
-        names = await self.classify.names_for(labels)
+        names = await self.bot.names.resolve(labels)
         choices: list[tuple[int, str, str | None]] = []
         for label, probability in prediction.candidates:
             known = names.get(label)
@@ -106,11 +80,10 @@ class Corrections(commands.Cog):
             if all(character_id != c[0] for c in choices):
                 choices.append((character_id, name, None))
         tag = f" {prediction.tag}" if prediction.tag else ""
-        await interaction.response.send_message(
+        await outgoing.respond(
+            interaction,
             f"Who is in answer{tag}? Pick below, or search by name if they are not listed.",
             view=picker_view(prediction_id, choices),
-            ephemeral=True,
-            allowed_mentions=NO_MENTIONS,
         )
 
     async def vote_pick(self, interaction: discord.Interaction, prediction_id: int, value: str) -> None:
@@ -124,9 +97,7 @@ class Corrections(commands.Cog):
                 raise UserFacingError("that choice is not a character") from None
             outcome = await self._cast(interaction, prediction_id, character_id=character_id)
             chosen = await self._character_name(character_id) or "that character"
-        await interaction.response.edit_message(
-            content=_confirmation(outcome, chosen), view=None, allowed_mentions=NO_MENTIONS
-        )
+        await outgoing.update(interaction, _confirmation(outcome, chosen), view=None)
         await self.refresh_reply(prediction_id, interaction.guild_id)
 
     async def search_submitted(self, interaction: discord.Interaction, prediction_id: int, text: str) -> None:
@@ -142,16 +113,13 @@ class Corrections(commands.Cog):
         if len(matches) == 1 or len(exact) == 1:
             character_id, name = (exact or matches)[0]
             outcome = await self._cast(interaction, prediction_id, character_id=character_id)
-            await interaction.response.send_message(
-                _confirmation(outcome, name), ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
+            await outgoing.respond(interaction, _confirmation(outcome, name))
             await self.refresh_reply(prediction_id, interaction.guild_id)
             return
-        await interaction.response.send_message(
+        await outgoing.respond(
+            interaction,
             f"{len(matches)} characters match {safe_name(text)}; pick one:",
             view=picker_view(prediction_id, [(cid, name, None) for cid, name in matches[:24]]),
-            ephemeral=True,
-            allowed_mentions=NO_MENTIONS,
         )
 
     async def _cast(
@@ -200,8 +168,7 @@ class Corrections(commands.Cog):
                 continue
             line = tally_line(tally).removeprefix("-# ")
             lines.append(f"-# {prediction.tag or ''} {line}".replace("-#  ", "-# "))
-        text = "\n".join(lines)
-        return text[:CONTENT_LIMIT] if text else None
+        return outgoing.fit_lines(lines, outgoing.CONTENT_MAX) if lines else None
 
     async def refresh_reply(self, prediction_id: int, guild_id: int | None) -> None:
         """Show the new counts on the public reply (editing it by id: the vote came from elsewhere)."""
@@ -214,9 +181,7 @@ class Corrections(commands.Cog):
             content = await self._votes_content(prediction.reply_message_id)
             channel = self.bot.get_partial_messageable(prediction.channel_id, guild_id=guild_id)
             try:
-                await channel.get_partial_message(prediction.reply_message_id).edit(
-                    content=content, allowed_mentions=NO_MENTIONS
-                )
+                await outgoing.edit(channel.get_partial_message(prediction.reply_message_id), content)
             except discord.HTTPException as exc:
                 # An ephemeral reply (context menu) cannot be edited later; the vote still counts.
                 log.debug("vote line of reply %s not updated: %s", prediction.reply_message_id, exc)
@@ -257,11 +222,9 @@ class Corrections(commands.Cog):
             previous_offset = max(0, offset - REVIEW_PAGE) if offset > 0 else None
             view = review_view([item.id for item in items], next_offset, previous_offset)
         if edit:
-            await interaction.response.edit_message(embed=embed, view=view)
+            await outgoing.update(interaction, embed=embed, view=view)
         else:
-            await interaction.response.send_message(
-                embed=embed, view=view or discord.utils.MISSING, ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
+            await outgoing.respond(interaction, embed=embed, view=view)
 
     async def resolve_review(
         self, interaction: discord.Interaction, review_id: int, *, approve: bool
@@ -279,9 +242,7 @@ class Corrections(commands.Cog):
         )
         log.info("review %s %s by %s", review_id, result, interaction.user.id)
         await self.show_reviews(interaction, 0, edit=True)
-        await interaction.followup.send(
-            f"Review #{review_id}: {safe_name(result)}.", ephemeral=True, allowed_mentions=NO_MENTIONS
-        )
+        await outgoing.respond(interaction, f"Review #{review_id}: {safe_name(result)}.")
 
 
 def _confirmation(outcome: VoteOutcome, chosen: str) -> str:
@@ -301,3 +262,8 @@ def _confirmation(outcome: VoteOutcome, chosen: str) -> str:
 
 async def setup(bot: NamaeBot) -> None:
     await bot.add_cog(Corrections(bot))
+    bot.add_dynamic_items(*CORRECTION_ITEMS)
+
+
+async def teardown(bot: NamaeBot) -> None:
+    bot.remove_dynamic_items(*CORRECTION_ITEMS)

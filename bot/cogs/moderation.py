@@ -2,7 +2,11 @@
 
 Each command carries `default_permissions(manage_guild=True)` (what Discord shows by default) and
 `moderator_only()` (what we enforce: a guild may override the defaults in its settings). A refused
-command writes nothing: the check runs before the callback.
+command writes nothing: the check runs before the callback. Autocomplete answers moderators only,
+by the same check (it would otherwise list the catalog to anyone a guild lets see the command).
+
+Every text option has a `max_length` within what the catalog accepts, and every answer is fitted
+to Discord's limits: long lists are paged (`/character list`) or counted ("and 40 more").
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import outgoing
 from bot.app import UserFacingError
-from bot.checks import moderator_only
-from bot.render import NO_MENTIONS, notice_embed, safe_name
+from bot.checks import may_moderate, moderator_only
+from bot.render import notice_embed, safe_name
+from bot.views import MODERATION_ITEMS, CharacterPages, pages_view
 from catalog.characters import (
+    NAME_MAX,
+    CharacterInfo,
     NewCharacter,
     add_character,
     character_info,
@@ -37,7 +45,12 @@ log = logging.getLogger(__name__)
 
 MOD_PERMISSIONS = discord.Permissions(manage_guild=True)
 JOB_LINES = 15
-LIST_LIMIT = 60
+CHARACTERS_PER_PAGE = 15
+# Text options: a name is at most NAME_MAX (the catalog's limit); lists are comma-separated.
+ALIASES_MAX = 2000
+SUBREDDITS_MAX = 1000
+VERSION_MAX = 40  # the registry's version names (catalog column)
+ALIASES_SHOWN = 1000  # characters of aliases repeated in the /character add confirmation
 
 
 def split_list(text: str | None) -> list[str]:
@@ -50,22 +63,24 @@ def split_list(text: str | None) -> list[str]:
 async def character_autocomplete(
     interaction: discord.Interaction, current: str
 ) -> list[app_commands.Choice[str]]:
+    if not await may_moderate(interaction):
+        return []
     bot: NamaeBot = interaction.client  # type: ignore[assignment]
     matches = await bot.in_thread(search_characters, bot.engine, current, limit=25)
-    return [app_commands.Choice(name=name[:100], value=name[:100]) for _, name in matches]
+    return outgoing.choices([(name, name) for _, name in matches])
 
 
 async def version_autocomplete(
     interaction: discord.Interaction, current: str
 ) -> list[app_commands.Choice[str]]:
+    if not await may_moderate(interaction):
+        return []
     bot: NamaeBot = interaction.client  # type: ignore[assignment]
     entries = await bot.in_thread(bot.registry.versions)
     wanted = current.lower()
-    return [
-        app_commands.Choice(name=f"{e.version} ({e.status})", value=e.version)
-        for e in reversed(entries)
-        if wanted in e.version.lower()
-    ][:25]
+    return outgoing.choices(
+        [(f"{e.version} ({e.status})", e.version) for e in reversed(entries) if wanted in e.version.lower()]
+    )
 
 
 def describe_job(job: Job) -> str:
@@ -87,7 +102,12 @@ def describe_job(job: Job) -> str:
     return line
 
 
-class Moderation(commands.Cog):
+def character_line(info: CharacterInfo) -> str:
+    series = f" ({safe_name(info.series)})" if info.series else ""
+    return f"**{safe_name(info.name)}**{series} — {info.images} images"
+
+
+class Moderation(commands.Cog, CharacterPages):
     character = app_commands.Group(
         name="character",
         description="Characters the bot knows",
@@ -108,9 +128,7 @@ class Moderation(commands.Cog):
         return f"discord:{interaction.user.id}"
 
     def _names_changed(self) -> None:
-        classify = self.bot.get_cog("Classify")
-        if classify is not None:
-            classify.forget_names()  # type: ignore[attr-defined]
+        self.bot.names.forget()
 
     # -- characters ------------------------------------------------------------------------------
 
@@ -126,11 +144,11 @@ class Moderation(commands.Cog):
     async def character_add(
         self,
         interaction: discord.Interaction,
-        name: app_commands.Range[str, 1, 100],
-        aliases: str | None = None,
-        series: str | None = None,
-        subreddits: str | None = None,
-        title_subreddits: str | None = None,
+        name: app_commands.Range[str, 1, NAME_MAX],
+        aliases: app_commands.Range[str, 1, ALIASES_MAX] | None = None,
+        series: app_commands.Range[str, 1, NAME_MAX] | None = None,
+        subreddits: app_commands.Range[str, 1, SUBREDDITS_MAX] | None = None,
+        title_subreddits: app_commands.Range[str, 1, SUBREDDITS_MAX] | None = None,
     ) -> None:
         spec = NewCharacter(
             name=name,
@@ -152,75 +170,87 @@ class Moderation(commands.Cog):
         sources = len(spec.subreddits) + len(spec.title_subreddits)
         text = f"Added **{safe_name(name)}**"
         if spec.aliases:
-            text += f" (also {', '.join(safe_name(a) for a in spec.aliases)})"
+            also = outgoing.join_limited([safe_name(a) for a in spec.aliases], ALIASES_SHOWN)
+            text += f" (also {also})"
         text += f" with {sources} source{'s' if sources != 1 else ''}; scrape job `#{job_id}` is queued."
         if not sources:
             text += " Without subreddits there is nothing to scrape yet."
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        await outgoing.respond(interaction, text)
 
     @character.command(name="remove", description="Stop scraping and predicting a character")
+    @app_commands.describe(name="The character's name or one of its aliases")
     @app_commands.autocomplete(name=character_autocomplete)
     @moderator_only()
-    async def character_remove(self, interaction: discord.Interaction, name: str) -> None:
+    async def character_remove(
+        self, interaction: discord.Interaction, name: app_commands.Range[str, 1, NAME_MAX]
+    ) -> None:
         removed = await self.bot.in_thread(remove_character, self.bot.engine, name)
         self._names_changed()
-        await interaction.response.send_message(
+        await outgoing.respond(
+            interaction,
             f"Removed **{safe_name(removed)}**: no more scrapes; its images and labels stay for tracing.",
-            ephemeral=True,
-            allowed_mentions=NO_MENTIONS,
         )
 
     @character.command(name="list", description="Every active character")
     @moderator_only()
     async def character_list(self, interaction: discord.Interaction) -> None:
+        await self.show_characters(interaction, 0, edit=False)
+
+    async def show_characters(self, interaction: discord.Interaction, page: int, *, edit: bool) -> None:
+        """One page of the character list, with Previous / Next buttons when there are more."""
+        if not await may_moderate(interaction):
+            raise UserFacingError("only moderators can list the characters")
         characters = await self.bot.in_thread(list_characters, self.bot.engine)
         if not characters:
-            text = "No characters yet. Add one with /character add."
+            embed = notice_embed("No characters yet. Add one with /character add.", title="Characters (0)")
+            pages: list[list[str]] = [[]]
         else:
-            lines = [
-                f"**{safe_name(c.name)}**"
-                + (f" ({safe_name(c.series)})" if c.series else "")
-                + f" — {c.images} images"
-                for c in characters[:LIST_LIMIT]
-            ]
-            if len(characters) > LIST_LIMIT:
-                lines.append(f"… and {len(characters) - LIST_LIMIT} more")
-            text = "\n".join(lines)
-        await interaction.response.send_message(
-            embed=notice_embed(text, title=f"Characters ({len(characters)})"),
-            ephemeral=True,
-            allowed_mentions=NO_MENTIONS,
-        )
+            pages = outgoing.paginate([character_line(c) for c in characters], per_page=CHARACTERS_PER_PAGE)
+            page = min(max(page, 0), len(pages) - 1)
+            embed = notice_embed("\n".join(pages[page]), title=f"Characters ({len(characters)})")
+            if len(pages) > 1:
+                embed.set_footer(text=f"page {page + 1} of {len(pages)}")
+        view = pages_view(page, len(pages))
+        if edit:
+            await outgoing.update(interaction, embed=embed, view=view)
+        else:
+            await outgoing.respond(interaction, embed=embed, view=view)
 
     @character.command(name="info", description="A character's names, sources, images and last scrape")
+    @app_commands.describe(name="The character's name or one of its aliases")
     @app_commands.autocomplete(name=character_autocomplete)
     @moderator_only()
-    async def character_info_command(self, interaction: discord.Interaction, name: str) -> None:
+    async def character_info_command(
+        self, interaction: discord.Interaction, name: app_commands.Range[str, 1, NAME_MAX]
+    ) -> None:
         info = await self.bot.in_thread(character_info, self.bot.engine, name)
+        aliases = outgoing.join_limited([safe_name(a) for a in info.aliases], ALIASES_SHOWN) or "none"
+        lines = [
+            f"Aliases: {aliases}",
+            f"Series: {safe_name(info.series) if info.series else 'unknown'}",
+            f"Images: {info.images}",
+            f"Last scrape: {info.last_scrape or 'never'}",
+            f"Active: {'yes' if info.active else 'no (removed)'}",
+            "Sources:",
+            *(f"• {safe_name(s, limit=150)}" for s in info.sources),
+        ]
         embed = notice_embed(
-            "\n".join(
-                [
-                    f"Aliases: {', '.join(safe_name(a) for a in info.aliases) or 'none'}",
-                    f"Series: {safe_name(info.series) if info.series else 'unknown'}",
-                    f"Images: {info.images}",
-                    f"Last scrape: {info.last_scrape or 'never'}",
-                    f"Active: {'yes' if info.active else 'no (removed)'}",
-                    "Sources:",
-                    *(f"• {safe_name(s, limit=150)}" for s in info.sources),
-                ]
-            ),
+            outgoing.fit_lines(lines, outgoing.DESCRIPTION_MAX, more=lambda n: f"… and {n} more sources"),
             title=safe_name(info.name),
         )
-        await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        await outgoing.respond(interaction, embed=embed)
 
     # -- work for the worker ---------------------------------------------------------------------
 
     @app_commands.command(name="rescrape", description="Queue a scrape of one character, or of all")
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
+    @app_commands.describe(character="The character to scrape (leave empty for every character)")
     @app_commands.autocomplete(character=character_autocomplete)
     @moderator_only()
-    async def rescrape(self, interaction: discord.Interaction, character: str | None = None) -> None:
+    async def rescrape(
+        self, interaction: discord.Interaction, character: app_commands.Range[str, 1, NAME_MAX] | None = None
+    ) -> None:
         params = ScrapeParams()
         if character:
             info = await self.bot.in_thread(character_info, self.bot.engine, character)
@@ -231,10 +261,8 @@ class Moderation(commands.Cog):
             self.bot.jobs.enqueue, JobKind.scrape, params, requested_by=self._requested_by(interaction)
         )
         what = safe_name(params.character) if params.character else "every character"
-        await interaction.response.send_message(
-            f"Scrape of {what} queued as job `#{job_id}`. Follow it with /jobs.",
-            ephemeral=True,
-            allowed_mentions=NO_MENTIONS,
+        await outgoing.respond(
+            interaction, f"Scrape of {what} queued as job `#{job_id}`. Follow it with /jobs."
         )
 
     @app_commands.command(name="retrain", description="Queue training a new model (promoted if it is better)")
@@ -248,10 +276,8 @@ class Moderation(commands.Cog):
             TrainParams(promote=True),
             requested_by=self._requested_by(interaction),
         )
-        await interaction.response.send_message(
-            f"Training queued as job `#{job_id}`; the new model is used once it is promoted.",
-            ephemeral=True,
-            allowed_mentions=NO_MENTIONS,
+        await outgoing.respond(
+            interaction, f"Training queued as job `#{job_id}`; the new model is used once it is promoted."
         )
 
     @app_commands.command(name="jobs", description="Queued, running and finished jobs")
@@ -260,10 +286,9 @@ class Moderation(commands.Cog):
     @moderator_only()
     async def jobs(self, interaction: discord.Interaction) -> None:
         recent = await self.bot.in_thread(self.bot.jobs.recent, limit=JOB_LINES)
-        text = "\n".join(describe_job(job) for job in recent) or "No jobs yet."
-        await interaction.response.send_message(
-            embed=notice_embed(text, title="Jobs"), ephemeral=True, allowed_mentions=NO_MENTIONS
-        )
+        lines = [describe_job(job) for job in recent]
+        text = outgoing.fit_lines(lines, outgoing.DESCRIPTION_MAX, more=lambda n: f"… and {n} more jobs")
+        await outgoing.respond(interaction, embed=notice_embed(text or "No jobs yet.", title="Jobs"))
 
     # -- the model -------------------------------------------------------------------------------
 
@@ -282,14 +307,18 @@ class Moderation(commands.Cog):
             if entry.note:
                 line += f" · {safe_name(entry.note, limit=120)}"
             lines.append(line)
-        await interaction.response.send_message(
-            embed=notice_embed("\n".join(lines), title="Model"), ephemeral=True, allowed_mentions=NO_MENTIONS
+        await outgoing.respond(
+            interaction,
+            embed=notice_embed(outgoing.fit_lines(lines, outgoing.DESCRIPTION_MAX), title="Model"),
         )
 
     @model.command(name="promote", description="Make a version active (even if it scores lower)")
+    @app_commands.describe(version="The model version to make active (see /model info)")
     @app_commands.autocomplete(version=version_autocomplete)
     @moderator_only()
-    async def model_promote(self, interaction: discord.Interaction, version: str) -> None:
+    async def model_promote(
+        self, interaction: discord.Interaction, version: app_commands.Range[str, 1, VERSION_MAX]
+    ) -> None:
         from models.errors import RegistryError
 
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -299,8 +328,7 @@ class Moderation(commands.Cog):
             raise UserFacingError(str(exc)) from exc
         if result.promoted:
             await self.bot.inference.check_model()
-        text = f"{safe_name(version)}: {safe_name(result.reason, limit=300)}"
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        await outgoing.respond(interaction, f"{safe_name(version)}: {safe_name(result.reason, limit=300)}")
 
     @model.command(name="rollback", description="Go back to the previously active version")
     @moderator_only()
@@ -313,10 +341,13 @@ class Moderation(commands.Cog):
         except RegistryError as exc:
             raise UserFacingError(str(exc)) from exc
         await self.bot.inference.check_model()
-        await interaction.followup.send(
-            f"Rolled back to {safe_name(target)}.", ephemeral=True, allowed_mentions=NO_MENTIONS
-        )
+        await outgoing.respond(interaction, f"Rolled back to {safe_name(target)}.")
 
 
 async def setup(bot: NamaeBot) -> None:
     await bot.add_cog(Moderation(bot))
+    bot.add_dynamic_items(*MODERATION_ITEMS)
+
+
+async def teardown(bot: NamaeBot) -> None:
+    bot.remove_dynamic_items(*MODERATION_ITEMS)

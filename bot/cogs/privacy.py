@@ -1,5 +1,8 @@
 """/privacy says what is kept and for how long; /forget deletes a member's votes and predictions
-(members for themselves, moderators for anyone). Expired predictions are purged daily."""
+(members for themselves, moderators for anyone). Expired predictions are purged daily.
+
+Both also work in a DM with the bot: what is kept about you, and deleting it, should not need a
+server (in a DM, /forget deletes your own data only)."""
 
 from __future__ import annotations
 
@@ -11,9 +14,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import outgoing
 from bot.app import UserFacingError
-from bot.checks import guild_only, is_moderator
-from bot.render import NO_MENTIONS, notice_embed
+from bot.checks import is_moderator
+from bot.render import notice_embed
 from catalog.retention import forget_member, purge_expired
 
 if TYPE_CHECKING:
@@ -81,20 +85,16 @@ class Privacy(commands.Cog):
             await asyncio.sleep(PURGE_EVERY_S)
 
     @app_commands.command(name="privacy", description="What the bot stores about you, and for how long")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def privacy(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(
-            embed=notice_embed(
-                privacy_text(self.bot.settings.discord.prediction_retention_days), title="Privacy"
-            ),
-            ephemeral=True,
-            allowed_mentions=NO_MENTIONS,
-        )
+        text = privacy_text(self.bot.settings.discord.prediction_retention_days)
+        await outgoing.respond(interaction, embed=notice_embed(text, title="Privacy"))
 
     @app_commands.command(
         name="forget", description="Delete a member's votes, predictions and posted pictures"
     )
     @app_commands.describe(member="Moderators only: whose data to delete (default: yours)")
-    @guild_only()
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def forget(self, interaction: discord.Interaction, member: discord.Member | None = None) -> None:
         target = member or interaction.user
         if target.id != interaction.user.id and not await self.bot.in_thread(is_moderator, interaction):
@@ -105,11 +105,10 @@ class Privacy(commands.Cog):
             "forgot member %s at the request of %s: %s", target.id, interaction.user.id, counts.as_dict()
         )
         whose = "your" if target.id == interaction.user.id else f"<@{target.id}>'s"
-        await interaction.followup.send(
+        await outgoing.respond(
+            interaction,
             f"Deleted {whose} data: {counts.votes} votes, {counts.predictions} predictions, "
             f"{counts.images} pictures.",
-            ephemeral=True,
-            allowed_mentions=NO_MENTIONS,
         )
 
 

@@ -8,8 +8,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import outgoing
 from bot.checks import moderator_only
-from bot.render import NO_MENTIONS, notice_embed
+from bot.render import notice_embed
 from catalog.guilds import GuildConfig
 
 if TYPE_CHECKING:
@@ -46,9 +47,7 @@ class Settings(commands.Cog):
 
     async def _show(self, interaction: discord.Interaction, config: GuildConfig, headline: str) -> None:
         # Channel and role mentions render as names; AllowedMentions.none() keeps them from pinging.
-        await interaction.response.send_message(
-            embed=notice_embed(describe(config), title=headline), ephemeral=True, allowed_mentions=NO_MENTIONS
-        )
+        await outgoing.respond(interaction, embed=notice_embed(describe(config), title=headline))
 
     @settings.command(name="show", description="The current settings")
     @moderator_only()
@@ -92,6 +91,7 @@ class Settings(commands.Cog):
         await self._show(interaction, config, "Moderator role changed")
 
     @settings.command(name="auto-classify", description="Answer pictures on its own in the enabled channels")
+    @app_commands.describe(mode="on: answer every picture in the enabled channels; off: only when asked")
     @moderator_only()
     async def auto_classify(self, interaction: discord.Interaction, mode: Literal["on", "off"]) -> None:
         assert interaction.guild_id is not None

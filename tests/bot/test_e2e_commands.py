@@ -90,7 +90,7 @@ async def test_settings_turn_channels_on_and_off(harness: BotHarness) -> None:
         quiet, world.member_id, "", attachments=[("q.jpg", jpeg(0, 3), "image/jpeg")]
     )
     # The bot has decided about it (no reply: the channel is off) before the channel is turned on.
-    assert await harness.bot.get_cog("Classify").wait_answered(ignored) is None
+    assert await harness.bot.answered.wait(ignored) is None
     text = await _slash(harness, world.moderator_id, "settings channels", {"channel": quiet, "enabled": True})
     assert "on in #quiet" in text
     posted = await harness.fake.post_message(

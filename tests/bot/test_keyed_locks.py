@@ -1,10 +1,10 @@
-"""The corrections cog's per-reply locks last only while a reply is being edited."""
+"""The corrections cog's per-reply locks (`bot.keyed_locks`) last only while a reply is being edited."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bot.cogs.corrections import KeyedLocks
+from bot.keyed_locks import KeyedLocks
 
 
 async def test_a_lock_per_key_only_while_in_use() -> None:

@@ -40,7 +40,7 @@ async def test_replies_never_mention_and_names_are_escaped(harness: BotHarness) 
         for i, character in enumerate(session.scalars(select(Character).order_by(Character.id))):
             character.name = EVIL[i % len(EVIL)].format(member=world.member_id, role=world.moderator_role_id)
     assert harness.bot is not None
-    harness.bot.get_cog("Classify").forget_names()  # type: ignore[union-attr]
+    harness.bot.names.forget()
     reply = await harness.reply_to(await harness.post(("e.jpg", jpeg(0, 30), "image/jpeg")))
     text = reply.text()
     assert "@everyone" not in text and "@here" not in text
@@ -159,7 +159,7 @@ async def test_message_deleted_before_the_reply_keeps_nothing(harness: BotHarnes
     message = await harness.post(("gone.jpg", jpeg(2, 36), "image/jpeg"))
     fake.delete_message(harness.channel_id, message)
     assert harness.bot is not None
-    reply_id = await harness.bot.get_cog("Classify").wait_answered(message)  # type: ignore[union-attr]
+    reply_id = await harness.bot.answered.wait(message)
     assert reply_id is None
     with session_scope(harness.engine) as session:
         assert session.scalar(select(func.count()).select_from(Prediction)) == 0
