@@ -42,9 +42,10 @@ def unknown(what: str, code: int) -> ApiError:
 
 
 def form_error(field_path: str, code: str, message: str) -> ApiError:
-    """Discord's 50035 'Invalid Form Body' with the nested `errors` object for one field."""
+    """Discord's 50035 'Invalid Form Body' with the nested `errors` object for one field
+    ("embeds.0.description"; "" for the body itself)."""
     errors: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}
-    for part in reversed(field_path.split(".")):
+    for part in reversed(field_path.split(".") if field_path else []):
         errors = {part: errors}
     return ApiError(400, 50035, "Invalid Form Body", errors)
 

@@ -19,17 +19,32 @@ SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2
 STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT = 3, 4, 5, 6, 7, 8, 9, 10, 11
 
 
+def usable_in(synced: dict[str, Any], *, dm: bool) -> None:
+    """The client offers a command only where its `contexts` allow (0: servers, 1: the bot's DM);
+    without `contexts`, the legacy `dm_permission` decides DMs."""
+    contexts = synced.get("contexts")
+    if contexts is None:
+        allowed = (not dm) or synced.get("dm_permission", True) is not False
+    else:
+        allowed = (1 if dm else 0) in contexts
+    if not allowed:
+        where = "a DM with the bot" if dm else "a server"
+        raise ValueError(f"{synced['name']!r} is not offered in {where} (contexts {contexts})")
+
+
 def chat_input_data(
     fake: FakeDiscord,
-    guild_id: int,
+    guild_id: int | None,
     channel_id: int,
     command: str,
     options: dict[str, Any],
     *,
     focused: str | None,
 ) -> dict[str, Any]:
+    """`guild_id` None: in the member's DM with the bot."""
     path = command.split()
     synced = fake.registered_command(path[0], guild_id=guild_id, type=1)
+    usable_in(synced, dm=guild_id is None)
     resolved: dict[str, dict[str, Any]] = {}
     schema_options: list[dict[str, Any]] = synced.get("options") or []
     leaf: list[dict[str, Any]] = []
@@ -80,32 +95,43 @@ def _option_schema(options: list[dict[str, Any]], name: str, command: str) -> di
 
 def _option_value(
     fake: FakeDiscord,
-    guild_id: int,
+    guild_id: int | None,
     channel_id: int,
     schema: dict[str, Any],
     value: Any,
     resolved: dict[str, dict[str, Any]],
 ) -> Any:
     kind = schema["type"]
-    guild = fake.guild(guild_id)
+    if guild_id is None and kind in (ROLE, CHANNEL):
+        raise ValueError(f"option {schema['name']!r}: no roles or channels to pick in a DM")
+    guild = fake.guild(guild_id) if guild_id is not None else None
     if kind == STRING:
         converted: Any = str(value)
-    elif kind == INTEGER:
-        converted = int(value)
-    elif kind == NUMBER:
-        converted = float(value)
+        # The client's text box stops at max_length and will not send less than min_length.
+        low, high = schema.get("min_length", 0), schema.get("max_length", 6000)
+        if not low <= len(converted) <= high:
+            raise ValueError(
+                f"option {schema['name']!r}: {len(converted)} characters, the client allows {low}..{high}"
+            )
+    elif kind in (INTEGER, NUMBER):
+        converted = int(value) if kind == INTEGER else float(value)
+        low, high = schema.get("min_value"), schema.get("max_value")
+        if (low is not None and converted < low) or (high is not None and converted > high):
+            raise ValueError(f"option {schema['name']!r}: {converted} is outside {low}..{high}")
     elif kind == BOOLEAN:
         converted = bool(value)
     elif kind in (USER, MENTIONABLE) and int(value) in fake.world.users:
         _resolve_user(fake, guild_id, channel_id, int(value), resolved)
         converted = str(value)
     elif kind in (ROLE, MENTIONABLE):
+        assert guild is not None
         role = guild.roles.get(int(value))
         if role is None:
             raise ValueError(f"option {schema['name']!r}: {value} is not a role of guild {guild_id}")
         resolved.setdefault("roles", {})[str(role.id)] = role.payload()
         converted = str(value)
     elif kind == CHANNEL:
+        assert guild is not None
         channel = guild.channel(int(value))
         resolved.setdefault("channels", {})[str(channel.id)] = {
             "id": str(channel.id),
@@ -134,10 +160,16 @@ def _option_value(
 
 
 def _resolve_user(
-    fake: FakeDiscord, guild_id: int, channel_id: int, user_id: int, resolved: dict[str, dict[str, Any]]
+    fake: FakeDiscord,
+    guild_id: int | None,
+    channel_id: int,
+    user_id: int,
+    resolved: dict[str, dict[str, Any]],
 ) -> None:
-    guild = fake.guild(guild_id)
     resolved.setdefault("users", {})[str(user_id)] = fake.world.user(user_id).payload()
+    if guild_id is None:
+        return
+    guild = fake.guild(guild_id)
     if user_id in guild.members:
         member = guild.members[user_id]
         resolved.setdefault("members", {})[str(user_id)] = member.payload(
@@ -157,6 +189,7 @@ def context_menu_data(
         raise ValueError("give exactly one of target_message_id or target_user_id")
     kind = 3 if target_message_id is not None else 2
     synced = fake.registered_command(name, guild_id=guild_id, type=kind)
+    usable_in(synced, dm=False)
     resolved: dict[str, dict[str, Any]] = {}
     if target_message_id is not None:
         message = fake._message(target_message_id)

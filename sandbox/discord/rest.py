@@ -17,7 +17,13 @@ from sandbox.discord.http_util import (
     unknown,
 )
 from sandbox.discord.records import InteractionCallback, InteractionHandle, RequestRecord
-from sandbox.discord.validation import check_command, check_components, check_message
+from sandbox.discord.validation import (
+    check_autocomplete,
+    check_command,
+    check_commands,
+    check_message,
+    check_modal,
+)
 from sandbox.discord.world import (
     ATTACH_FILES,
     EPHEMERAL,
@@ -219,17 +225,7 @@ class RestApi:
         commands = body.get("_list")
         if not isinstance(commands, list):
             raise form_error("_list", "LIST_TYPE_CONVERT", "Must be an array.")
-        if len(commands) > 100:
-            raise form_error("_list", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
-        seen: set[tuple[str, int]] = set()
-        for i, command in enumerate(commands):
-            check_command(command, str(i))
-            key = (command["name"], command.get("type", 1))
-            if key in seen:
-                raise form_error(
-                    f"{i}.name", "APPLICATION_COMMANDS_DUPLICATE_NAME", f"Duplicate name {key[0]!r}"
-                )
-            seen.add(key)
+        check_commands(commands)
         previous = self.fake.commands.get(scope, [])
         stored = [self._stored_command(scope, c, previous) for c in commands]
         self.fake.commands[scope] = stored
@@ -239,7 +235,7 @@ class RestApi:
     async def post_command(self, request: web.Request) -> web.Response:
         scope = self._scope(request)
         body, _ = await read_body(request)
-        check_command(body, "")
+        check_command(body)
         previous = self.fake.commands.setdefault(scope, [])
         stored = self._stored_command(scope, body, previous)
         previous[:] = [c for c in previous if c["id"] != stored["id"]] + [stored]
@@ -260,7 +256,7 @@ class RestApi:
         _, command = self._find_command(request)
         body, _ = await read_body(request)
         command.update({k: v for k, v in body.items() if k not in ("id", "application_id", "guild_id")})
-        check_command(command, "")
+        check_command(command)
         return json_response(command)
 
     async def delete_command(self, request: web.Request) -> web.Response:
@@ -574,25 +570,13 @@ class RestApi:
                 f"Interaction callback type {kind} is not valid for interaction type {handle.type}",
             )
         if kind == MESSAGE:
-            check_message(data or {}, has_files=False)
+            check_message(data or {}, has_files=False, prefix="data")
+        if kind == UPDATE:
+            check_message(data or {}, has_files=False, editing=True, prefix="data")
         if kind == AUTOCOMPLETE:
-            choices = (data or {}).get("choices")
-            if not isinstance(choices, list) or len(choices) > 25:
-                raise form_error("data.choices", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
-            for i, choice in enumerate(choices):
-                if not 1 <= len(str(choice.get("name", ""))) <= 100:
-                    raise form_error(
-                        f"data.choices.{i}.name",
-                        "BASE_TYPE_BAD_LENGTH",
-                        "Must be between 1 and 100 in length.",
-                    )
+            check_autocomplete(data or {})
         if kind == MODAL:
-            modal = data or {}
-            if not modal.get("custom_id") or not modal.get("title") or not modal.get("components"):
-                raise form_error(
-                    "data", "BASE_TYPE_REQUIRED", "A modal needs custom_id, title and components"
-                )
-            check_components(modal["components"], modal=True)
+            check_modal(data or {})
 
     def _apply_callback(
         self, handle: InteractionHandle, kind: int, data: dict[str, Any], files: list[StoredFile]
@@ -644,7 +628,7 @@ class RestApi:
         message.application_id = self.fake.application_id
         data = handle.payload.get("data", {})
         message.type = {2: 20 if data.get("type", 1) == 1 else 23}.get(handle.type, 0)
-        user = handle.payload["member"]["user"]
+        user = handle.payload["member"]["user"] if "member" in handle.payload else handle.payload["user"]
         message.interaction_metadata = {
             "id": str(handle.id),
             "type": handle.type,

@@ -41,8 +41,16 @@ from sandbox.discord.records import (
 )
 from sandbox.discord.rest import RestApi
 from sandbox.discord.world import (
+    ADD_REACTIONS,
+    ATTACH_FILES,
     DEFAULT_BOT_PERMISSIONS,
+    EMBED_LINKS,
+    READ_MESSAGE_HISTORY,
+    SEND_MESSAGES,
+    USE_APPLICATION_COMMANDS,
+    USE_EXTERNAL_EMOJIS,
     USER_MENTION,
+    VIEW_CHANNEL,
     FakeGuild,
     FakeMember,
     FakeMessage,
@@ -57,6 +65,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Attachment = tuple[str, bytes, str]  # filename, data, content type
+# What an app may do in its bot's DM with a user (the interaction's app_permissions there).
+DM_APP_PERMISSIONS = (
+    VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES | READ_MESSAGE_HISTORY | ADD_REACTIONS
+    | USE_EXTERNAL_EMOJIS | USE_APPLICATION_COMMANDS
+)  # fmt: skip
 
 
 class FakeDiscord:
@@ -328,6 +341,21 @@ class FakeDiscord:
         data = ix.chat_input_data(self, guild_id, channel_id, command, merged, focused=None)
         return self._send_interaction(2, guild_id, channel_id, member_id, data)
 
+    async def slash_dm(
+        self,
+        user_id: int,
+        command: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        attachments: Mapping[str, Attachment] | None = None,
+    ) -> InteractionHandle:
+        """Invoke a synced slash command in the user's DM with the bot (refused, as the client
+        would, when the command's contexts leave DMs out)."""
+        channel = self.world.dm_channel(user_id)
+        merged = dict(options or {}) | dict(attachments or {})
+        data = ix.chat_input_data(self, None, channel.id, command, merged, focused=None)
+        return self._send_interaction(2, None, channel.id, user_id, data)
+
     async def autocomplete(
         self,
         guild_id: int,
@@ -402,16 +430,15 @@ class FakeDiscord:
     def _send_interaction(
         self,
         type: int,
-        guild_id: int,
+        guild_id: int | None,
         channel_id: int,
         member_id: int,
         data: dict[str, Any],
         *,
         message: FakeMessage | None = None,
     ) -> InteractionHandle:
-        guild = self.guild(guild_id)
-        channel = guild.channel(channel_id)
-        member = guild.member(member_id)
+        """`guild_id` None: an interaction in the user's DM with the bot (context 1): a `user`
+        instead of a `member`, and "0" as the guild-install owner, as Discord sends it."""
         interaction_id = self.world.snowflake()
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(96)
         payload: dict[str, Any] = {
@@ -419,22 +446,36 @@ class FakeDiscord:
             "application_id": str(self.application_id),
             "type": type,
             "data": data,
-            "guild_id": str(guild_id),
-            "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
             "channel_id": str(channel_id),
-            "channel": channel.payload()
-            | {"permissions": str(guild.member_permissions(member_id, channel_id))},
-            "member": member.payload(permissions=guild.member_permissions(member_id, channel_id)),
             "token": token,
             "version": 1,
-            "app_permissions": str(guild.member_permissions(self.bot_user_id, channel_id)),
             "locale": "en-US",
-            "guild_locale": "en-US",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(guild_id)},
-            "context": 0,
             "attachment_size_limit": 10 * 1024 * 1024,
         }
+        if guild_id is None:
+            payload |= {
+                "channel": self.world.channel(channel_id).payload(self.world),
+                "user": self.world.user(member_id).payload(),
+                "app_permissions": str(DM_APP_PERMISSIONS),
+                "authorizing_integration_owners": {"0": "0"},
+                "context": 1,
+            }
+        else:
+            guild = self.guild(guild_id)
+            channel = guild.channel(channel_id)
+            member = guild.member(member_id)
+            payload |= {
+                "guild_id": str(guild_id),
+                "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
+                "channel": channel.payload()
+                | {"permissions": str(guild.member_permissions(member_id, channel_id))},
+                "member": member.payload(permissions=guild.member_permissions(member_id, channel_id)),
+                "app_permissions": str(guild.member_permissions(self.bot_user_id, channel_id)),
+                "guild_locale": "en-US",
+                "authorizing_integration_owners": {"0": str(guild_id)},
+                "context": 0,
+            }
         if message is not None:
             payload["message"] = self.world.message_payload(message)
         handle = InteractionHandle(
