@@ -116,13 +116,15 @@ def fit_embed(embed: discord.Embed) -> discord.Embed:
         data["footer"]["text"] = clip(data["footer"]["text"], FOOTER_MAX)
     if (data.get("author") or {}).get("name"):
         data["author"]["name"] = clip(data["author"]["name"], AUTHOR_MAX)
+    # Over 6,000 in all: the last fields go first, then the description is shortened (it is what
+    # the embed is about, so it is kept as long as anything else has to give), then the footer.
     excess = embed_size(data) - EMBED_TOTAL_MAX
+    while excess > 0 and data.get("fields"):
+        data["fields"].pop()
+        excess = embed_size(data) - EMBED_TOTAL_MAX
     if excess > 0 and data.get("description"):
         keep = max(0, len(data["description"]) - excess)
         data["description"] = clip(data["description"], keep) if keep else None
-        excess = embed_size(data) - EMBED_TOTAL_MAX
-    while excess > 0 and data.get("fields"):
-        data["fields"].pop()
         excess = embed_size(data) - EMBED_TOTAL_MAX
     if excess > 0 and (data.get("footer") or {}).get("text"):
         data["footer"]["text"] = clip(data["footer"]["text"], max(1, len(data["footer"]["text"]) - excess))

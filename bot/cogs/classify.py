@@ -53,6 +53,7 @@ class Classify(commands.Cog):
             callback=self.identify_menu,
             allowed_contexts=app_commands.AppCommandContext(guild=True),
         )
+        self.ctx_menu.guild_only = True  # it records answers to a server's message
         bot.tree.add_command(self.ctx_menu)
 
     async def cog_load(self) -> None:

@@ -88,3 +88,15 @@ def test_only_outgoing_sends() -> None:
                 if owner != "outgoing":
                     offenders.append(f"{name}:{node.lineno} {ast.unparse(node.func)}")
     assert offenders == [], "send through bot.outgoing instead: " + ", ".join(offenders)
+
+
+def test_cogs_are_found_by_type_not_by_name() -> None:
+    """Views and cogs reach a cog through `NamaeBot.cog_of_type` (typed), never `get_cog("Name")`,
+    which returns `Any` and breaks silently when a cog is renamed."""
+    offenders = [
+        f"{name}:{node.lineno}"
+        for name, tree in _modules().items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get_cog"
+    ]
+    assert offenders == [], "use bot.cog_of_type(SomeBase) instead: " + ", ".join(offenders)
