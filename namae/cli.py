@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from catalog.errors import CatalogError
 from catalog.jobs import JobKind, ScrapeParams
 from catalog.settings import Settings
+from catalog.settings import load_settings as read_settings
 from media.errors import MediaError
 from trainer.cli import train as train_command
 
@@ -60,13 +61,9 @@ def friendly(func: F) -> F:
 
 
 def load_settings() -> Settings:
-    try:
-        settings = Settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise CatalogError(f"invalid configuration: {exc}") from exc
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """The settings, or one line naming every invalid one (a CatalogError)."""
+    settings = read_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Migration chatter on every command hides what the command itself says.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     return settings

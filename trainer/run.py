@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from catalog.objects import ObjectStore, open_objects
@@ -77,17 +78,17 @@ def frozen_test_store(settings: Settings) -> ObjectStore:
 
 
 def _resolved_train_settings(settings: Settings, **overrides: Any) -> TrainSettings:
+    """The training settings with the command's options applied, checked by the same rules as
+    the settings themselves (an unknown backbone, a size out of range)."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    merged = settings.train.model_copy(update=given)
-    if merged.backbone not in backbones.BACKBONES:
-        raise TrainingError(
-            f"unknown backbone {merged.backbone!r}; choose one of {', '.join(backbones.BACKBONES)}"
+    try:
+        return TrainSettings.model_validate({**settings.train.model_dump(), **given})
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'train'}={e.get('input')!r}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors(include_url=False)
         )
-    if merged.epochs < 1:
-        raise TrainingError(f"epochs must be at least 1, got {merged.epochs}")
-    if not 32 <= merged.image_size <= 1024:
-        raise TrainingError(f"image size must be between 32 and 1024 pixels, got {merged.image_size}")
-    return merged
+        raise TrainingError(f"invalid training settings: {reasons}") from None
 
 
 def _attach_log_file(run_dir: Path) -> tuple[logging.Handler, dict[str, int]]:
