@@ -81,7 +81,7 @@ BAD_SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize("command", [["characters", "list"], ["config", "show"]], ids=" ".join)
+@pytest.mark.parametrize("command", [["characters", "list"], ["config", "show"], ["train"]], ids=" ".join)
 @pytest.mark.parametrize(
     ("variable", "value", "says"), BAD_SETTINGS, ids=[f"{v}={x}" for v, x, _ in BAD_SETTINGS]
 )

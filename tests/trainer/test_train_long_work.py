@@ -29,12 +29,14 @@ ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 50  # more than it will reach: SIGTERM arrives in epoch 2
 PICTURES = 36
 DEADLINE_S = 900  # a hung process is killed, and the reads below end, after this long
-STEP = re.compile(r"^epoch (\d+)/(\d+)(?: loss [\d.]+)?: (\d+)/(\d+) \(\d+%\), \d+s$")
-READING = re.compile(rf"^reading and cropping {PICTURES} pictures: (\d+)/{PICTURES} \(\d+%\), \d+s$")
+# Piped, progress is log lines (on stderr, beside the epoch lines, and in the run's train.log).
+SAID = r"INFO trainer\.progress: "
+STEP = re.compile(SAID + r"epoch (\d+)/(\d+)(?: loss [\d.]+)?: (\d+)/(\d+) \(\d+%\), \d+s$")
+READING = re.compile(SAID + rf"reading and cropping {PICTURES} pictures: (\d+)/{PICTURES} \(\d+%\), \d+s$")
 EPOCH_LOG = re.compile(r"INFO trainer\.loop: epoch (\d+)/\d+: train loss")
 STOPPED = re.compile(
     r"^training stopped by SIGTERM; (\S+) holds its last finished epoch: "
-    r"`namae train --resume (\S+)` continues it$"
+    r"`(?:python -m )?namae train --resume (\S+)` continues it$"
 )
 
 
@@ -84,7 +86,7 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> Stopped:
         for raw in process.stdout:  # each line as the process writes it; ends when it exits
             line = raw.rstrip("\n")
             lines.append(line)
-            step = STEP.match(line)
+            step = STEP.search(line)
             if step and step[1] == "2" and int(step[3]) >= 1 and not sent:
                 process.send_signal(signal.SIGTERM)
                 sent = True
@@ -97,18 +99,18 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> Stopped:
 
 
 def test_reading_the_folder_shows_progress_before_training(stopped: Stopped) -> None:
-    read = [int(m[1]) for m in map(READING.match, stopped.lines) if m]
+    read = [int(m[1]) for m in map(READING.search, stopped.lines) if m]
     assert read[0] == 0 and read[-1] == PICTURES, stopped.lines
     assert any(0 < count < PICTURES for count in read), read  # lines while it reads, not only at the end
-    first_step = next(i for i, line in enumerate(stopped.lines) if STEP.match(line))
-    last_read = max(i for i, line in enumerate(stopped.lines) if READING.match(line))
+    first_step = next(i for i, line in enumerate(stopped.lines) if STEP.search(line))
+    last_read = max(i for i, line in enumerate(stopped.lines) if READING.search(line))
     assert last_read < first_step
 
 
 def test_piped_training_logs_steps_before_the_epoch_ends(stopped: Stopped) -> None:
     epoch_ends = next(i for i, line in enumerate(stopped.lines) if EPOCH_LOG.search(line))
     assert EPOCH_LOG.search(stopped.lines[epoch_ends])[1] == "1"
-    steps = [m for m in map(STEP.match, stopped.lines[:epoch_ends]) if m]
+    steps = [m for m in map(STEP.search, stopped.lines[:epoch_ends]) if m]
     assert steps and all(m[1] == "1" and m[2] == str(EPOCHS) for m in steps), steps
     total = int(steps[0][4])
     assert total >= 5
@@ -121,7 +123,7 @@ def test_sigterm_names_the_checkpoint_and_the_command_that_resumes_it(
     stopped: Stopped, tmp_path: Path
 ) -> None:
     assert stopped.status == 128 + signal.SIGTERM, stopped.lines[-20:]
-    said = STOPPED.match(stopped.lines[-1])
+    said = STOPPED.search(stopped.lines[-1])
     assert said, stopped.lines[-20:]
     checkpoint = Path(said[1])
     assert said[2] == said[1] and checkpoint.name == "last.pt" and checkpoint.is_file()
@@ -131,10 +133,10 @@ def test_sigterm_names_the_checkpoint_and_the_command_that_resumes_it(
 
     # The command it gives, as given (no --from-folder: the run remembers its folder), one epoch more.
     resumed = subprocess.run(
-        [sys.executable, "-m", "namae", "train", *shlex.split(f"--resume {said[2]}"), "--epochs", str(finished + 2)],
+        [sys.executable, "-m", "namae", "train", *shlex.split(f"--resume {said[2]}"), "--epochs", str(finished + 2), "--no-register"],
         cwd=tmp_path, env=stopped.env, capture_output=True, text=True, timeout=DEADLINE_S, check=False,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming at epoch {finished + 2} of {finished + 2}" in resumed.stderr
     assert f"epoch {finished + 2}/{finished + 2}: train loss" in resumed.stderr
-    assert "registered candidate" in resumed.stdout
+    assert f"report: {checkpoint.parent / 'report.json'}" in resumed.stdout
