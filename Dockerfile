@@ -29,7 +29,7 @@ ENTRYPOINT ["namae"]
 CMD ["bot"]
 
 FROM base AS trainer
-RUN pip install -c constraints.txt ".[scraper,train,worker]"
+RUN pip install -c constraints.txt ".[scraper,train]"
 USER 10001:10001
 ENTRYPOINT ["namae"]
 CMD ["worker"]

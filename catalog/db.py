@@ -132,3 +132,19 @@ def open_catalog(url: str, *, migrate: bool = True) -> Engine:
     if migrate:
         upgrade(engine)
     return engine
+
+
+def open_existing_catalog(url: str) -> Engine | None:
+    """For commands that only read: the catalog at `url` (migrated to the newest schema), or None
+    when there is none yet. Nothing is created: no SQLite file, no folder, no tables."""
+    parsed = make_url(url)
+    in_a_file = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+    if in_a_file and not Path(parsed.database).is_file():
+        return None
+    engine = make_engine(url)
+    check_reachable(engine)
+    if current_revision(engine) is None:
+        engine.dispose()
+        return None
+    upgrade(engine)
+    return engine

@@ -3,50 +3,112 @@
 Precedence, highest first: explicit arguments, environment, `.env`, the TOML file (`NAMAE_CONFIG`,
 default `namae.toml` in the working directory), defaults. Nested sections use `__` in variable
 names: `NAMAE_DISCORD__TOKEN`, `NAMAE_REDDIT__CLIENT_ID`.
+
+Every value is checked here, when the settings load, so that a command refuses a setting that
+cannot work (a negative size, a fraction outside [0, 1], a database URL namae cannot speak, a
+schedule the worker cannot run) with one line naming it, before it starts anything;
+`load_settings` turns pydantic's report into that line.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from catalog.errors import CatalogError
+from catalog.schedules import schedule_trigger
 
 CASCADE_URL = (
     "https://raw.githubusercontent.com/nagadomi/lbpcascade_animeface/master/lbpcascade_animeface.xml"
 )
 CASCADE_SHA256 = "9376d30ac38db6bda2a68b88b3b76bbd7e6aa33af47f7f5c76bc88ca75f1ce30"
+# The backbones the trainer can build (trainer.backbones builds exactly these).
+Backbone = Literal[
+    "efficientnet_lite0",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "resnet18",
+    "resnet50",
+    "convnext_tiny",
+]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SUPPORTED_DATABASES = (
+    "SQLite (sqlite:///path/to/namae.db) and PostgreSQL (postgresql://user:password@host:5432/namae)"
+)
+
+
+def _web_url(*schemes: str):
+    """A URL with one of `schemes` and a host, kept as the string it was given."""
+
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError on a port outside 0-65535 or not a number
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError(f"expected a {' or '.join(f'{s}://' for s in schemes)} URL with a host")
+        return value
+
+    return AfterValidator(check)
+
+
+HttpUrl = Annotated[str, _web_url("http", "https")]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+Count = Annotated[int, Field(ge=1)]
 
 
 class ImageLimits(BaseModel):
     """Bounds that every path that decodes an image obeys (scraper, import, trainer, bot, CLI)."""
 
-    max_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 40_000_000
-    min_side: int = 32
-    max_aspect: float = 8.0
-    max_frames_sampled: int = 4
-    max_frames_scanned: int = 500
+    max_bytes: Count = 20 * 1024 * 1024
+    max_pixels: Count = 40_000_000
+    min_side: Count = 32
+    max_aspect: float = Field(default=8.0, ge=1.0)
+    max_frames_sampled: Count = 4
+    max_frames_scanned: Count = 500
     reject_greyscale: bool = False
-    greyscale_saturation: float = 0.06
+    greyscale_saturation: Fraction = 0.06
 
 
 class FaceSettings(BaseModel):
     cascade_path: Path | None = None
-    cascade_url: str = CASCADE_URL
-    cascade_sha256: str = CASCADE_SHA256
-    scale_factor: float = 1.1
-    min_neighbors: int = 5
-    min_size: int = 24
-    margin: float = 0.25
-    crop_size: int = 128
+    cascade_url: HttpUrl = CASCADE_URL
+    cascade_sha256: str = Field(default=CASCADE_SHA256, pattern=r"^[0-9a-fA-F]{64}$")
+    # OpenCV's detectMultiScale needs a factor above 1.
+    scale_factor: float = Field(default=1.1, gt=1.0)
+    min_neighbors: int = Field(default=5, ge=0)
+    min_size: Count = 24
+    margin: NonNegative = 0.25
+    crop_size: int = Field(default=128, ge=16)
     # Detection runs on a copy whose long side is at most this; a face under min_size at that scale
     # (under 5% of the long side at 512) is not found. `python -m bench.inference` measures the
     # choice (detection_side): on 77 faces in 1-12 MP synthetic pictures, 512 found as many as
@@ -56,23 +118,33 @@ class FaceSettings(BaseModel):
 
 
 class DownloadSettings(BaseModel):
-    concurrency: int = 8
-    per_host: int = 4
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    max_redirects: int = 3
-    retries: int = 3
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
+    concurrency: Count = 8
+    per_host: Count = 4
+    connect_timeout: Positive = 10.0
+    read_timeout: Positive = 30.0
+    max_redirects: int = Field(default=3, ge=0)
+    retries: int = Field(default=3, ge=0)
+    backoff_base: NonNegative = 0.5
+    backoff_max: NonNegative = 30.0
     allow_private_addresses: bool = Field(
         default=False,
         description="Only for the offline sandbox: lets downloads reach 127.0.0.1.",
     )
-    user_agent: str = "namae/0.1 (+https://github.com/namae-bot/namae)"
+    user_agent: str = Field(default="namae/0.1 (+https://github.com/namae-bot/namae)", min_length=1)
     hosts: dict[str, str] = Field(
         default_factory=dict,
         description="Static DNS overrides, host -> IP; the sandbox maps Reddit's and imgur's hosts to 127.0.0.1.",
     )
+
+    @field_validator("hosts")
+    @classmethod
+    def _addresses(cls, value: dict[str, str]) -> dict[str, str]:
+        for host, address in value.items():
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"{host} -> {address!r}: expected an IP address") from None
+        return value
 
 
 class RedditSettings(BaseModel):
@@ -80,40 +152,61 @@ class RedditSettings(BaseModel):
     client_secret: SecretStr | None = None
     username: str | None = None
     password: SecretStr | None = None
-    user_agent: str = "namae/0.1 by namae-bot"
+    user_agent: str = Field(default="namae/0.1 by namae-bot", min_length=1)
     # The sandbox points these at 127.0.0.1; the defaults are asyncpraw's own.
-    oauth_url: str | None = None
-    reddit_url: str | None = None
-    short_url: str | None = None
+    oauth_url: HttpUrl | None = None
+    reddit_url: HttpUrl | None = None
+    short_url: HttpUrl | None = None
     listing: Literal["new", "hot", "top"] = "new"
     time_filter: Literal["hour", "day", "week", "month", "year", "all"] = "all"
-    limit: int = 100
-    rate_limit_backoff: float = 5.0
+    limit: Count = 100
+    rate_limit_backoff: NonNegative = 5.0
     imgur_client_id: SecretStr | None = None
-    imgur_api_url: str = "https://api.imgur.com"
+    imgur_api_url: HttpUrl = "https://api.imgur.com"
 
 
 class TrainSettings(BaseModel):
-    backbone: str = "efficientnet_lite0"
-    image_size: int = 96
-    epochs: int = 12
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    min_images_per_class: int = 8
-    max_images_per_class: int = 2000
-    target_precision: float = 0.9
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    seed: int = 1234
+    backbone: Backbone = "efficientnet_lite0"
+    image_size: int = Field(default=96, ge=32, le=1024)
+    epochs: Count = 12
+    batch_size: Count = 64
+    lr: Positive = 2e-3
+    weight_decay: NonNegative = 0.05
+    label_smoothing: float = Field(default=0.1, ge=0.0, lt=1.0)
+    min_images_per_class: Count = 8
+    max_images_per_class: Count = 2000
+    target_precision: float = Field(default=0.9, gt=0.0, le=1.0)
+    val_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
+    test_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
+    seed: int = Field(default=1234, ge=0)
     device: str = "auto"
-    num_workers: int = 0
+    num_workers: int = Field(default=0, ge=0)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+            raise ValueError("expected auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainSettings:
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError(
+                f"val_fraction {self.val_fraction} + test_fraction {self.test_fraction} leave nothing to train on"
+            )
+        if self.max_images_per_class < self.min_images_per_class:
+            raise ValueError(
+                f"max_images_per_class {self.max_images_per_class} is below "
+                f"min_images_per_class {self.min_images_per_class}"
+            )
+        return self
 
 
 class RegistrySettings(BaseModel):
-    promotion_margin: float = 0.01
-    keep_last: int = 5
+    promotion_margin: Fraction = 0.01
+    # The active version and its rollback target always stay.
+    keep_last: int = Field(default=5, ge=2)
 
 
 class StoreSettings(BaseModel):
@@ -154,25 +247,33 @@ class BotSettings(BaseModel):
             "i.imgur.com",
         ]
     )
-    max_image_bytes: int = 10 * 1024 * 1024
-    max_images_per_message: int = 10
-    concurrency: int = 2
+    max_image_bytes: Count = 10 * 1024 * 1024
+    max_images_per_message: Count = 10
+    concurrency: Count = 2
     # Below this confidence the bot says "not sure"; None: the model card's own thresholds (per
     # character, fitted by the trainer for its target precision). A guild's /settings threshold
     # overrides either.
     default_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    top_k: int = 3
-    quorum: int = 2
-    member_cooldown_s: float = 5.0
-    member_cooldown_rate: int = 3
-    guild_cooldown_s: float = 10.0
-    guild_cooldown_rate: int = 30
-    cache_size: int = 1024
-    model_poll_s: float = 5.0
-    prediction_retention_days: int = 180
+    top_k: Count = 3
+    quorum: Count = 2
+    member_cooldown_s: NonNegative = 5.0
+    member_cooldown_rate: Count = 3
+    guild_cooldown_s: NonNegative = 10.0
+    guild_cooldown_rate: Count = 30
+    cache_size: int = Field(default=1024, ge=0)
+    model_poll_s: Positive = 5.0
+    prediction_retention_days: Count = 180
     # The sandbox sets these to its own 127.0.0.1 address.
-    api_base: str | None = None
-    gateway_url: str | None = None
+    api_base: HttpUrl | None = None
+    gateway_url: Annotated[str, _web_url("ws", "wss")] | None = None
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        bad = [host for host in value if not host.strip() or "/" in host or " " in host.strip()]
+        if bad:
+            raise ValueError(f"expected host names such as cdn.discordapp.com, got {bad!r}")
+        return value
 
 
 class WorkerSettings(BaseModel):
@@ -181,12 +282,31 @@ class WorkerSettings(BaseModel):
     rescrape_schedule: str = "interval:6h"
     retrain_schedule: str = "cron:0 4 * * 0"
     retrain_check_schedule: str = "interval:30m"
-    retrain_min_new_labels: int = 50
-    poll_interval_s: float = 0.5
-    heartbeat_s: float = 5.0
-    stale_after_s: float = 60.0
-    misfire_grace_s: int = 3600
-    max_attempts: int = 3
+    retrain_min_new_labels: Count = 50
+    poll_interval_s: Positive = 0.5
+    heartbeat_s: Positive = 5.0
+    stale_after_s: Positive = 60.0
+    misfire_grace_s: Count = 3600
+    max_attempts: Count = 3
+
+    @field_validator("rescrape_schedule", "retrain_schedule", "retrain_check_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        try:
+            schedule_trigger(value)
+        except ValueError as exc:
+            raise ValueError(f"not a schedule: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _heartbeat_before_stale(self) -> WorkerSettings:
+        # A running job beats every heartbeat_s; one silent for stale_after_s is taken for dead.
+        if self.stale_after_s <= self.heartbeat_s:
+            raise ValueError(
+                f"stale_after_s {self.stale_after_s} must be longer than heartbeat_s {self.heartbeat_s}, "
+                "or running jobs are taken for dead"
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -218,6 +338,36 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.strip().upper()
+        level = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
+        if level not in LOG_LEVELS:
+            raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str | None) -> str | None:
+        # The value is never echoed: it may hold a password.
+        if value is None:
+            return None
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError(f"not a database URL; namae works with {SUPPORTED_DATABASES}") from None
+        backend, driver = url.get_backend_name(), url.get_driver_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"{backend} is not supported; namae works with {SUPPORTED_DATABASES}")
+        if backend == "postgresql" and driver not in ("psycopg", "psycopg2"):
+            raise ValueError(
+                f"the {driver} driver is not supported; use postgresql:// (namae talks to it with psycopg)"
+            )
+        if url.port is not None and not 1 <= url.port <= 65535:
+            raise ValueError(f"port {url.port} is not a TCP port (1-65535)")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -227,8 +377,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = os.environ.get("NAMAE_CONFIG", "namae.toml")
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_path())
         return (init_settings, env_settings, dotenv_settings, toml, file_secret_settings)
 
     @property
@@ -262,6 +411,10 @@ class Settings(BaseSettings):
         return data
 
 
+def _toml_path() -> str:
+    return os.environ.get("NAMAE_CONFIG", "namae.toml")
+
+
 def _mask(value: Any) -> Any:
     if isinstance(value, SecretStr):
         return "***"
@@ -282,3 +435,34 @@ def _hide_password(url: str) -> str:
 
 def secret_value(secret: SecretStr | None) -> str | None:
     return secret.get_secret_value() if secret is not None else None
+
+
+# Values never repeated in an error message: they are, or may contain, secrets.
+_UNSAID = {"token", "client_id", "client_secret", "password", "imgur_client_id", "database_url"}
+
+
+def load_settings(**values: Any) -> Settings:
+    """The settings from the environment, `.env` and the TOML file (and `values`), or a CatalogError
+    whose message names each invalid setting on one line."""
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise CatalogError(f"invalid configuration: {describe_errors(exc)}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"invalid configuration: {_toml_path()} is not TOML: {exc}") from None
+    except ValueError as exc:  # a nested JSON value that does not parse
+        reason = " ".join(str(exc).split())
+        raise CatalogError(f"invalid configuration: {reason}") from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """pydantic's report as one line: `NAMAE_SECTION__NAME='value': why; ...`."""
+    said = []
+    for error in exc.errors(include_url=False):
+        path = [str(part) for part in error["loc"] if not isinstance(part, int)]
+        name = "NAMAE_" + "__".join(part.upper() for part in path) if path else "the configuration"
+        reason = error["msg"].removeprefix("Value error, ")
+        value = error.get("input")
+        shown = isinstance(value, str | int | float) and not (set(path) & _UNSAID)
+        said.append(f"{name}={value!r}: {reason}" if shown else f"{name}: {reason}")
+    return "; ".join(said)

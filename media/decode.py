@@ -22,6 +22,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -143,6 +144,20 @@ class DecodeLimits:
 
     def decode(self, data: bytes) -> DecodedImage:
         return decode_image(data, self.image, draft_long_side=self.draft_long_side)
+
+    def read_file(self, path: Path) -> bytes:
+        """A file's bytes, refused as `too_large` from its size before any of it is read (and, for
+        what has no size, such as a pipe, after at most one byte more than the limit)."""
+        size = path.stat().st_size
+        if size > self.max_bytes:
+            raise ImageRejected(
+                "too_large", f"The file has {size:,} bytes, more than the limit of {self.max_bytes:,}."
+            )
+        with path.open("rb") as handle:
+            data = handle.read(self.max_bytes + 1)
+        if len(data) > self.max_bytes:
+            raise ImageRejected("too_large", f"The file has more than {self.max_bytes:,} bytes, the limit.")
+        return data
 
 
 def sniff_format(data: bytes) -> str | None:

@@ -117,6 +117,10 @@ class Registry:
         self.keep_last = keep_last
         self.on_step = on_step
         self.pointer = Pointer(self.objects, self._legacy_versions)
+
+    def _create_folders(self) -> None:
+        """Writers create the registry's local folders when they first need them; readers create
+        nothing (`namae models list` on a fresh install leaves no empty models/ behind)."""
         try:
             for sub in (self.versions_root, self.staging_root, self.trash_root):
                 sub.mkdir(parents=True, exist_ok=True)
@@ -308,7 +312,7 @@ class Registry:
         taken = set(self._state().registered or [])
         taken |= set(self._listed_versions())
         numbers = {version_number(v) for v in taken} | self._reserved_numbers()
-        self.staging_root.mkdir(parents=True, exist_ok=True)
+        self._create_folders()
         numbers |= {version_number(p.name) for p in self.staging_root.iterdir() if VERSION_RE.match(p.name)}
         number = max(numbers, default=0) + 1
         while True:
@@ -328,6 +332,7 @@ class Registry:
         if not staging_dir.is_dir():
             raise RegistryError(f"{staging_dir} is not a folder")
         version = staging_dir.name
+        self._create_folders()
         if staging_dir.resolve().parent != self.staging_root.resolve():
             probe = read_card(staging_dir, verify_hash=False)
             version = probe.version
@@ -514,7 +519,7 @@ class Registry:
         if self.trash_root.is_dir():
             for leftover in self.trash_root.iterdir():
                 shutil.rmtree(leftover, ignore_errors=True)
-        for staged in self.staging_root.iterdir():
+        for staged in self.staging_root.iterdir() if self.staging_root.is_dir() else ():
             try:
                 stale = staged.stat().st_mtime < now - STALE_STAGING_S
             except FileNotFoundError:
@@ -525,7 +530,7 @@ class Registry:
 
     def trim_cache(self) -> None:
         """Drop local copies of versions no longer registered (a remote registry's cache)."""
-        if not self.remote:
+        if not self.remote or not self.versions_root.is_dir():
             return
         registered = set(self._state().registered or [])
         for cached in self.versions_root.iterdir():

@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
 from catalog.errors import CatalogError
 from catalog.jobs import JobKind, ScrapeParams
 from catalog.settings import Settings
+from catalog.settings import load_settings as read_settings
 from media.errors import MediaError
+from namae.output import console, error, escape, print_table, progress, short_names
 from trainer.cli import train as train_command
 
 app = typer.Typer(
@@ -40,9 +41,8 @@ app.add_typer(store_app, name="store")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(models_app, name="models")
 
-console = Console()
-err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
+_OPENED: list[Engine] = []  # the catalog engines a command opened, closed when it ends
 
 
 def friendly(func: F) -> F:
@@ -53,20 +53,20 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (CatalogError, MediaError) as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            error(str(exc))
             raise typer.Exit(1) from None
+        finally:
+            # Closing the connections when the command ends lets SQLite fold its -wal file back in.
+            while _OPENED:
+                _OPENED.pop().dispose()
 
     return wrapper  # type: ignore[return-value]
 
 
 def load_settings() -> Settings:
-    try:
-        settings = Settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise CatalogError(f"invalid configuration: {exc}") from exc
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """The settings, or one line naming every invalid one (a CatalogError)."""
+    settings = read_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Migration chatter on every command hides what the command itself says.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     return settings
@@ -75,7 +75,21 @@ def load_settings() -> Settings:
 def catalog_engine(settings: Settings, *, migrate: bool = True) -> Engine:
     from catalog.db import open_catalog
 
-    return open_catalog(settings.resolved_database_url, migrate=migrate)
+    return _closed_with_the_command(open_catalog(settings.resolved_database_url, migrate=migrate))
+
+
+def existing_catalog(settings: Settings) -> Engine | None:
+    """For a command that only reads: the catalog, or None when there is none yet (and then
+    nothing is created)."""
+    from catalog.db import open_existing_catalog
+
+    engine = open_existing_catalog(settings.resolved_database_url)
+    return None if engine is None else _closed_with_the_command(engine)
+
+
+def _closed_with_the_command(engine: Engine) -> Engine:
+    _OPENED.append(engine)
+    return engine
 
 
 # --- db ---------------------------------------------------------------------------------------
@@ -88,7 +102,7 @@ def db_upgrade(revision: Annotated[str, typer.Option(help="Target revision.")] =
     from catalog.db import current_revision, make_engine, upgrade
 
     settings = load_settings()
-    engine = make_engine(settings.resolved_database_url)
+    engine = _closed_with_the_command(make_engine(settings.resolved_database_url))
     upgrade(engine, revision)
     console.print(f"catalog at revision {current_revision(engine)}")
 
@@ -100,7 +114,7 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, 
     from catalog.db import current_revision, downgrade, make_engine
 
     settings = load_settings()
-    engine = make_engine(settings.resolved_database_url)
+    engine = _closed_with_the_command(make_engine(settings.resolved_database_url))
     downgrade(engine, revision)
     console.print(f"catalog at revision {current_revision(engine)}")
 
@@ -120,8 +134,8 @@ def config_show(
         return
     table = Table("setting", "value", title="namae configuration")
     for key, value in _flatten(masked):
-        table.add_row(key, "" if value is None else str(value))
-    console.print(table)
+        table.add_row(escape(key), "" if value is None else escape(str(value)))
+    print_table(table)
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -189,7 +203,7 @@ def characters_add(
         nsfw_allowed=nsfw,
     )
     add_character(engine, spec)
-    console.print(f"added [bold]{spec.name.strip()}[/bold]", highlight=False)
+    console.print(f"added [bold]{escape(spec.name.strip())}[/bold]", highlight=False)
     if queue_scrape:
         job_id = JobQueue(engine).enqueue(JobKind.scrape, ScrapeParams(character=name), requested_by="cli")
         console.print(f"queued scrape job {job_id}")
@@ -203,19 +217,19 @@ def characters_list(
     """List characters with their sources and image counts."""
     from catalog.characters import list_characters
 
-    engine = catalog_engine(load_settings())
+    engine = existing_catalog(load_settings())
     table = Table("name", "aliases", "series", "images", "sources", "last scrape", "active")
-    for info in list_characters(engine, include_inactive=all_):
+    for info in list_characters(engine, include_inactive=all_) if engine is not None else []:
         table.add_row(
-            info.name,
-            ", ".join(info.aliases),
-            info.series or "",
+            escape(info.name),
+            escape(", ".join(info.aliases)),
+            escape(info.series or ""),
             str(info.images),
-            "\n".join(info.sources),
+            escape("\n".join(info.sources)),
             info.last_scrape or "never",
             "yes" if info.active else "no",
         )
-    console.print(table)
+    print_table(table)
 
 
 @characters_app.command("info")
@@ -224,8 +238,10 @@ def characters_info(name: Annotated[str, typer.Argument(help="Name or alias.")])
     """Show one character."""
     from catalog.characters import character_info
 
-    info = character_info(catalog_engine(load_settings()), name)
-    console.print_json(data=info.__dict__)
+    engine = existing_catalog(load_settings())
+    if engine is None:
+        raise CatalogError(f"no character named {name!r}: the catalog is empty")
+    console.print_json(data=character_info(engine, name).__dict__)
 
 
 @characters_app.command("remove")
@@ -235,7 +251,7 @@ def characters_remove(name: Annotated[str, typer.Argument(help="Name or alias.")
     from catalog.characters import remove_character
 
     removed = remove_character(catalog_engine(load_settings()), name)
-    console.print(f"removed {removed}", highlight=False)
+    console.print(f"removed {escape(removed)}", highlight=False)
 
 
 # --- store ------------------------------------------------------------------------------------
@@ -252,15 +268,21 @@ def store_check(
 
     settings = load_settings()
     store = ImageStore.from_settings(settings)
-    report = store.check(catalog_engine(settings), fix=fix, verify=verify)
-    console.print(f"image store: {store.location}", highlight=False, soft_wrap=True)
+    engine = catalog_engine(settings) if fix else existing_catalog(settings)
+    if engine is None:
+        if settings.store.url or settings.image_store_dir.exists():
+            raise CatalogError(f"no catalog to check the image store {store.location} against")
+        console.print("no catalog and no image store yet: nothing to check")
+        return
+    report = store.check(engine, fix=fix, verify=verify)
+    console.print(f"image store: {escape(store.location)}", highlight=False, soft_wrap=True)
     table = Table("check", "count")
     table.add_row("orphans", str(len(report.orphans)))
     table.add_row("missing", str(len(report.missing)))
     table.add_row("corrupt", str(len(report.corrupt)))
     if fix:
         table.add_row("removed", str(report.removed))
-    console.print(table)
+    print_table(table)
     if not report.clean and not fix:
         raise typer.Exit(1)
 
@@ -279,7 +301,8 @@ def jobs_list(
         return
     from catalog.jobs import JobQueue
 
-    jobs = JobQueue(catalog_engine(load_settings())).recent(limit=limit)
+    engine = existing_catalog(load_settings())
+    jobs = JobQueue(engine).recent(limit=limit) if engine is not None else []
     table = Table("id", "kind", "status", "progress", "params", "requested by", "message / error")
     for job in jobs:
         table.add_row(
@@ -287,11 +310,11 @@ def jobs_list(
             job.kind,
             job.status,
             f"{job.progress:.0%}",
-            json.dumps(job.params),
-            job.requested_by or "",
-            job.error or job.message or "",
+            escape(json.dumps(job.params)),
+            escape(job.requested_by or ""),
+            escape(job.error or job.message or ""),
         )
-    console.print(table)
+    print_table(table)
 
 
 @jobs_app.command("retry")
@@ -349,24 +372,12 @@ def synth(
         progress=True,
     )
     console.print(
-        f"wrote {len(manifest.images)} images of {len(manifest.characters)} characters to {out}",
+        f"wrote {len(manifest.images)} images of {len(manifest.characters)} characters to {escape(str(out))}",
         highlight=False,
     )
 
 
 # --- scraping -------------------------------------------------------------------------------------
-
-
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 @app.command("scrape")
@@ -389,7 +400,7 @@ def scrape(
 
     settings = load_settings()
     engine = catalog_engine(settings)
-    with _progress() as progress:
+    with progress() as shown:
         summary = asyncio.run(
             run_scrape(
                 settings,
@@ -398,13 +409,13 @@ def scrape(
                 source_kind=source,
                 limit=limit,
                 dry_run=dry_run,
-                progress=progress,
+                progress=shown,
             )
         )
     if not summary.rows:
         console.print("no active sources: add characters with `namae characters add`")
         return
-    console.print(summary_table(summary))
+    print_table(summary_table(summary))
 
 
 @app.command("import")
@@ -418,9 +429,9 @@ def import_folder(
 
     settings = load_settings()
     engine = catalog_engine(settings)
-    with _progress() as progress:
-        summary = run_import(settings, engine, folder, progress=progress)
-    console.print(summary_table(summary))
+    with progress() as shown:
+        summary = run_import(settings, engine, folder, progress=shown)
+    print_table(summary_table(summary))
 
 
 # --- training and models ------------------------------------------------------------------------
@@ -430,20 +441,16 @@ def import_folder(
 app.command("train")(train_command)
 
 
-def _registry(settings: Settings):
+def _registry(settings: Settings, *, writes: bool = False):
+    """The model registry; one that writes mirrors its changes into the catalog, if there is one."""
     from models.registry import Registry
 
-    engine = (
-        catalog_engine(settings)
-        if settings.database_url or (settings.data_dir / "namae.db").exists()
-        else None
-    )
-    return Registry.from_settings(settings, engine)
+    return Registry.from_settings(settings, existing_catalog(settings) if writes else None)
 
 
 def _print_promotion(result) -> None:
     verdict = "[green]promoted[/green]" if result.promoted else "[yellow]not promoted[/yellow]"
-    console.print(f"{verdict}: {result.reason}", highlight=False)
+    console.print(f"{verdict}: {escape(result.reason)}", highlight=False)
     if not result.promoted:
         raise typer.Exit(1)
 
@@ -463,9 +470,9 @@ def models_list() -> None:
             str(len(card.labels)) if card else "",
             f"{f1:.3f}" if isinstance(f1, float) else "",
             card.created_at.isoformat(timespec="minutes") if card and card.created_at else "",
-            entry.problem or entry.note or "",
+            escape(entry.problem or entry.note or ""),
         )
-    console.print(table)
+    print_table(table)
 
 
 @models_app.command("show")
@@ -489,7 +496,7 @@ def models_promote(
     force: Annotated[bool, typer.Option(help="Skip the macro-F1 gate (never the integrity checks).")] = False,
 ) -> None:
     """Make a candidate the active model if it is not worse on the frozen test set."""
-    registry = _registry(load_settings())
+    registry = _registry(load_settings(), writes=True)
     _print_promotion(registry.promote(version or registry.newest_candidate(), force=force))
 
 
@@ -498,7 +505,8 @@ def models_promote(
 def models_rollback() -> None:
     """Make the previously active version active again."""
     console.print(
-        f"active version is now [bold]{_registry(load_settings()).rollback()}[/bold]", highlight=False
+        f"active version is now [bold]{_registry(load_settings(), writes=True).rollback()}[/bold]",
+        highlight=False,
     )
 
 
@@ -507,9 +515,11 @@ def models_rollback() -> None:
 def classify(
     images: Annotated[list[Path], typer.Argument(help="Image files.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    top_k: Annotated[int, typer.Option(help="Candidates per face.")] = 3,
+    top_k: Annotated[int, typer.Option(min=1, help="Candidates per face.")] = 3,
 ) -> None:
-    """Who is in these images? A table of faces and their top candidates, from the active model."""
+    """Who is in these images? A table of faces and their top candidates, from the active model.
+
+    Piped or redirected, one tab-separated line per face (image path, face, answer, candidates)."""
     from media.decode import DecodeLimits, ImageRejected
     from media.faces import face_finder
     from models.answer import answer_image
@@ -520,38 +530,40 @@ def classify(
     finder = face_finder(settings)
     limits = DecodeLimits.from_settings(settings)
     results: list[dict[str, Any]] = []
-    failed = False
     for path in images:
         try:
-            data = path.read_bytes()
+            data = limits.read_file(path)
             answer = answer_image(data, model=classifier, finder=finder, limits=limits, top_k=top_k)
-        except (OSError, ImageRejected) as exc:
-            reason = getattr(exc, "reason", "unreadable")
-            results.append({"image": str(path), "error": f"{reason}: {exc}"})
-            failed = True
-            continue
-        results.append({"image": str(path), "faces": [face.as_dict() for face in answer.faces]})
+        except OSError as exc:
+            results.append({"image": str(path), "error": f"unreadable: {exc.strerror or exc}"})
+        except ImageRejected as exc:
+            results.append({"image": str(path), "error": f"{exc.reason}: {exc}"})
+        else:
+            results.append({"image": str(path), "faces": [face.as_dict() for face in answer.faces]})
     if as_json:
         typer.echo(json.dumps({"model": classifier.version, "results": results}, indent=2))
     else:
+        # A terminal's table names each image by its file name (more of the path only where two
+        # names are the same): a path cut at the table's width could not tell images apart.
+        shown = short_names(images) if console.is_terminal else [str(path) for path in images]
         table = Table(
             "image",
             "face",
             "answer",
             *(f"#{n + 1}" for n in range(top_k)),
-            title=f"model {classifier.version}",
+            title=f"model {escape(classifier.version)}",
         )
-        for result in results:
+        for name, result in zip(shown, results, strict=True):
             if "error" in result:
-                table.add_row(result["image"], "", f"[red]{result['error']}[/red]")
+                table.add_row(escape(name), "", f"[red]{escape(result['error'])}[/red]")
                 continue
             for number, face in enumerate(result["faces"], 1):
                 where = "whole image" if face["box"] is None else f"face {number}"
                 best = face["candidates"][0]["label"] if face["candidates"] else ""
-                cells = [f"{c['label']} {c['probability']:.0%}" for c in face["candidates"]]
-                table.add_row(result["image"], where, "not sure" if face["unknown"] else best, *cells)
-        console.print(table)
-    if failed:
+                cells = [escape(f"{c['label']} {c['probability']:.0%}") for c in face["candidates"]]
+                table.add_row(escape(name), where, "not sure" if face["unknown"] else escape(best), *cells)
+        print_table(table)
+    if any("error" in result for result in results):
         raise typer.Exit(1)
 
 
@@ -577,7 +589,7 @@ def worker(
     catalog_engine(settings)
     runner = Worker(settings, name=name)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
-    console.print(f"worker [bold]{runner.name}[/bold] started", highlight=False)
+    console.print(f"worker [bold]{escape(runner.name)}[/bold] started", highlight=False)
     try:
         runner.serve(until_idle=until_idle, max_jobs=max_jobs)
     except KeyboardInterrupt:
@@ -652,7 +664,7 @@ def forget(
 
     settings = load_settings()
     counts = forget_member(catalog_engine(settings), member, ImageStore.from_settings(settings))
-    console.print(f"forgot member {member}: {counts.as_dict()}", highlight=False)
+    console.print(f"forgot member {member}: {escape(str(counts.as_dict()))}", highlight=False)
 
 
 # --- demo -----------------------------------------------------------------------------------------
@@ -692,7 +704,7 @@ def demo(
     )
     result = run_demo(options, console)
     console.print(summary_table(result))
-    console.print(f"report: [bold]{result.report_dir}[/bold]", highlight=False)
+    console.print(f"report: [bold]{escape(str(result.report_dir))}[/bold]", highlight=False)
 
 
 def main() -> None:

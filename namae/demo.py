@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
@@ -126,7 +127,9 @@ class Demo:
 
     def step(self, text: str) -> None:
         elapsed = time.monotonic() - self.started
-        self.console.print(f"[dim]{elapsed:6.1f}s[/dim] [bold cyan]▸[/bold cyan] {text}", highlight=False)
+        self.console.print(
+            f"[dim]{elapsed:6.1f}s[/dim] [bold cyan]▸[/bold cyan] {escape(text)}", highlight=False
+        )
 
     def say(self, who: str, text: str) -> None:
         self.conversation.append(f"**{who}**: {text}")
@@ -585,13 +588,13 @@ def summary_table(result: DemoResult) -> Table:
         ", ".join(f"{a.truth} → {'not sure' if a.not_sure else a.answer}" for a in result.scene_faces)
         or "no faces found"
     )
-    table.add_row("two-character scene", scene)
+    table.add_row("two-character scene", escape(scene))
     table.add_row(
         "correction",
         "label landed in the catalog" if result.correction.get("label_in_catalog") else "no label",
     )
     table.add_row("time", ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items()))
-    table.add_row("report", str(result.report_dir))
+    table.add_row("report", escape(str(result.report_dir)))
     return table
 
 

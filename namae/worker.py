@@ -40,10 +40,10 @@ from catalog.jobs import (
     TrainParams,
     stored_params,
 )
+from catalog.schedules import parse_schedule
 from catalog.schema import Job, JobStatus, Label, ModelVersion
 from catalog.settings import Settings
 from media.retry import RetryPolicy
-from namae.schedules import parse_schedule
 
 log = logging.getLogger(__name__)
 

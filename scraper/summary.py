@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from scraper.ingest import IngestOutcome, OutcomeKind
@@ -96,8 +97,8 @@ def summary_table(summary: ScrapeSummary) -> Table:
     table = Table(title=title, show_footer=len(summary.rows) > 1)
     total = summary.totals
     columns: list[tuple[str, Callable[[SourceCounts], str], str]] = [
-        ("Character", lambda r: r.character, "total"),
-        ("Source", lambda r: r.source, ""),
+        ("Character", lambda r: escape(r.character), "total"),
+        ("Source", lambda r: escape(r.source), ""),
         ("Posts", lambda r: str(r.posts), str(total.posts)),
         ("Seen", lambda r: str(r.seen), str(total.seen)),
         ("Known", lambda r: str(r.known), str(total.known)),
@@ -124,5 +125,5 @@ def _errors(row: SourceCounts) -> int:
 def _reasons(counter: Counter[str]) -> str:
     if not counter:
         return "0"
-    detail = ", ".join(f"{reason} {count}" for reason, count in sorted(counter.items()))
+    detail = escape(", ".join(f"{reason} {count}" for reason, count in sorted(counter.items())))
     return f"{sum(counter.values())} ({detail})"

@@ -18,23 +18,20 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
+from catalog.settings import Backbone
+
 log = logging.getLogger(__name__)
 
 LITE0 = "efficientnet_lite0"
-TORCHVISION_BACKBONES = (
-    "mobilenet_v3_small",
-    "mobilenet_v3_large",
-    "efficientnet_b0",
-    "resnet18",
-    "resnet50",
-    "convnext_tiny",
-)
-BACKBONES = (LITE0, *TORCHVISION_BACKBONES)
+# The settings name the backbones (so that a wrong name is refused when settings load); these are they.
+BACKBONES: tuple[str, ...] = get_args(Backbone)
+TORCHVISION_BACKBONES = tuple(name for name in BACKBONES if name != LITE0)
 # Measured by bench/backbones.py: the best accuracy per CPU millisecond among offline backbones.
 DEFAULT_BACKBONE = LITE0
 DOWNLOAD_PROBE_TIMEOUT_S = 3.0

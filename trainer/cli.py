@@ -4,28 +4,36 @@ starts on every rank) are this function, with the same options, help and output.
 Configuration comes from the usual `Settings` sources (NAMAE_* variables, namae.toml, .env); the
 options override the training section. Under torchrun, rank 0 alone logs, writes the run folder,
 registers (and, with --promote, promotes) the candidate and prints the result. Errors a person can
-fix (bad dataset, corrupt checkpoint) are one red line and exit status 1.
+fix (bad dataset, corrupt checkpoint, an invalid setting) are one red line and exit status 1.
+
+Long work shows how far it got (trainer.progress): bars on a terminal, log lines every tenth of each
+epoch otherwise. Stopped by Ctrl-C or SIGTERM, it says which last.pt holds the last finished epoch
+and the command that continues it, and exits with 128 + the signal's number.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
+import shlex
+import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from catalog.errors import CatalogError
-from catalog.settings import Settings
+from catalog.settings import Settings, load_settings
+from trainer import TrainingInterrupted
 
 DATA, MODEL, OUTPUT = "Data", "Model and schedule", "Output"
 
 
 def train(
+    ctx: typer.Context,
     from_folder: Annotated[
         Path | None,
         typer.Option(
@@ -50,7 +58,11 @@ def train(
         str | None, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=MODEL)
     ] = None,
     resume: Annotated[
-        Path | None, typer.Option(help="Continue from a checkpoint file (last.pt).", rich_help_panel=MODEL)
+        Path | None,
+        typer.Option(
+            help="Continue a stopped run from its last.pt, with the settings and folder it began with.",
+            rich_help_panel=MODEL,
+        ),
     ] = None,
     register: Annotated[
         bool,
@@ -62,27 +74,52 @@ def train(
         bool, typer.Option(help="Promote the candidate if it passes the gate.", rich_help_panel=OUTPUT)
     ] = False,
     progress: Annotated[
-        bool, typer.Option(help="Progress bars (on a terminal).", rich_help_panel=OUTPUT)
+        bool,
+        typer.Option(
+            help="Show progress: bars on a terminal, log lines every tenth of an epoch otherwise.",
+            rich_help_panel=OUTPUT,
+        ),
     ] = True,
 ) -> None:
-    """Train a model, write its report and plots, and register it as a candidate version."""
+    """Train a model, write its report and plots, and register it as a candidate version.
+
+    Stopped by Ctrl-C or SIGTERM, it says which checkpoint --resume continues from."""
     rank = int(os.environ.get("RANK", "0"))
-    console = Console()
+    console = Console(soft_wrap=True)
+    said = Console(stderr=True, soft_wrap=True)
+    stopped_by: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopped_by.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         settings = _settings(rank)
         _train(settings, rank, console, from_folder=from_folder, backbone=backbone, epochs=epochs,
                image_size=image_size, device=device, resume=resume, register=register, promote=promote,
-               progress=progress and sys.stderr.isatty())  # fmt: skip
+               progress=progress)  # fmt: skip
     except CatalogError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        said.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
+    except TrainingInterrupted as exc:
+        if rank == 0:
+            said.print(escape(_stopped(exc, ctx.command_path, stopped_by)), highlight=False)
+        raise typer.Exit(128 + (stopped_by[0] if stopped_by else signal.SIGINT)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(exc: TrainingInterrupted, command: str, stopped_by: list[int]) -> str:
+    by = "SIGTERM" if stopped_by else "Ctrl-C"
+    if exc.checkpoint is None:
+        return f"training stopped by {by} before its first epoch ended: nothing to resume"
+    again = f"{command} --resume {shlex.quote(str(exc.checkpoint))}"
+    return f"training stopped by {by}; {exc.checkpoint} holds its last finished epoch: `{again}` continues it"
 
 
 def _settings(rank: int) -> Settings:
-    try:
-        settings = Settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise CatalogError(f"invalid configuration: {exc}") from exc
+    settings = load_settings()
     prefix = f"[rank {rank}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
     logging.basicConfig(
         level=settings.log_level.upper() if rank == 0 else logging.WARNING,
@@ -109,19 +146,30 @@ def _train(
 ) -> None:
     from catalog.db import open_catalog
     from models.registry import Registry
-    from trainer.run import train_run
+    from trainer.run import recorded_run, train_run
 
+    if resume is not None and from_folder is None:  # the run remembers the folder it trained on
+        recorded = recorded_run(resume)
+        from_folder = recorded.from_folder if recorded is not None else None
     engine = None if from_folder is not None else open_catalog(settings.resolved_database_url)
     result = train_run(settings, engine, from_folder=from_folder, backbone=backbone, epochs=epochs,
                        image_size=image_size, device=device, resume=resume, register=register,
                        progress=progress)  # fmt: skip
     if rank != 0:
         return
-    table = Table("metric", "value", title=f"training run {result.run_dir.name}")
-    for key, value in result.metrics.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    console.print(table)
-    console.print(f"report: {result.report_path}", highlight=False)
+    shown = {
+        key: f"{value:.4f}" if isinstance(value, float) else str(value)
+        for key, value in result.metrics.items()
+    }
+    if console.is_terminal:
+        table = Table("metric", "value", title=f"training run {escape(result.run_dir.name)}")
+        for key, value in shown.items():
+            table.add_row(key, escape(value))
+        console.print(table)
+    else:  # piped: one `metric<TAB>value` line each, as namae's other tables
+        lines = ["metric\tvalue", *(f"{key}\t{value}" for key, value in shown.items())]
+        console.file.write("".join(f"{line}\n" for line in lines))
+    console.print(f"report: {escape(str(result.report_path))}", highlight=False)
     if not result.version:
         return
     console.print(f"registered candidate [bold]{result.version}[/bold]", highlight=False)
@@ -130,7 +178,7 @@ def _train(
             engine = open_catalog(settings.resolved_database_url)
         outcome = Registry.from_settings(settings, engine).promote(result.version)
         verdict = "[green]promoted[/green]" if outcome.promoted else "[yellow]not promoted[/yellow]"
-        console.print(f"{verdict}: {outcome.reason}", highlight=False)
+        console.print(f"{verdict}: {escape(outcome.reason)}", highlight=False)
         if not outcome.promoted:
             raise typer.Exit(1)
 

@@ -29,10 +29,11 @@ from catalog.errors import CatalogError
 from catalog.schema import Character, Face, Image, ImageStatus, Label, LabelOrigin, Provenance
 from catalog.settings import Settings
 from catalog.store import ImageStore
-from media.decode import ImageRejected, decode_image
+from media.decode import DecodeLimits, ImageRejected, decode_image
 from models.preprocess import prepare
 from trainer import TrainingError
 from trainer.augment import to_chw
+from trainer.progress import Display, counter
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +134,17 @@ def _manifest_hints(root: Path) -> tuple[dict[Path, str], set[str]]:
     return extra, skip
 
 
-def from_folder(root: Path, settings: Settings, image_size: int, *, detect_faces: bool = True) -> Assembled:
+def from_folder(
+    root: Path,
+    settings: Settings,
+    image_size: int,
+    *,
+    detect_faces: bool = True,
+    progress: Display | None = None,
+) -> Assembled:
     """`root/<character>/*.jpg`: one class per sub-folder, named after it. Files that fail
-    `decode_image` are skipped with their reason logged and counted."""
+    `decode_image` are skipped with their reason logged and counted. Reading and cropping a few
+    thousand pictures takes minutes: `progress` shows it."""
     if not root.is_dir():
         raise TrainingError(f"--from-folder {root}: not a folder")
     extra, skip = _manifest_hints(root)
@@ -150,47 +159,50 @@ def from_folder(root: Path, settings: Settings, image_size: int, *, detect_faces
     if unknown:
         log.warning("manifest names images of characters without a folder, ignored: %s", ", ".join(unknown))
     assembled.declared = {p.name for p in class_dirs}
+    work: list[tuple[Path, Path]] = []
     for class_dir in class_dirs:
         files = sorted(p for p in class_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             assembled.warnings.append(f"class {class_dir.name!r}: the folder has no image files")
         files += sorted(p for p, label in extra.items() if label == class_dir.name and p.is_file())
-        for path in files:
-            try:
-                if path.stat().st_size > settings.images.max_bytes:
-                    raise ImageRejected("too_large", f"more than {settings.images.max_bytes:,} bytes")
-                data = path.read_bytes()
-                decoded = decode_image(data, settings.images)
-            except ImageRejected as exc:
-                log.warning("skipping %s: %s (%s)", path, exc.detail, exc.reason)
-                assembled.skipped[f"rejected:{exc.reason}"] += 1
-                continue
-            except OSError as exc:
-                log.warning("skipping %s: unreadable (%s)", path, exc.strerror or exc)
-                assembled.skipped["unreadable"] += 1
-                continue
-            image_sha = hashlib.sha256(data).hexdigest()
-            phash = _phash(decoded.rgb)
-            crops = cropper.crops(decoded.rgb) if cropper else []
-            if len(crops) > 1:
-                # Which face is the character is unknown; the catalog sends these to review.
-                assembled.skipped["several_faces"] += 1
-                continue
-            pixels = crops[0] if crops else decoded.rgb
-            crop_phash = _phash(pixels) if crops else None
-            key = hashlib.sha256(pixels.tobytes()).hexdigest() if crops else image_sha
-            assembled.items.append(
-                Item(
-                    key=key,
-                    image_sha256=image_sha,
-                    label=class_dir.name,
-                    links=frozenset(),
-                    phash=phash,
-                    crop_phash=crop_phash,
-                    pixels=prepare(pixels, image_size),
-                    origin="folder",
-                )
+        work.extend((class_dir, path) for path in files)
+    step = counter(progress, f"reading and cropping {len(work)} pictures", len(work))
+    limits = DecodeLimits(settings.images)
+    for class_dir, path in work:
+        step("")
+        try:
+            data = limits.read_file(path)
+            decoded = decode_image(data, settings.images)
+        except ImageRejected as exc:
+            log.warning("skipping %s: %s (%s)", path, exc.detail, exc.reason)
+            assembled.skipped[f"rejected:{exc.reason}"] += 1
+            continue
+        except OSError as exc:
+            log.warning("skipping %s: unreadable (%s)", path, exc.strerror or exc)
+            assembled.skipped["unreadable"] += 1
+            continue
+        image_sha = hashlib.sha256(data).hexdigest()
+        phash = _phash(decoded.rgb)
+        crops = cropper.crops(decoded.rgb) if cropper else []
+        if len(crops) > 1:
+            # Which face is the character is unknown; the catalog sends these to review.
+            assembled.skipped["several_faces"] += 1
+            continue
+        pixels = crops[0] if crops else decoded.rgb
+        crop_phash = _phash(pixels) if crops else None
+        key = hashlib.sha256(pixels.tobytes()).hexdigest() if crops else image_sha
+        assembled.items.append(
+            Item(
+                key=key,
+                image_sha256=image_sha,
+                label=class_dir.name,
+                links=frozenset(),
+                phash=phash,
+                crop_phash=crop_phash,
+                pixels=prepare(pixels, image_size),
+                origin="folder",
             )
+        )
     _drop_exact_duplicates(assembled)
     return assembled
 
@@ -237,9 +249,9 @@ def resolve(claims: list[_Claim]) -> _Claim | None:
     return max(claims, key=_Claim.rank) if claims else None
 
 
-def from_catalog(engine: Engine, settings: Settings) -> Assembled:
+def from_catalog(engine: Engine, settings: Settings, *, progress: Display | None = None) -> Assembled:
     """Every stored image with a resolved character label: its face crops, or the whole image
-    when no face was found."""
+    when no face was found. `progress` shows the pass over the images (it reads each face crop)."""
     store = ImageStore.from_settings(settings)
     present = set(store.names())  # one listing, not a request per image
     assembled = Assembled(items=[], source="catalog")
@@ -304,7 +316,9 @@ def from_catalog(engine: Engine, settings: Settings) -> Assembled:
             links[image.id].add(f"img:{image.duplicate_of_id}")
             links[image.duplicate_of_id] |= {f"img:{image.id}", *posts.get(image.id, ())}
 
+    step = counter(progress, f"reading {len(images)} catalog images", len(images))
     for image in images:
+        step("")
         if not image.stored or image.status not in (ImageStatus.accepted, ImageStatus.review):
             continue
         claims = image_claims.get(image.id, [])

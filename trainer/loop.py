@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
@@ -32,6 +31,7 @@ from trainer import TrainingError
 from trainer.dataset import Item, ItemDataset
 from trainer.ddp import DistContext
 from trainer.evaluate import cross_entropy, macro_f1, predict_logits
+from trainer.progress import ProgressOption, counter, progress_display
 
 if TYPE_CHECKING:
     from catalog.settings import TrainSettings
@@ -317,11 +317,12 @@ def fit(
     meta: dict[str, Any],
     dist_ctx: DistContext | None = None,
     resume: dict[str, Any] | None = None,
-    progress: bool = True,
+    progress: ProgressOption = True,
     on_epoch: Callable[[EpochStats, int], None] | None = None,
     time_budget_s: float | None = None,
 ) -> History:
-    """Train `net` in place; afterwards it holds the weights of the best validation epoch."""
+    """Train `net` in place; afterwards it holds the weights of the best validation epoch.
+    `progress` shows each epoch's steps on rank 0 (see trainer.progress)."""
     dist_ctx = dist_ctx or DistContext()
     class_index = {label: i for i, label in enumerate(labels)}
     training = prepare_training(
@@ -349,109 +350,88 @@ def fit(
     if resume is not None and (run_dir / BEST).is_file():
         best_state = load_checkpoint(run_dir / BEST)["model"]
 
-    started = time.monotonic()
-    show_bar = progress and dist_ctx.is_main
-    for epoch in range(start_epoch, config.epochs):
-        epoch_start = time.monotonic()
-        with _epoch_bar(show_bar, f"epoch {epoch + 1}/{config.epochs}", training.steps_per_epoch) as advance:
-            totals = train_epoch(training, epoch, advance)
+    with progress_display(progress if dist_ctx.is_main else False) as display:
+        started = time.monotonic()
+        for epoch in range(start_epoch, config.epochs):
+            epoch_start = time.monotonic()
+            step = counter(display, f"epoch {epoch + 1}/{config.epochs}", training.steps_per_epoch)
+            totals = train_epoch(training, epoch, step)
 
-        # Rank 0 scores validation on the plain module (no collective calls) and tells the others.
-        decision: dict[str, Any] | None = None
-        if dist_ctx.is_main:
-            y_val = np.array([class_index[i.label] for i in val_items], dtype=np.int64)
-            val_logits = predict_logits(
-                net, val_items, loader, device=device, batch_size=config.batch_size * 2, channels_last=on_gpu
-            )
-            val_pred = val_logits.argmax(1) if len(val_logits) else np.zeros(0, dtype=np.int64)
-            stats = EpochStats(
-                epoch=epoch,
-                train_loss=totals.loss,
-                train_accuracy=totals.accuracy,
-                val_loss=cross_entropy(val_logits, y_val),
-                val_accuracy=float((val_pred == y_val).mean()) if len(y_val) else 0.0,
-                val_macro_f1=macro_f1(y_val, val_pred, len(labels)),
-                lr=float(schedule.get_last_lr()[0]),
-                seconds=time.monotonic() - epoch_start,
-                train_samples=totals.samples,
-            )
-            history.epochs.append(stats)
-            improved = stats.val_macro_f1 > history.best_val_macro_f1
-            if improved:
-                history.best_epoch, history.best_val_macro_f1 = epoch, stats.val_macro_f1
-                best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            # Rank 0 scores validation on the plain module (no collective calls) and tells the others.
+            decision: dict[str, Any] | None = None
+            if dist_ctx.is_main:
+                y_val = np.array([class_index[i.label] for i in val_items], dtype=np.int64)
+                val_logits = predict_logits(
+                    net,
+                    val_items,
+                    loader,
+                    device=device,
+                    batch_size=config.batch_size * 2,
+                    channels_last=on_gpu,
+                )
+                val_pred = val_logits.argmax(1) if len(val_logits) else np.zeros(0, dtype=np.int64)
+                stats = EpochStats(
+                    epoch=epoch,
+                    train_loss=totals.loss,
+                    train_accuracy=totals.accuracy,
+                    val_loss=cross_entropy(val_logits, y_val),
+                    val_accuracy=float((val_pred == y_val).mean()) if len(y_val) else 0.0,
+                    val_macro_f1=macro_f1(y_val, val_pred, len(labels)),
+                    lr=float(schedule.get_last_lr()[0]),
+                    seconds=time.monotonic() - epoch_start,
+                    train_samples=totals.samples,
+                )
+                history.epochs.append(stats)
+                improved = stats.val_macro_f1 > history.best_val_macro_f1
+                if improved:
+                    history.best_epoch, history.best_val_macro_f1 = epoch, stats.val_macro_f1
+                    best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+                    _atomic_save(
+                        {"format": CHECKPOINT_FORMAT, "model": best_state, **meta, "epoch": epoch},
+                        run_dir / BEST,
+                    )
+                stale = epoch - history.best_epoch
+                out_of_time = time_budget_s is not None and time.monotonic() - started > time_budget_s
+                history.stopped_early = (
+                    stale >= config.patience or out_of_time
+                ) and epoch + 1 < config.epochs
                 _atomic_save(
-                    {"format": CHECKPOINT_FORMAT, "model": best_state, **meta, "epoch": epoch}, run_dir / BEST
+                    {
+                        "format": CHECKPOINT_FORMAT,
+                        "model": net.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": schedule.state_dict(),
+                        "history": history.as_dict(),
+                        "epoch": epoch,
+                        **meta,
+                    },
+                    run_dir / LAST,
                 )
-            stale = epoch - history.best_epoch
-            out_of_time = time_budget_s is not None and time.monotonic() - started > time_budget_s
-            history.stopped_early = (stale >= config.patience or out_of_time) and epoch + 1 < config.epochs
-            _atomic_save(
-                {
-                    "format": CHECKPOINT_FORMAT,
-                    "model": net.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": schedule.state_dict(),
-                    "history": history.as_dict(),
-                    "epoch": epoch,
-                    **meta,
-                },
-                run_dir / LAST,
-            )
-            log.info(
-                "epoch %d/%d: train loss %.3f acc %.3f | val loss %.3f acc %.3f macro-F1 %.3f%s (%.1fs)",
-                epoch + 1,
-                config.epochs,
-                stats.train_loss,
-                stats.train_accuracy,
-                stats.val_loss,
-                stats.val_accuracy,
-                stats.val_macro_f1,
-                " *" if improved else "",
-                stats.seconds,
-            )
-            if on_epoch is not None:
-                on_epoch(stats, config.epochs)
-            decision = {"stop": history.stopped_early}
-            if history.stopped_early:
                 log.info(
-                    "stopping early after epoch %d: %s",
+                    "epoch %d/%d: train loss %.3f acc %.3f | val loss %.3f acc %.3f macro-F1 %.3f%s (%.1fs)",
                     epoch + 1,
-                    "time budget spent" if out_of_time else f"no better val macro-F1 for {stale} epochs",
+                    config.epochs,
+                    stats.train_loss,
+                    stats.train_accuracy,
+                    stats.val_loss,
+                    stats.val_accuracy,
+                    stats.val_macro_f1,
+                    " *" if improved else "",
+                    stats.seconds,
                 )
-        decision = dist_ctx.broadcast(decision)
-        if decision["stop"]:
-            break
+                if on_epoch is not None:
+                    on_epoch(stats, config.epochs)
+                decision = {"stop": history.stopped_early}
+                if history.stopped_early:
+                    log.info(
+                        "stopping early after epoch %d: %s",
+                        epoch + 1,
+                        "time budget spent" if out_of_time else f"no better val macro-F1 for {stale} epochs",
+                    )
+            decision = dist_ctx.broadcast(decision)
+            if decision["stop"]:
+                break
 
     if dist_ctx.is_main:  # only rank 0 evaluates and exports
         net.load_state_dict(best_state)
     return history
-
-
-class _epoch_bar:
-    """A rich progress bar for one epoch (or nothing, for tests, the worker and ranks > 0)."""
-
-    def __init__(self, enabled: bool, title: str, total: int) -> None:
-        self.enabled = enabled
-        self.title = title
-        self.total = total
-        self.progress: Progress | None = None
-
-    def __enter__(self) -> Callable[[str], None]:
-        if not self.enabled:
-            return lambda _status: None
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-        )
-        self.progress.start()
-        task = self.progress.add_task(self.title, total=self.total, status="")
-        progress = self.progress
-        return lambda status: progress.update(task, advance=1, status=status)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()

@@ -15,6 +15,7 @@ import logging
 import platform
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from catalog.objects import ObjectStore, open_objects
 from catalog.settings import Settings, TrainSettings
-from trainer import TrainingError, augment, backbones, calibration, ddp, report
+from trainer import TrainingError, TrainingInterrupted, augment, backbones, calibration, ddp, report
 from trainer.dataset import (
     Assembled,
     Item,
@@ -37,7 +39,8 @@ from trainer.dataset import (
     from_folder,
 )
 from trainer.evaluate import classification_table, predict_logits
-from trainer.loop import LoopConfig, check_compatible, fit, load_checkpoint, seed_everything
+from trainer.loop import LAST, LoopConfig, check_compatible, fit, load_checkpoint, seed_everything
+from trainer.progress import Display, ProgressOption, progress_display
 from trainer.splits import FrozenTestSet, Split, split
 
 log = logging.getLogger(__name__)
@@ -77,17 +80,17 @@ def frozen_test_store(settings: Settings) -> ObjectStore:
 
 
 def _resolved_train_settings(settings: Settings, **overrides: Any) -> TrainSettings:
+    """The training settings with the command's options applied, checked by the same rules as
+    the settings themselves (an unknown backbone, a size out of range)."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    merged = settings.train.model_copy(update=given)
-    if merged.backbone not in backbones.BACKBONES:
-        raise TrainingError(
-            f"unknown backbone {merged.backbone!r}; choose one of {', '.join(backbones.BACKBONES)}"
+    try:
+        return TrainSettings.model_validate({**settings.train.model_dump(), **given})
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'train'}={e.get('input')!r}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors(include_url=False)
         )
-    if merged.epochs < 1:
-        raise TrainingError(f"epochs must be at least 1, got {merged.epochs}")
-    if not 32 <= merged.image_size <= 1024:
-        raise TrainingError(f"image size must be between 32 and 1024 pixels, got {merged.image_size}")
-    return merged
+        raise TrainingError(f"invalid training settings: {reasons}") from None
 
 
 def _attach_log_file(run_dir: Path) -> tuple[logging.Handler, dict[str, int]]:
@@ -124,13 +127,21 @@ def train_run(
     image_size: int | None = None,
     device: str | None = None,
     resume: Path | None = None,
-    progress: bool = True,
+    progress: ProgressOption = True,
     register: bool = True,
     on_progress: Callable[[float, str], None] | None = None,
 ) -> TrainResult:
     """Train, evaluate, calibrate, report and (with `register`) export a candidate version.
-    Under torchrun (WORLD_SIZE > 1) every rank calls this; rank 0 alone writes and exports."""
+    Under torchrun (WORLD_SIZE > 1) every rank calls this; rank 0 alone writes and exports.
+
+    `resume` (a run's last.pt) continues that run with the settings and the folder it was started
+    with (its config.json), unless given again here. Stopped by Ctrl-C or SIGTERM, it raises
+    `TrainingInterrupted`, naming the checkpoint to resume from."""
     started = time.monotonic()
+    recorded = recorded_run(resume) if resume is not None else None
+    if recorded is not None:
+        settings = settings.model_copy(update={"train": recorded.train})
+        from_folder = from_folder if from_folder is not None else recorded.from_folder
     cfg = _resolved_train_settings(
         settings, backbone=backbone, epochs=epochs, image_size=image_size, device=device
     )
@@ -159,7 +170,7 @@ def _train(
     *,
     from_folder: Path | None,
     resume: Path | None,
-    progress: bool,
+    progress: ProgressOption,
     register: bool,
     on_progress: Callable[[float, str], None] | None,
     started: float,
@@ -178,9 +189,11 @@ def _train(
     if dist_ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         log_file = _attach_log_file(run_dir)
+    shown = ExitStack()
     try:
+        display = shown.enter_context(progress_display(progress if dist_ctx.is_main else False))
         _report_progress(on_progress, 0.01, "assembling the dataset")
-        assembled, data_split = _dataset(settings, engine, cfg, from_folder)
+        assembled, data_split = _dataset(settings, engine, cfg, from_folder, display)
         labels = assembled.labels
         items = assembled.items
         train_items = [items[i] for i in data_split.train]
@@ -230,7 +243,7 @@ def _train(
             meta={"labels": labels, "backbone": cfg.backbone, "image_size": cfg.image_size},
             dist_ctx=dist_ctx,
             resume=checkpoint,
-            progress=progress,
+            progress=display or False,
             on_epoch=on_epoch,
         )
         version: str | None = None
@@ -288,20 +301,28 @@ def _train(
         return TrainResult(
             run_dir=run_dir, version=version, metrics=metrics, report_path=run_dir / report.REPORT_JSON
         )
+    except KeyboardInterrupt as exc:
+        last = run_dir / LAST
+        raise TrainingInterrupted(run_dir, last if last.is_file() else None) from exc
     finally:
+        shown.close()
         if log_file is not None:
             _detach_log_file(*log_file)
 
 
 def _dataset(
-    settings: Settings, engine: Engine | None, cfg: TrainSettings, from_folder: Path | None
+    settings: Settings,
+    engine: Engine | None,
+    cfg: TrainSettings,
+    from_folder: Path | None,
+    display: Display | None = None,
 ) -> tuple[Assembled, Split]:
     if from_folder is not None:
-        assembled = from_folder_dataset(from_folder, settings, cfg.image_size)
+        assembled = from_folder_dataset(from_folder, settings, cfg.image_size, display)
     elif engine is None:
         raise TrainingError("no catalog to train from: give a database or --from-folder DIR")
     else:
-        assembled = from_catalog(engine, settings)
+        assembled = from_catalog(engine, settings, progress=display)
     frozen = FrozenTestSet.load(frozen_test_store(settings), frozen_test_key(from_folder))
     filter_classes(
         assembled,
@@ -321,8 +342,32 @@ def _dataset(
     return assembled, data_split
 
 
-def from_folder_dataset(folder: Path, settings: Settings, image_size: int) -> Assembled:
-    return from_folder(folder, settings, image_size)
+def from_folder_dataset(
+    folder: Path, settings: Settings, image_size: int, display: Display | None = None
+) -> Assembled:
+    return from_folder(folder, settings, image_size, progress=display)
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """What a run was started with, from its config.json."""
+
+    train: TrainSettings
+    from_folder: Path | None
+
+
+def recorded_run(checkpoint: Path) -> RecordedRun | None:
+    """The settings and folder of the run that wrote `checkpoint` (None for a checkpoint outside
+    a run folder), so that resuming continues that run and not one with today's settings."""
+    path = checkpoint.parent / "config.json"
+    try:
+        config = json.loads(path.read_text())
+        folder = config.get("from_folder")
+        return RecordedRun(TrainSettings.model_validate(config["train"]), Path(folder) if folder else None)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TrainingError(f"cannot resume: {path} does not say how the run was started ({exc})") from None
 
 
 def _resolved_config(
@@ -339,7 +384,7 @@ def _resolved_config(
         "train": cfg.model_dump(mode="json"),
         "device": device_name,
         "world_size": dist_ctx.world_size,
-        "from_folder": str(from_folder) if from_folder else None,
+        "from_folder": str(from_folder.resolve()) if from_folder else None,
         "backbone": {
             "name": built.name,
             "pretrained": built.pretrained,

@@ -59,7 +59,7 @@ def _nest(env: dict[str, str]) -> dict:
 
 
 def test_compose_schedules_parse() -> None:
-    from namae.schedules import parse_schedule
+    from catalog.schedules import parse_schedule
 
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     env = compose["services"]["worker"]["environment"]

@@ -7,15 +7,16 @@ from collections.abc import Callable
 
 import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from catalog.characters import NewCharacter, add_character, remove_character
 from catalog.errors import CatalogError
 from catalog.jobs import JobKind, JobQueue
+from catalog.schedules import parse_schedule
 from catalog.schema import JobStatus
 from catalog.settings import Settings
-from namae.schedules import parse_schedule
 from namae.worker import HANDLERS, Worker, with_db_retry
 from tests.namae.waiting import wait_until
 
@@ -76,10 +77,9 @@ def test_a_schedule_that_does_not_parse_is_refused_with_its_value(value: str) ->
     assert repr(value) in str(info.value)
 
 
-def test_worker_refuses_to_start_with_a_bad_schedule(data_dir, sqlite_engine: Engine) -> None:
-    settings = _settings(data_dir, str(sqlite_engine.url), rescrape_schedule="interval:often")
-    with pytest.raises(CatalogError, match="interval:often"):
-        Worker(settings, engine=sqlite_engine)
+def test_settings_refuse_a_bad_schedule_before_a_worker_starts(data_dir, sqlite_engine: Engine) -> None:
+    with pytest.raises(ValidationError, match="interval:often"):
+        _settings(data_dir, str(sqlite_engine.url), rescrape_schedule="interval:often")
 
 
 def test_fast_schedule_fires_and_enqueues_one_scrape_job(data_dir, engine: Engine) -> None:

@@ -179,7 +179,7 @@ def test_train_run_refuses_bad_datasets_and_leaves_the_registry_alone(
         train_run(settings, None, from_folder=tmp_path / "missing", progress=False)
     with pytest.raises(TrainingError, match="no catalog to train from"):
         train_run(settings, None, progress=False)
-    with pytest.raises(TrainingError, match="unknown backbone"):
+    with pytest.raises(TrainingError, match="backbone='vgg11': Input should be 'efficientnet_lite0'"):
         train_run(settings, None, from_folder=root, backbone="vgg11", progress=False)
     assert not (settings.registry_dir / "versions").exists() or not any(
         (settings.registry_dir / "versions").iterdir()
