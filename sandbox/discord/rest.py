@@ -136,16 +136,13 @@ class RestApi:
         return json_response({"url": self.fake.gateway_url.rstrip("/")})
 
     async def get_gateway_bot(self, _: web.Request) -> web.Response:
+        guilds = sum(1 for g in self.world.guilds.values() if self.fake.bot_user_id in g.members)
+        gateway = self.fake.gateway
         return json_response(
             {
                 "url": self.fake.gateway_url.rstrip("/"),
-                "shards": 1,
-                "session_start_limit": {
-                    "total": 1000,
-                    "remaining": 999,
-                    "reset_after": 86_400_000,
-                    "max_concurrency": 1,
-                },
+                "shards": gateway.rules.recommended_shards(guilds),
+                "session_start_limit": gateway.identify_gate.session_start_limit(),
             }
         )
 

@@ -40,6 +40,7 @@ from sandbox.discord.records import (
     ResumeRecord,
 )
 from sandbox.discord.rest import RestApi
+from sandbox.discord.sharding import IdentifyRecord, Shard, ShardingRules
 from sandbox.discord.world import (
     DEFAULT_BOT_PERMISSIONS,
     USER_MENTION,
@@ -74,7 +75,10 @@ class FakeDiscord:
         rate_limit: tuple[int, float] = (50, 1.0),
         required_token: str | None = None,
         bot_name: str = "namae",
+        sharding: ShardingRules | None = None,
     ) -> None:
+        """`sharding` holds Discord's limits (2,500 guilds a shard, one IDENTIFY per 5 s per
+        concurrency bucket...); tests pass faster or smaller ones."""
         self.host = host
         self.port = port
         self.message_content_intent_allowed = message_content_intent_allowed
@@ -89,7 +93,10 @@ class FakeDiscord:
         self.app_owner_id = self.world.add_user("app-owner").id
         self.token = f"{base64.b64encode(str(bot.id).encode()).decode()}.fake.{secrets.token_urlsafe(27)}"
         self.tokens_seen: set[str] = set()
-        self.gateway = Gateway(self, heartbeat_interval_ms=heartbeat_interval_ms)
+        self.revoked_tokens: set[str] = set()
+        self.gateway = Gateway(
+            self, heartbeat_interval_ms=heartbeat_interval_ms, rules=sharding or ShardingRules()
+        )
         self.rate_limiter = RateLimiter(*rate_limit)
         self.forced_rate_limits: list[ForcedRateLimit] = []
         self.rate_limited: list[RequestRecord] = []
@@ -159,7 +166,7 @@ class FakeDiscord:
         """A guild with the bot as a member (its managed role holds `bot_permissions`)."""
         self._building_guild = True
         try:
-            guild_id = self.world.snowflake()
+            guild_id = self.world.snowflake.next_millisecond()
             if owner_id is None:
                 owner_id = self.world.add_user(f"{name} owner").id
             guild = FakeGuild(self.world, guild_id, name, owner_id)
@@ -184,7 +191,7 @@ class FakeDiscord:
             del data["unavailable"]
             return data
 
-        self.gateway.dispatch("GUILD_CREATE", joined)
+        self.gateway.dispatch("GUILD_CREATE", joined, guild_id)
         return guild
 
     def guild(self, guild_id: int) -> FakeGuild:
@@ -197,7 +204,7 @@ class FakeDiscord:
         if self._building_guild:
             return
         needed = GUILD_MEMBERS if event.startswith("GUILD_MEMBER") else GUILDS
-        self.gateway.dispatch(event, lambda s: data if s.has(needed) else None)
+        self.gateway.dispatch(event, lambda s: data if s.has(needed) else None, guild_id)
 
     def serve_file(self, name: str, data: bytes, content_type: str) -> str:
         """Serve bytes at a loopback URL (embed images, thumbnails); returns the URL."""
@@ -289,7 +296,9 @@ class FakeDiscord:
         data = {"id": str(message_id), "channel_id": str(channel_id)}
         if message.guild_id is not None:
             data["guild_id"] = str(message.guild_id)
-        self.gateway.dispatch("MESSAGE_DELETE", lambda s: data if self._wants_message(s, message) else None)
+        self.gateway.dispatch(
+            "MESSAGE_DELETE", lambda s: data if self._wants_message(s, message) else None, message.guild_id
+        )
         recorded = self._recorded_by_id.get(message_id)
         if recorded is not None:
             recorded.deleted = True
@@ -311,7 +320,9 @@ class FakeDiscord:
             guild = self.guild(message.guild_id)
             data["guild_id"] = str(guild.id)
             data["member"] = guild.member(member_id).payload()
-        self.gateway.dispatch("MESSAGE_REACTION_ADD", lambda s: data if s.has(1 << 10) else None)
+        self.gateway.dispatch(
+            "MESSAGE_REACTION_ADD", lambda s: data if s.has(1 << 10) else None, message.guild_id
+        )
 
     async def slash(
         self,
@@ -444,7 +455,7 @@ class FakeDiscord:
         self._handles_by_id[interaction_id] = handle
         self._handles_by_token[token] = handle
         handle.dispatched_at = time.monotonic()
-        self.gateway.dispatch("INTERACTION_CREATE", lambda _s: payload)
+        self.gateway.dispatch("INTERACTION_CREATE", lambda _s: payload, guild_id)
         return handle
 
     # ---- gateway controls ---------------------------------------------------------------
@@ -490,6 +501,23 @@ class FakeDiscord:
     def identifies(self) -> list[dict[str, Any]]:
         """IDENTIFY payloads received (token removed): intents, properties, shard."""
         return self.gateway.identifies
+
+    @property
+    def identify_log(self) -> list[IdentifyRecord]:
+        """Every IDENTIFY judged, accepted or not, in arrival order."""
+        return self.gateway.identify_log
+
+    def paced_identifies(self) -> list[IdentifyRecord]:
+        """IDENTIFYs sent sooner than their concurrency bucket allowed (answered with op 9)."""
+        return [r for r in self.gateway.identify_log if r.outcome == "paced"]
+
+    def live_shards(self) -> list[tuple[int, int]]:
+        """(shard id, shard count) of every session with an open socket, sorted."""
+        return sorted((s.shard.id, s.shard.count) for s in self.gateway.live_sessions())
+
+    def shard_sessions(self, guild_id: int | None) -> list[GatewaySession]:
+        """The sessions that receive `guild_id`'s events (shard 0's for None), live or not."""
+        return [s for s in self.gateway.sessions.values() if s.shard.receives(guild_id)]
 
     def heartbeat_intervals(self, connection: int | None = None) -> list[float]:
         """Seconds between consecutive heartbeats on one connection (default: the latest)."""
@@ -590,7 +618,12 @@ class FakeDiscord:
     # ---- internals shared with rest.py / gateway.py ------------------------------------
 
     def _token_accepted(self, token: str) -> bool:
+        if token in self.revoked_tokens:
+            return False
         return self.required_token is None or token == self.required_token
+
+    def _revoke_token(self, token: str) -> None:
+        self.revoked_tokens.add(token)
 
     def _record_token(self, token: str) -> None:
         self.tokens_seen.add(token)
@@ -616,9 +649,17 @@ class FakeDiscord:
                 return None
             return self.world.message_payload(message, strip_content=self._strips_content(session, message))
 
-        self.gateway.dispatch(event, render)
+        self.gateway.dispatch(event, render, message.guild_id)
 
-    def _ready_payload(self, session: GatewaySession, *, shard: Any) -> dict[str, Any]:
+    def _guilds_of_shard(self, shard: Shard) -> list[FakeGuild]:
+        """The guilds the bot is in whose events go to `shard`."""
+        return [
+            g for g in self.world.guilds.values() if self.bot_user_id in g.members and shard.receives(g.id)
+        ]
+
+    def _ready_payload(
+        self, session: GatewaySession, guilds: list[FakeGuild], *, shard: Any
+    ) -> dict[str, Any]:
         bot = self.world.user(self.bot_user_id)
         flags = (1 << 19) if self.message_content_intent_allowed else 0
         if self.members_intent_allowed:
@@ -626,11 +667,7 @@ class FakeDiscord:
         data: dict[str, Any] = {
             "v": 10,
             "user": bot.payload() | {"verified": True, "mfa_enabled": False, "email": None},
-            "guilds": [
-                {"id": str(g.id), "unavailable": True}
-                for g in self.world.guilds.values()
-                if self.bot_user_id in g.members
-            ],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": f"ws://{self.host}:{self.port}/resume/",
