@@ -159,7 +159,9 @@ async def test_interactions_reach_the_shard_of_their_guild() -> None:
             await zero.events("GUILD_CREATE")
             await one.events("GUILD_CREATE")
             guild = by_shard[1][0]
-            fake.commands[None] = [{"id": "1", "name": "ping", "type": 1, "description": "ping", "options": []}]
+            fake.commands[None] = [
+                {"id": "1", "name": "ping", "type": 1, "description": "ping", "options": []}
+            ]
             await fake.slash(guild.id, next(iter(guild.channels)), guild.owner_id, "ping")
             assert [i["guild_id"] for i in await one.events("INTERACTION_CREATE")] == [str(guild.id)]
             assert await zero.events("INTERACTION_CREATE") == []
@@ -263,7 +265,9 @@ async def test_spent_session_starts_end_every_session_and_revoke_the_token() -> 
 
 
 async def test_autosharded_bot_with_nothing_set_takes_the_recommended_count() -> None:
-    async with running(ShardingRules(guilds_per_recommended_shard=2, identify_interval_s=0), guilds=3) as fake:
+    async with running(
+        ShardingRules(guilds_per_recommended_shard=2, identify_interval_s=0), guilds=3
+    ) as fake:
         bot = commands.AutoShardedBot(
             command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05
         )
