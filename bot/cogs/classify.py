@@ -55,6 +55,9 @@ PROXY_HOSTS = frozenset(
 LINK_RE = re.compile(r"<?(https?://[^\s<>|]+)>?", re.IGNORECASE)
 SILENT_FETCH_FAILURES = frozenset({"blocked_address", "host_not_allowed", "bad_url"})
 COOLDOWN_EMOJI = "⏳"
+# Characters are catalog-wide: a moderator's change in a guild of another shard (another process)
+# reaches this process's label names when they are read again, at most this long after.
+NAMES_TTL_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,7 @@ class Classify(commands.Cog):
         self.cooldowns = Cooldowns(bot)
         self.fetcher: SafeFetcher | None = None
         self._names: dict[str, tuple[int, str] | None] = {}
+        self._names_read_at = time.monotonic()
         self.latencies: list[float] = []  # message seen -> reply sent, seconds
         # message id -> reply id once recorded, None when the reply could not be sent (observability)
         self.replies: dict[int, int | None] = {}
@@ -207,10 +211,13 @@ class Classify(commands.Cog):
     def forget_names(self) -> None:
         """Characters changed: resolve model labels to catalog names afresh."""
         self._names.clear()
+        self._names_read_at = time.monotonic()
 
     # -- the pieces ---------------------------------------------------------------------------
 
     async def names_for(self, labels: list[str]) -> dict[str, tuple[int, str] | None]:
+        if time.monotonic() - self._names_read_at > NAMES_TTL_S:
+            self.forget_names()
         missing = [label for label in dict.fromkeys(labels) if label not in self._names]
         if missing:
             self._names.update(await self.bot.in_thread(resolve_labels, self.bot.engine, missing))
