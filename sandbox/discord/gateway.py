@@ -175,6 +175,7 @@ class Gateway:
         session = connection.session
         if session is not None and session.connection is connection:
             session.connection = None
+            self._fake._changes.notify()  # whoever waits for a shard to go away
 
     # ---- the socket ---------------------------------------------------------------------
 

@@ -110,6 +110,7 @@ class FakeDiscord:
         self.commands: dict[int | None, list[dict[str, Any]]] = {}
         self.interactions: list[InteractionHandle] = []
         self._recorded_by_id: dict[int, RecordedMessage] = {}
+        self._replies_to: dict[int, list[RecordedMessage]] = {}
         self._handles_by_id: dict[int, InteractionHandle] = {}
         self._handles_by_token: dict[str, InteractionHandle] = {}
         self._building_guild = False
@@ -280,6 +281,15 @@ class FakeDiscord:
         """A user writes to the bot in a DM (content is never withheld in DMs)."""
         channel = self.world.dm_channel(author_id)
         return await self.post_message(channel.id, author_id, content, attachments=attachments)
+
+    def forget_attachments(self, message_id: int) -> int:
+        """Stop serving a member message's attachments (404 from now on), so that a long run of
+        posts keeps the fake's memory flat; returns how many files were dropped."""
+        message = self._message(message_id)
+        dropped = 0
+        for attachment in message.attachments:
+            dropped += self.world.files.pop(attachment["id"], None) is not None
+        return dropped
 
     async def edit_member_message(self, message_id: int, content: str) -> None:
         message = self._message(message_id)
@@ -468,6 +478,14 @@ class FakeDiscord:
         """Send INVALID_SESSION; with resumable=False the session is forgotten (re-IDENTIFY)."""
         return self.gateway.invalidate_sessions(resumable=resumable)
 
+    def forget_closed_sessions(self) -> int:
+        """Drop every session without a socket, as Discord expires sessions nobody resumes; their
+        events stop being rendered. Returns how many were dropped."""
+        closed = [sid for sid, s in self.gateway.sessions.items() if s.connection is None]
+        for sid in closed:
+            del self.gateway.sessions[sid]
+        return len(closed)
+
     async def request_reconnect(self) -> int:
         """Send op 7 RECONNECT: the client should close and RESUME."""
         return self.gateway.request_reconnect()
@@ -567,7 +585,9 @@ class FakeDiscord:
         """The first recorded bot message (in send order) matching all the given filters."""
 
         def probe() -> RecordedMessage | None:
-            for message in self.sent_messages:
+            # Replies are indexed by what they answer: a benchmark waits on thousands at once.
+            candidates = self.sent_messages if reply_to is None else self._replies_to.get(reply_to, [])
+            for message in candidates:
                 if channel_id is not None and message.channel_id != channel_id:
                     continue
                 if reply_to is not None and message.reply_to != reply_to:
@@ -721,6 +741,8 @@ class FakeDiscord:
         )
         self.sent_messages.append(recorded)
         self._recorded_by_id[message.id] = recorded
+        if recorded.reply_to is not None:
+            self._replies_to.setdefault(recorded.reply_to, []).append(recorded)
         self._changes.notify()
         return recorded
 

@@ -278,3 +278,26 @@ async def test_autosharded_bot_with_nothing_set_takes_the_recommended_count() ->
             for guild in bot.guilds:
                 assert guild.shard_id == shard_of(guild.id, 2)
             assert len(bot.guilds) == 3
+
+
+async def test_closed_sessions_can_be_forgotten_and_attachments_dropped() -> None:
+    """Harness controls for long runs: sessions nobody resumes stop receiving events, and a
+    message's attachments stop being served once the test is done with them."""
+    async with running(ShardingRules(identify_interval_s=0), guilds=1) as fake:
+        guild = next(iter(fake.world.guilds.values()))
+        async with raw_shard(fake) as client:
+            await ready(client, None)
+        await fake.wait_until(lambda: True if not fake.live_shards() else None, what="the socket to close")
+        assert len(fake.shard_sessions(guild.id)) == 1
+        assert fake.forget_closed_sessions() == 1 and fake.shard_sessions(guild.id) == []
+        channel = next(iter(guild.channels))
+        posted = await fake.post_message(
+            channel, guild.owner_id, attachments=[("a.png", b"png", "image/png")]
+        )
+        url = fake.world.messages[posted].attachments[0]["url"]
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as response:
+                assert response.status == 200
+            assert fake.forget_attachments(posted) == 1
+            async with http.get(url) as response:
+                assert response.status == 404
