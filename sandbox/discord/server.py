@@ -73,6 +73,7 @@ class FakeDiscord:
         heartbeat_interval_ms: int = 41_250,
         interaction_deadline: float = 3.0,
         rate_limit: tuple[int, float] = (50, 1.0),
+        global_rate_limit: int = 50,
         required_token: str | None = None,
         bot_name: str = "namae",
         sharding: ShardingRules | None = None,
@@ -98,6 +99,7 @@ class FakeDiscord:
             self, heartbeat_interval_ms=heartbeat_interval_ms, rules=sharding or ShardingRules()
         )
         self.rate_limiter = RateLimiter(*rate_limit)
+        self.global_rate_limiter = RateLimiter(global_rate_limit, 1.0)  # requests a second, per bot
         self.forced_rate_limits: list[ForcedRateLimit] = []
         self.rate_limited: list[RequestRecord] = []
         self.requests: list[RequestRecord] = []

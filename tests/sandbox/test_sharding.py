@@ -301,3 +301,30 @@ async def test_closed_sessions_can_be_forgotten_and_attachments_dropped() -> Non
             assert fake.forget_attachments(posted) == 1
             async with http.get(url) as response:
                 assert response.status == 404
+
+
+async def test_global_rate_limit_is_the_bots_whatever_its_shards() -> None:
+    """50 requests a second per bot, counted across every shard and process (the token is one);
+    discord.py waits out a global 429 and retries."""
+    async with FakeDiscord(global_rate_limit=3, sharding=ShardingRules(identify_interval_s=0)) as fake:
+        headers = {"Authorization": f"Bot {fake.token}"}
+        async with aiohttp.ClientSession() as http:
+            statuses = []
+            for _ in range(4):
+                async with http.get(f"{fake.api_base}/users/@me", headers=headers) as response:
+                    statuses.append(response.status)
+                    if response.status == 429:
+                        assert response.headers["X-RateLimit-Global"] == "true"
+                        assert (await response.json())["global"] is True
+        assert statuses == [200, 200, 200, 429]
+        target = point_discord_py_at(fake.base_url)
+        try:
+            client = discord.Client(intents=discord.Intents.default())
+            await client.login(fake.token)
+            users = await asyncio.gather(*(client.fetch_user(fake.bot_user_id) for _ in range(4)))
+            assert {u.id for u in users} == {fake.bot_user_id}
+            await client.close()
+        finally:
+            target.restore()
+        assert all(r.path.endswith(("/users/@me", f"/users/{fake.bot_user_id}")) for r in fake.rate_limited)
+        assert len(fake.rate_limited) >= 2
