@@ -1,24 +1,26 @@
 """A sharded deployment under sustained load, against one unsharded bot process, same run.
 
     .venv/bin/python -m bench.scale [--quick] [--results DIR] [--registry PATH] [--database-url URL]
-                                    [--store folder] [--rounds N] [--measure-s S] [--in-flight N]
+                                    [--store folder]
 
 The fake Discord (in this process) holds 1,000 guilds, each with a channel where the bot
 answers. Candidate: 8 shards in 4 `namae bot --shard-count 8 --shard-ids a,b` processes.
 Baseline: one `namae bot` process with no shard settings (it asks GET /gateway/bot and runs the
 one shard Discord recommends for 1,000 guilds). Both run beside 2 `namae worker` processes
-(schedules off: they poll the job queue) on one PostgreSQL catalog and one image store, and
-answer the same load: members post one picture at a time in random guilds, `--in-flight` posts
-outstanding at once (closed loop), for `--measure-s` after a warm-up. Every picture is distinct
-(a JPEG comment makes the bytes unique; the pixels repeat a drawn pool of 768x768 portraits and
-1280x720 scenes) and the bot's result cache is off, so every one is decoded, searched for faces
-and classified. Rounds alternate the two deployments, one at a time (both at once would answer
-twice), each started afresh.
+(schedules off: they poll the job queue) on one PostgreSQL catalog and one image store, with
+the same settings (two images classified at once per process), and answer the same load:
+members post one picture at a time in random guilds, 16 posts outstanding at once (a closed
+loop that keeps every process busy) for 45 s after a 10 s warm-up; before that, 2 at once for
+20 s (a light load: latency without a queue). Every picture is distinct (a JPEG comment makes the
+bytes unique; the pixels repeat a drawn pool of 768x768 portraits and 1280x720 scenes) and the
+bot's result cache is off, so every one is decoded, searched for faces and classified. Two rounds
+alternate the deployments, one at a time (both at once would answer twice), each started afresh.
 
-Reported: images answered per second, p50/p95 reply latency (post to the fake's record of the
-reply), replies per bot process, CPU seconds per answered image by role (bots, workers,
-PostgreSQL, this process: the fake Discord and the load), and the candidate's IDENTIFY pacing as
-the fake saw it (Discord's 5 s per bucket unless --identify-interval-s; op 9 answers must be 0).
+Reported, per deployment: images answered per second and p50/p95 reply latency (post to the
+fake's record of the reply) under the heavy load, p50/p95 under the light one, replies per bot
+process, CPU milliseconds per answered image by role (bots, workers, PostgreSQL, this process:
+the fake Discord and the load), start-up time, and the IDENTIFY pacing the fake saw (Discord's
+one per 5 s per bucket; answers with op 9 must be 0).
 
 The object store (`--store`): the content-addressed folder, shared by every process of this one
 machine. An S3 URL is taken once the catalog has the object store (issue 12, item 2).
@@ -70,13 +72,15 @@ class Sizes:
     rounds: int
     warmup_s: float
     measure_s: float
-    in_flight: int
+    in_flight: int  # posts outstanding at once: enough to keep every bot process busy
+    light_s: float
+    light_in_flight: int  # a light load: the reply latency without a queue
     pool: int  # distinct drawn pictures
     identify_interval_s: float
 
 
-FULL = Sizes(1000, 8, 4, 2, 2, 10.0, 45.0, 16, 60, 5.0)
-QUICK = Sizes(40, 4, 2, 1, 1, 1.0, 3.0, 4, 6, 0.2)
+FULL = Sizes(1000, 8, 4, 2, 2, 10.0, 45.0, 16, 20.0, 2, 60, 5.0)
+QUICK = Sizes(40, 4, 2, 1, 1, 1.0, 3.0, 4, 1.5, 1, 6, 0.2)
 
 
 def _say(text: str) -> None:
@@ -149,6 +153,7 @@ def postgres_cpu(cluster: Any) -> float:
 @dataclass
 class Phase:
     deployment: str
+    light_latencies_ms: list[float]
     latencies_ms: list[float]
     answered: int
     seconds: float
@@ -238,9 +243,13 @@ class Bench:
         )
         startup = time.monotonic() - started
         _say(f"{name}: {len(commands)} bot process(es) ready in {startup:.1f} s")
+        s = self.sizes
+        light, _, _, _ = await self.load(pictures, s.light_in_flight, s.warmup_s, s.light_s)
         cpu_before = {"bots": bots.cpu_seconds(), "workers": self.workers.cpu_seconds(),
                       "postgres": postgres_cpu(cluster), "bench": _self_cpu()}  # fmt: skip
-        latencies, answered, seconds, by_shard = await self.load(pictures)
+        latencies, answered, seconds, by_shard = await self.load(
+            pictures, s.in_flight, s.warmup_s, s.measure_s
+        )
         cpu = {"bots": bots.cpu_seconds(), "workers": self.workers.cpu_seconds(),
                "postgres": postgres_cpu(cluster), "bench": _self_cpu()}  # fmt: skip
         bots.stop()
@@ -253,6 +262,7 @@ class Bench:
         judged = self.fake.identify_log[judged_before:]
         phase = Phase(
             deployment=name,
+            light_latencies_ms=light,
             latencies_ms=latencies,
             answered=answered,
             seconds=seconds,
@@ -264,11 +274,13 @@ class Bench:
         _say(f"{name}: {phase.images_per_s:.1f} images/s, p50 {percentile(latencies, 50):.0f} ms")
         return phase
 
-    async def load(self, pictures: list[bytes]) -> tuple[list[float], int, float, dict[int, int]]:
-        """Closed loop: `in_flight` members each post, wait for the answer, post again."""
-        s = self.sizes
-        warm_until = time.monotonic() + s.warmup_s
-        end = warm_until + s.measure_s
+    async def load(
+        self, pictures: list[bytes], in_flight: int, warmup_s: float, measure_s: float
+    ) -> tuple[list[float], int, float, dict[int, int]]:
+        """Closed loop: `in_flight` members each post, wait for the answer, post again; replies to
+        posts made after the warm-up and answered within `measure_s` count."""
+        warm_until = time.monotonic() + warmup_s
+        end = warm_until + measure_s
         latencies: list[float] = []
         by_shard: dict[int, int] = {}
         shards = 1 if not self.fake.live_shards() else max(c for _, c in self.fake.live_shards())
@@ -289,8 +301,8 @@ class Bench:
                     shard = shard_of(guild, shards)
                     by_shard[shard] = by_shard.get(shard, 0) + 1
 
-        await asyncio.gather(*(member() for _ in range(s.in_flight)))
-        return latencies, len(latencies), s.measure_s, by_shard
+        await asyncio.gather(*(member() for _ in range(in_flight)))
+        return latencies, len(latencies), measure_s, by_shard
 
 
 def identify_pacing(judged: list[Any], interval: float) -> dict[str, Any]:
@@ -346,6 +358,7 @@ def report(phases: list[Phase]) -> dict[str, Any]:
         "images_per_s": round(sum(p.answered for p in phases) / sum(p.seconds for p in phases), 2),
         "images_per_s_by_round": [round(p.images_per_s, 2) for p in phases],
         "reply_latency": summary(latencies, 1),
+        "reply_latency_light": summary([ms for p in phases for ms in p.light_latencies_ms], 1),
         "replies_by_process": [p.replies_by_process for p in phases],
         "cpu_per_image_ms": [p.cpu_per_image_ms for p in phases],
         "startup_s": [p.startup_s for p in phases],
@@ -396,6 +409,9 @@ def main() -> None:
         ),
         "unsharded_over_sharded_p95": ratio(
             baseline["reply_latency"]["p95_ms"], candidate["reply_latency"]["p95_ms"]
+        ),
+        "unsharded_over_sharded_p50_light": ratio(
+            baseline["reply_latency_light"]["median_ms"], candidate["reply_latency_light"]["median_ms"]
         ),
     }
     targets = [
