@@ -173,7 +173,8 @@ class Bench:
         self.args = args
         self.tmp = tmp
         self.rng = random.Random(args.seed)
-        self.posted = 0
+        self.drawn = 0  # pictures posted in this phase: the pool index
+        self.posted = 0  # pictures posted in the run: what makes each one's bytes unique
         self.workers = Plant("workers")
 
     async def setup(self, registry_root: Path, database_url: str, cascade: Path) -> None:
@@ -228,6 +229,9 @@ class Bench:
         self, name: str, commands: list[list[str]], pictures: list[bytes], cluster: Any
     ) -> Phase:
         self.fake.forget_closed_sessions()
+        # Both deployments get the same sequence of guilds and pictures.
+        self.rng = random.Random(self.args.seed)
+        self.drawn = 0
         expected = (
             {(0, 1)} if name == "unsharded" else {(i, self.sizes.shards) for i in range(self.sizes.shards)}
         )
@@ -288,7 +292,8 @@ class Bench:
         async def member() -> None:
             while time.monotonic() < end:
                 guild, channel, author = self.channels[self.rng.randrange(len(self.channels))]
-                data = unique(pictures[self.posted % len(pictures)], self.posted)
+                data = unique(pictures[self.drawn % len(pictures)], self.posted)
+                self.drawn += 1
                 self.posted += 1
                 message = await self.fake.post_message(
                     channel, author, attachments=[("p.jpg", data, "image/jpeg")]
