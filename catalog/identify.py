@@ -27,7 +27,7 @@ from catalog.schema import IdentifySlot
 # (and any event-loop lag on either side): slots are spaced this much wider than the limit so
 # that two IDENTIFYs never arrive closer than it.
 MARGIN_FRACTION = 0.1
-MARGIN_MIN_S = 0.1
+MARGIN_MIN_S = 0.25
 
 
 def slot_spacing(interval_s: float) -> float:

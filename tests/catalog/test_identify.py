@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_spacing_is_the_interval_plus_a_margin() -> None:
     assert slot_spacing(0) == 0
     assert slot_spacing(5.0) == pytest.approx(5.5)
-    assert slot_spacing(0.2) == pytest.approx(0.3)
+    assert slot_spacing(0.2) == pytest.approx(0.45)
 
 
 def test_slots_of_a_bucket_follow_each_other(engine: Engine) -> None:
