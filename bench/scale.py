@@ -394,7 +394,9 @@ def main() -> None:
             stack.callback(cluster.stop)
         registry_root, model = _model(args.registry, tmp, quick=args.quick)
         _say(f"model {model['version']} ({model['backbone']}); catalog {database_url.split('@')[-1]}")
+        load_before = os.getloadavg()
         phases = asyncio.run(measure(Bench(sizes, args, tmp), registry_root, database_url, cluster))
+        load_after = os.getloadavg()
     baseline, candidate = report(phases["unsharded"]), report(phases["sharded"])
     pacing = [i for p in phases["sharded"] for i in [p.identify]]
     refused = sum(i["refused_op9"] for i in pacing)
@@ -404,6 +406,8 @@ def main() -> None:
         "store": args.store,
         "database": "postgresql",
         "model": model,
+        # Other work on the machine takes cores from every process here: say how much there was.
+        "load_average_1m": {"start": round(load_before[0], 1), "end": round(load_after[0], 1)},
         "unsharded": baseline,
         "sharded": candidate,
     }
