@@ -101,7 +101,8 @@ class IdentifyPacer:
         self.in_thread = in_thread  # the bot's pool for catalog calls
         self.max_concurrency = 1  # from GET /gateway/bot once the bot has logged in
 
-    async def before_identify(self, shard_id: int | None, *, initial: bool) -> None:
+    async def before_identify(self, shard_id: int | None, *, initial: bool) -> float:
+        """Wait for this shard's IDENTIFY slot; returns the seconds waited."""
         bucket = (shard_id or 0) % self.max_concurrency
         try:
             slot = await self.in_thread(self.slots.reserve, bucket)
@@ -112,3 +113,4 @@ class IdentifyPacer:
         if wait > 0:
             log.info("shard %s waits %.1f s for its IDENTIFY slot (bucket %d)", shard_id, wait, bucket)
             await asyncio.sleep(wait)
+        return wait

@@ -317,7 +317,7 @@ async def test_global_rate_limit_is_the_bots_whatever_its_shards() -> None:
                         assert response.headers["X-RateLimit-Global"] == "true"
                         assert (await response.json())["global"] is True
         assert statuses == [200, 200, 200, 429]
-        target = point_discord_py_at(fake.base_url)
+        target = point_discord_py_at(fake.api_base, fake.gateway_url)
         try:
             client = discord.Client(intents=discord.Intents.default())
             await client.login(fake.token)
