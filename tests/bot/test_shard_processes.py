@@ -6,6 +6,10 @@ their IDENTIFYs keep Discord's pacing between processes. Killed with SIGKILL, a 
 takes its guilds' events with it (Discord keeps sending them to the dead session) until it
 starts again, IDENTIFYs afresh in its slot, and answers them again. The application commands are
 synced once, by shard 0's process, with the same payloads as an unsharded bot's.
+
+On machines of their own (each process with its own empty data directory, one PostgreSQL catalog
+and one S3 bucket), both shard processes load the active model from the bucket and hot-reload a
+version promoted there by a third party.
 """
 
 from __future__ import annotations
@@ -19,14 +23,17 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
+from catalog.characters import NewCharacter, add_character
 from catalog.db import session_scope
 from catalog.guilds import GuildSettingsStore
 from catalog.schema import Label, LabelOrigin, Vote
+from catalog.settings import Settings, StoreSettings
+from models.registry import Registry
 from sandbox.discord import FakeDiscord, FakeGuild, RecordedMessage
 from sandbox.discord.sharding import ShardingRules, shard_of
-from tests.fixtures.bot import BotHarness, jpeg, make_harness, promote_variant
+from tests.fixtures.bot import BotHarness, display_name, jpeg, make_harness, promote_variant
 from tests.fixtures.discord import make_world, started_fake
-from tests.fixtures.shards import BotProcess, bot_environment, bot_processes
+from tests.fixtures.shards import BotProcess, bot_environment, bot_processes, store_environment
 
 SHARDS = 2
 PACING = ShardingRules(identify_interval_s=0.3)
@@ -171,6 +178,55 @@ async def test_two_shard_processes_route_guilds_and_survive_kill_9(
     assert [r.outcome for r in judged] == ["ready"] * 3, judged
     ready_at = sorted(r.at for r in judged)
     assert all(b - a >= PACING.identify_interval_s for a, b in itertools.pairwise(ready_at))
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.s3
+@pytest.mark.timeout(600)
+async def test_shard_processes_without_a_shared_folder_reload_from_the_bucket(
+    postgres_url: str,
+    postgres_engine: Engine,
+    s3_store: StoreSettings,
+    model_source: tuple[Path, list[str]],
+    cascade_path: Path,
+    tmp_path: Path,
+) -> None:
+    root, labels = model_source
+    for label in labels:
+        add_character(postgres_engine, NewCharacter(name=display_name(label), subreddits=[]))
+    # The active model reaches the bucket from elsewhere (a trainer's machine), as a promotion does.
+    publisher = Registry.from_settings(
+        Settings(data_dir=tmp_path / "trainer", store=s3_store, _env_file=None)
+    )
+    first = promote_variant(publisher, temperature=1.0, source=Registry(root).require_active()[1])
+
+    machines = [Settings(data_dir=tmp_path / f"machine{i}" / "data", _env_file=None) for i in range(SHARDS)]
+    async with started_fake(PACING) as fake:
+        community = Community(fake, postgres_engine)
+        shards = []
+        for i, machine in enumerate(machines):
+            machine.data_dir.mkdir(parents=True)
+            env = bot_environment(
+                fake, machine.data_dir, cascade_path,
+                NAMAE_DISCORD__SHARD_COUNT=str(SHARDS), NAMAE_DATABASE_URL=postgres_url,
+                **store_environment(s3_store),
+            )  # fmt: skip
+            shards.append(BotProcess(["--shard-ids", str(i)], env, tmp_path / f"shard{i}.log"))
+        with bot_processes(shards):
+            await wait_for_shards(fake, {(0, SHARDS), (1, SHARDS)})
+            for shard in range(SHARDS):
+                reply = await community.answered(community.guilds[shard][0])
+                assert f"model {first}" in reply.text(), reply.text()
+
+            version = promote_variant(publisher)
+            for shard in range(SHARDS):
+                await reply_from_version(community, community.guilds[shard][1], version)
+
+    for machine in machines:
+        # Only caches: the registry and the images are the bucket's.
+        assert not (machine.data_dir / "models").exists() and not (machine.data_dir / "images").exists()
+        assert (machine.cache_dir / "models" / "versions" / version / "model.onnx").is_file()
 
 
 async def reply_from_version(community: Community, guild: FakeGuild, version: str) -> None:
