@@ -1,7 +1,7 @@
 """A sharded deployment under sustained load, against one unsharded bot process, same run.
 
     .venv/bin/python -m bench.scale [--quick] [--results DIR] [--registry PATH] [--database-url URL]
-                                    [--store folder]
+                                    [--store folder|s3]
 
 The fake Discord (in this process) holds 1,000 guilds, each with a channel where the bot
 answers. Candidate: 8 shards in 4 `namae bot --shard-count 8 --shard-ids a,b` processes.
@@ -22,8 +22,11 @@ process, CPU milliseconds per answered image by role (bots, workers, PostgreSQL,
 the fake Discord and the load), start-up time, and the IDENTIFY pacing the fake saw (Discord's
 one per 5 s per bucket; answers with op 9 must be 0).
 
-The object store (`--store`): the content-addressed folder, shared by every process of this one
-machine. An S3 URL is taken once the catalog has the object store (issue 12, item 2).
+The object store (`--store`), as a deployment has it: `folder` (default), the data directory's
+folders, which every process of this one machine shares; `s3`, a bucket on the test suite's S3
+server (Ceph RGW on 127.0.0.1, or the one NAMAE_TEST_S3_URL names), the model published there
+as a trainer would, and every bot and worker process with a data directory of its own (a cache),
+as on machines of their own.
 
 --quick: 40 guilds, 4 shards in 2 processes, 1 worker, seconds of load; its figures mean nothing.
 """
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import random
 import shutil
@@ -40,7 +44,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,8 +57,8 @@ from bench.harness import ROOT, Target, cascade_path, emit, parser, percentile, 
 from catalog.characters import NewCharacter, add_character
 from catalog.db import open_catalog
 from catalog.guilds import GuildSettingsStore
-from catalog.settings import Settings
-from models.card import read_card
+from catalog.settings import Settings, StoreSettings
+from models.card import CARD_NAME, read_card
 from models.registry import Registry
 from sandbox.discord import FakeDiscord
 from sandbox.discord.sharding import ShardingRules, shard_of
@@ -102,6 +107,7 @@ class Plant:
     cpu: float = 0.0
 
     def start(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        """Run `namae ARGS`; `env` names its data directory."""
         with log.open("ab") as out:
             self.processes.append(
                 psutil.Popen(
@@ -168,10 +174,11 @@ class Phase:
 
 
 class Bench:
-    def __init__(self, sizes: Sizes, args: Any, tmp: Path) -> None:
+    def __init__(self, sizes: Sizes, args: Any, tmp: Path, store: StoreSettings) -> None:
         self.sizes = sizes
         self.args = args
         self.tmp = tmp
+        self.store = store
         self.rng = random.Random(args.seed)
         self.drawn = 0  # pictures posted in this phase: the pool index
         self.posted = 0  # pictures posted in the run: what makes each one's bytes unique
@@ -182,8 +189,11 @@ class Bench:
         self.fake = FakeDiscord(sharding=rules)
         await self.fake.start()
         self.data = self.tmp / "data"
-        settings = Settings(data_dir=self.data, database_url=database_url, _env_file=None)
-        shutil.copytree(registry_root, settings.registry_dir)
+        settings = Settings(data_dir=self.data, database_url=database_url, store=self.store, _env_file=None)
+        if self.store.url:
+            publish(registry_root, Registry.from_settings(settings))
+        else:
+            shutil.copytree(registry_root, settings.registry_dir)
         engine = open_catalog(database_url)
         for label in read_card(Registry.from_settings(settings).require_active()[1]).labels:
             add_character(engine, NewCharacter(name=label.replace("_", " ").title()))
@@ -213,8 +223,16 @@ class Bench:
             "NAMAE_WORKER__RETRAIN_SCHEDULE": "off",
             "NAMAE_WORKER__RETRAIN_CHECK_SCHEDULE": "off",
         }
-        if self.args.store != "folder":
-            self.env["NAMAE_STORE__URL"] = self.args.store
+        self.env |= store_environment(self.store)
+
+    def env_of(self, process: str) -> dict[str, str]:
+        """The environment of one process: the shared data directory with the folder store, a
+        data directory of its own (an empty cache) with a bucket."""
+        if not self.store.url:
+            return self.env
+        data = self.tmp / process / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        return self.env | {"NAMAE_DATA_DIR": str(data)}
 
     def deployments(self) -> dict[str, list[list[str]]]:
         s = self.sizes
@@ -239,7 +257,7 @@ class Bench:
         bots = Plant(name)
         started = time.monotonic()
         for i, command in enumerate(commands):
-            bots.start(command, self.env, self.tmp / f"{name}-{i}.log")
+            bots.start(command, self.env_of(f"{name}-{i}"), self.tmp / f"{name}-{i}.log")
         await self.fake.wait_until(
             lambda: True if expected <= set(self.fake.live_shards()) else None,
             timeout=READY_TIMEOUT_S,
@@ -343,7 +361,9 @@ async def measure(
     await bench.setup(registry_root, database_url, cascade_path())
     try:
         for i in range(bench.sizes.workers):
-            bench.workers.start(["worker", "--name", f"bench-{i}"], bench.env, bench.tmp / f"worker-{i}.log")
+            bench.workers.start(
+                ["worker", "--name", f"bench-{i}"], bench.env_of(f"worker-{i}"), bench.tmp / f"worker-{i}.log"
+            )
         pool = draw_pool(bench.sizes.pool, bench.args.seed)
         _say(f"{len(pool)} pictures drawn; {bench.sizes.guilds} guilds, {bench.sizes.workers} worker(s)")
         phases: dict[str, list[Phase]] = {"unsharded": [], "sharded": []}
@@ -376,11 +396,11 @@ def main() -> None:
     args_parser = parser(__doc__)
     args_parser.add_argument("--registry", type=Path, default=None, help="a registry with an active model")
     args_parser.add_argument("--database-url", default=None, help="PostgreSQL (default: a throwaway cluster)")
-    args_parser.add_argument("--store", default="folder", help="folder, or an s3:// URL (object store)")
+    args_parser.add_argument(
+        "--store", choices=("folder", "s3"), default="folder", help="the data directory, or an S3 bucket"
+    )
     args = args_parser.parse_args()
     sizes = QUICK if args.quick else FULL
-    if args.store != "folder" and "store" not in Settings.model_fields:
-        raise SystemExit("this checkout has no object store yet (issue 12, item 2): use --store folder")
     with tempfile.TemporaryDirectory(prefix="namae-bench-scale-") as name, ExitStack() as stack:
         tmp = Path(name)
         cluster = None
@@ -392,10 +412,11 @@ def main() -> None:
             cluster = ThrowawayCluster()
             database_url = cluster.start()
             stack.callback(cluster.stop)
+        store = StoreSettings() if args.store == "folder" else stack.enter_context(throwaway_bucket())
         registry_root, model = _model(args.registry, tmp, quick=args.quick)
         _say(f"model {model['version']} ({model['backbone']}); catalog {database_url.split('@')[-1]}")
         load_before = os.getloadavg()
-        phases = asyncio.run(measure(Bench(sizes, args, tmp), registry_root, database_url, cluster))
+        phases = asyncio.run(measure(Bench(sizes, args, tmp, store), registry_root, database_url, cluster))
         load_after = os.getloadavg()
     baseline, candidate = report(phases["unsharded"]), report(phases["sharded"])
     pacing = [i for p in phases["sharded"] for i in [p.identify]]
@@ -440,6 +461,57 @@ def main() -> None:
         "targets": [t.as_dict() for t in targets],
     }
     emit("scale", payload, args, started)
+
+
+def publish(registry_root: Path, registry: Registry) -> str:
+    """The active version of the folder registry `registry_root`, registered and promoted in
+    `registry` under a version number of its own, as a trainer's machine does."""
+    source = Registry(registry_root).require_active()[1]
+    version, folder = registry.new_version_dir()
+    for path in source.iterdir():
+        if path.is_file() and path.name != CARD_NAME:
+            shutil.copy2(path, folder / path.name)
+    card = read_card(source).model_copy(update={"version": version})
+    (folder / CARD_NAME).write_text(card.to_json())
+    registry.register(folder)
+    result = registry.promote(version, force=True)
+    assert result.promoted, result.reason
+    return version
+
+
+@contextmanager
+def throwaway_bucket() -> Iterator[StoreSettings]:
+    """A fresh bucket on the test suite's S3 server (started here unless NAMAE_TEST_S3_URL names one)."""
+    from tests.s3_server import ThrowawayGateway, endpoint_from_environment, make_bucket
+
+    gateway = None
+    endpoint = endpoint_from_environment()
+    if endpoint is None:
+        gateway = ThrowawayGateway()
+        endpoint = gateway.start()
+    try:
+        make_bucket(endpoint, "namae-bench-scale")
+        yield StoreSettings(
+            url="s3://namae-bench-scale/deploy",
+            endpoint=endpoint.endpoint,
+            region=endpoint.region,
+            access_key_id=endpoint.access_key,
+            secret_access_key=endpoint.secret_key,
+        )
+    finally:
+        if gateway is not None:
+            gateway.stop()
+
+
+def store_environment(store: StoreSettings) -> dict[str, str]:
+    """NAMAE_STORE for the processes (secrets in clear, as a deployment's environment has them)."""
+    if not store.url:
+        return {}
+    values = store.model_dump(mode="json")
+    for key in ("access_key_id", "secret_access_key", "session_token"):
+        secret = getattr(store, key)
+        values[key] = secret.get_secret_value() if secret is not None else None
+    return {"NAMAE_STORE": json.dumps(values)}
 
 
 def _model(registry: Path | None, tmp: Path, *, quick: bool) -> tuple[Path, dict[str, Any]]:
