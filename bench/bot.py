@@ -54,6 +54,7 @@ from namae.sandbox_session import name_model_labels
 from sandbox.characters import jpeg_bytes, make_characters, render_character, render_scene
 from sandbox.discord import FakeDiscord, FakeGuild
 from sandbox.discord.running import connected
+from sandbox.discord.sharding import ShardingRules
 
 MODES = ("no_faces", "faces")
 PORTRAIT = 768
@@ -241,7 +242,8 @@ class Room:
 
 
 async def _measure(registry_root: Path, cascade: Path, work: Work, tmp: Path) -> Samples:
-    fake = FakeDiscord()
+    # Two bots with catalogs of their own cannot share IDENTIFY slots: the fake does not pace them.
+    fake = FakeDiscord(sharding=ShardingRules(identify_interval_s=0))
     await fake.start()
     target = point_discord_py_at(fake.api_base, fake.gateway_url)
     stations: list[Station] = []

@@ -1,6 +1,7 @@
-"""The bot: one `commands.Bot` with a cog per feature (RoboDanny's layout), the shared services
-the cogs use (catalog, answer service, label names), typed access to cogs, a global app-command
-error handler and a model watcher task.
+"""The bot: one `commands.AutoShardedBot` with a cog per feature (RoboDanny's layout), the shared
+services the cogs use (catalog, answer service, label names), typed access to cogs, a global
+app-command error handler and a model watcher task. Sharding (which shards, IDENTIFY pacing across
+processes) is bot/sharding.py's.
 
 Commands are usable in servers only, installed to servers only, unless a command says otherwise
 (`/classify`, `/privacy` and `/forget` also work in a DM with the bot)."""
@@ -24,8 +25,10 @@ from bot.answered import AnsweredLog
 from bot.inference import InferenceService, NoModel
 from bot.names import LabelNames
 from bot.outgoing import NO_MENTIONS
+from bot.sharding import IdentifyPacer, check_session_starts, runs_shard_zero, shard_options
 from catalog.errors import CatalogError
 from catalog.guilds import GuildSettingsStore
+from catalog.identify import IdentifySlots
 from catalog.jobs import JobQueue
 from catalog.settings import Settings
 from catalog.store import ImageStore
@@ -58,7 +61,7 @@ def intents() -> discord.Intents:
     return wanted
 
 
-class NamaeBot(commands.Bot):
+class NamaeBot(commands.AutoShardedBot):
     def __init__(
         self,
         settings: Settings,
@@ -72,7 +75,8 @@ class NamaeBot(commands.Bot):
         **client_options: Any,
     ) -> None:
         """`fetch_exempt_networks` opens holes in the fetcher's address policy (only the sandbox
-        needs one: its media proxy lives on 127.0.0.1); `client_options` go to discord.Client."""
+        needs one: its media proxy lives on 127.0.0.1); `client_options` go to discord.Client.
+        The shards it runs come from `settings.discord` (bot/sharding.py)."""
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents(),
@@ -82,6 +86,7 @@ class NamaeBot(commands.Bot):
                 guild=True, dm_channel=False, private_channel=False
             ),
             allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
+            **shard_options(settings.discord),
             **client_options,
         )
         self.settings = settings
@@ -98,6 +103,11 @@ class NamaeBot(commands.Bot):
         # Catalog calls block (SQLite fsyncs, PostgreSQL round trips): they run here, off the loop.
         self._db_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="namae-db")
         self._background: set[asyncio.Task[Any]] = set()
+        self.identify_pacer = IdentifyPacer(
+            IdentifySlots(engine, settings.discord.identify_interval_s),
+            settings.discord.identify_interval_s,
+            self.in_thread,
+        )
         self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:
@@ -105,7 +115,11 @@ class NamaeBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.spawn(self.inference.watch(self.settings.discord.model_poll_s), name="namae-model-watcher")
-        if self.sync_commands:
+        limits = await self.fetch_session_start_limits()
+        check_session_starts(limits)
+        self.identify_pacer.max_concurrency = limits.max_concurrency
+        # Commands are the application's, not a shard's: one process (shard 0's) syncs them.
+        if self.sync_commands and runs_shard_zero(self.settings.discord):
             synced = await self.tree.sync()
             log.info("synced %d application commands", len(synced))
         # Everything loaded so far (libraries, the model, cogs) lives for the whole process. A full
@@ -114,6 +128,9 @@ class NamaeBot(commands.Bot):
         # objects are left out of later collections.
         gc.collect()
         gc.freeze()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        await self.identify_pacer.before_identify(shard_id, initial=initial)
 
     async def close(self) -> None:
         for task in list(self._background):

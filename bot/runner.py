@@ -7,6 +7,7 @@ import logging
 import discord
 
 from bot.endpoints import point_discord_py_at
+from bot.sharding import describe_shards
 from catalog.db import open_catalog
 from catalog.errors import CatalogError
 from catalog.settings import Settings, secret_value
@@ -36,6 +37,7 @@ def run_bot(settings: Settings) -> None:
     if settings.discord.api_base and settings.discord.gateway_url:
         point_discord_py_at(settings.discord.api_base, settings.discord.gateway_url)
     bot = build_bot(settings)
+    log.info("running %s", describe_shards(settings.discord))
     try:
         bot.run(token, log_handler=None)  # our logging configuration stays in charge
     except discord.LoginFailure as exc:
@@ -45,3 +47,22 @@ def run_bot(settings: Settings) -> None:
             "enable the Message Content intent for the bot in the Discord developer portal "
             "(the bot needs it to see attachments)"
         ) from exc
+    except discord.ConnectionClosed as exc:
+        if exc.code in SHARD_REFUSALS:
+            raise CatalogError(SHARD_REFUSALS[exc.code]) from exc
+        raise
+
+
+# Close codes after which discord.py gives up, with what the operator should change.
+SHARD_REFUSALS = {
+    4010: (
+        "Discord refused the shard settings (close code 4010, invalid shard): shard ids must be below "
+        "NAMAE_DISCORD__SHARD_COUNT, and a large bot's count must be a multiple of the one Discord "
+        "assigned; leave the count unset to take Discord's"
+    ),
+    4011: (
+        "Discord requires more shards (close code 4011, sharding required): a shard holds at most "
+        "2,500 guilds; raise NAMAE_DISCORD__SHARD_COUNT (or --shard-count), or leave it unset to take "
+        "Discord's recommended count"
+    ),
+}

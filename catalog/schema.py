@@ -355,3 +355,13 @@ class GuildSettings(Base):
     mod_role_id: Mapped[int | None] = mapped_column(BigInteger)
     auto_classify: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class IdentifySlot(Base):
+    """When the next gateway IDENTIFY of a concurrency bucket may be sent (epoch seconds): the bot
+    processes of one application share Discord's pacing through this row (catalog/identify.py)."""
+
+    __tablename__ = "identify_slots"
+
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    next_at: Mapped[float] = mapped_column(Float)

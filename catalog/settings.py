@@ -17,7 +17,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -31,6 +31,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -266,6 +267,32 @@ class BotSettings(BaseModel):
     # The sandbox sets these to its own 127.0.0.1 address.
     api_base: HttpUrl | None = None
     gateway_url: Annotated[str, _web_url("ws", "wss")] | None = None
+    # Sharding: without a count the bot asks Discord (GET /gateway/bot) and runs every shard in
+    # this process; with `shard_ids` ("0,1", "4-7") it runs those of `shard_count` shards, so
+    # several processes or machines share the bot.
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: Annotated[list[int] | None, NoDecode] = None
+    # Discord allows one IDENTIFY per 5 s per concurrency bucket; only the sandbox changes it.
+    identify_interval_s: float = Field(default=5.0, ge=0)
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_ids(cls, value: Any) -> Any:
+        return parse_shard_ids(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Self:
+        if self.shard_ids is not None:
+            if self.shard_count is None:
+                raise ValueError("shard_ids needs shard_count (NAMAE_DISCORD__SHARD_COUNT or --shard-count)")
+            outside = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+            if outside:
+                raise ValueError(
+                    f"shard ids {outside} are outside 0..{self.shard_count - 1} ({self.shard_count} shards)"
+                )
+            if not self.shard_ids or len(set(self.shard_ids)) != len(self.shard_ids):
+                raise ValueError(f"shard ids must be distinct and at least one, got {self.shard_ids}")
+        return self
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -431,6 +458,25 @@ def _hide_password(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def parse_shard_ids(text: str) -> list[int]:
+    """Shard ids written as "0,1", "4-7", "0,2-3" or "[0, 1]"."""
+    ids: list[int] = []
+    for part in text.strip().strip("[]").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, dash, high = part.partition("-")
+        try:
+            first = int(low)
+            last = int(high) if dash else first
+        except ValueError:
+            raise ValueError(f"shard ids look like 0,1 or 4-7, not {text!r}") from None
+        if last < first:
+            raise ValueError(f"shard id range {part!r} runs backwards")
+        ids.extend(range(first, last + 1))
+    return ids
 
 
 def secret_value(secret: SecretStr | None) -> str | None:

@@ -606,9 +606,27 @@ def bot(
     sandbox: Annotated[
         bool, typer.Option("--sandbox", help="Run against the offline fake Discord with a scripted guild.")
     ] = False,
+    shard_count: Annotated[
+        int | None,
+        typer.Option(
+            "--shard-count",
+            help="Shards of the whole bot (default: NAMAE_DISCORD__SHARD_COUNT, else Discord's recommendation).",
+        ),
+    ] = None,
+    shard_ids: Annotated[
+        str | None,
+        typer.Option(
+            "--shard-ids",
+            help="The shards this process runs, e.g. 0,1 or 4-7 (default: all; needs a shard count).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the Discord bot (needs NAMAE_DISCORD__TOKEN, unless --sandbox)."""
-    settings = load_settings()
+    """Run the Discord bot (needs NAMAE_DISCORD__TOKEN, unless --sandbox).
+
+    Several processes, each with its own --shard-ids and one catalog, run one big bot."""
+    from bot.sharding import with_shards
+
+    settings = with_shards(load_settings(), shard_count, shard_ids)
     catalog_engine(settings)
     if sandbox:
         import asyncio

@@ -2,6 +2,7 @@
 
 Frames are plain JSON text (discord.py only inflates binary frames). Every session keeps a
 backlog of its dispatches so a RESUME replays exactly what the client missed, then RESUMED.
+Each session is one shard and gets only its guilds' events (sandbox/discord/sharding.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,16 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from sandbox.discord.records import HeartbeatRecord, ResumeRecord
+from sandbox.discord.sharding import (
+    AUTHENTICATION_FAILED,
+    INVALID_SHARD,
+    SHARDING_REQUIRED,
+    IdentifyGate,
+    IdentifyRecord,
+    InvalidShard,
+    Shard,
+    ShardingRules,
+)
 
 if TYPE_CHECKING:
     from sandbox.discord.server import FakeDiscord
@@ -74,6 +85,7 @@ class GatewaySession:
     intents: int
     sequence: int = 0
     backlog: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=BACKLOG))
+    shard: Shard = field(default_factory=lambda: Shard(0, 1))
     connection: Connection | None = None
     guilds_sent: bool = False
 
@@ -89,9 +101,13 @@ class GatewaySession:
 
 
 class Gateway:
-    def __init__(self, fake: FakeDiscord, *, heartbeat_interval_ms: int) -> None:
+    def __init__(self, fake: FakeDiscord, *, heartbeat_interval_ms: int, rules: ShardingRules) -> None:
         self._fake = fake
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.rules = rules
+        self.identify_gate = IdentifyGate(rules)
+        self.identify_log: list[IdentifyRecord] = []
+        self._closing: set[asyncio.Task[None]] = set()
         self.sessions: dict[str, GatewaySession] = {}
         self.connections: dict[int, Connection] = {}
         self.heartbeats: list[HeartbeatRecord] = []
@@ -102,10 +118,11 @@ class Gateway:
 
     # ---- dispatching --------------------------------------------------------------------
 
-    def dispatch(self, event: str, render: Render) -> None:
-        """Send `event` to every session; `render` shapes it per session (None: not for it)."""
+    def dispatch(self, event: str, render: Render, guild_id: int | None) -> None:
+        """Send `event` to every session of the shard that holds `guild_id` (shard 0 when None);
+        `render` shapes it per session (None: not for it)."""
         for session in list(self.sessions.values()):
-            if not session.guilds_sent:
+            if not session.guilds_sent or not session.shard.receives(guild_id):
                 continue
             data = render(session)
             if data is not None:
@@ -158,6 +175,7 @@ class Gateway:
         session = connection.session
         if session is not None and session.connection is connection:
             session.connection = None
+            self._fake._changes.notify()  # whoever waits for a shard to go away
 
     # ---- the socket ---------------------------------------------------------------------
 
@@ -218,7 +236,7 @@ class Gateway:
             return
         token = data.get("token")
         if not isinstance(token, str) or not self._fake._token_accepted(token):
-            await self._close(connection, 4004)  # authentication failed
+            await self._close(connection, AUTHENTICATION_FAILED)
             return
         intents = data.get("intents")
         if not isinstance(intents, int) or intents < 0:
@@ -229,25 +247,59 @@ class Gateway:
         ):
             await self._close(connection, 4014)  # disallowed intents
             return
+        now = time.monotonic()
+        sent_shard = data.get("shard")
+        try:
+            shard = Shard.parse(sent_shard)
+        except InvalidShard:
+            self.identify_log.append(IdentifyRecord(now, sent_shard, None, "invalid_shard"))
+            await self._close(connection, INVALID_SHARD)
+            return
+        bucket = self.rules.bucket(shard.id)
+        guilds = self._fake._guilds_of_shard(shard)
+        if len(guilds) > self.rules.max_guilds_per_shard:
+            self.identify_log.append(
+                IdentifyRecord(now, sent_shard, bucket, "sharding_required", len(guilds))
+            )
+            await self._close(connection, SHARDING_REQUIRED)
+            return
+        if self.identify_gate.too_soon(bucket, now):
+            self.identify_log.append(IdentifyRecord(now, sent_shard, bucket, "paced"))
+            connection.send({"op": INVALID_SESSION, "d": False})
+            self._fake._changes.notify()
+            return
+        if not self.identify_gate.spend(bucket, now):
+            # Discord ends every session and resets the token when the day's starts are spent.
+            self.identify_log.append(IdentifyRecord(now, sent_shard, bucket, "limit_spent"))
+            self._fake._revoke_token(token)
+            self.sessions.clear()
+            for other in list(self.connections.values()):
+                if other is not connection:
+                    # Not awaited: a close waits for the peer's answer, which comes when it reads.
+                    closing = asyncio.create_task(self._close(other, AUTHENTICATION_FAILED))
+                    self._closing.add(closing)
+                    closing.add_done_callback(self._closing.discard)
+            await self._close(connection, AUTHENTICATION_FAILED)
+            return
+        self.identify_log.append(IdentifyRecord(now, sent_shard, bucket, "ready", len(guilds)))
         self._fake._record_token(token)
         redacted = {k: v for k, v in data.items() if k != "token"}
         self.identifies.append(redacted)
-        session = GatewaySession(id=secrets.token_hex(16), token=token, intents=intents)
+        session = GatewaySession(id=secrets.token_hex(16), token=token, intents=intents, shard=shard)
         self.sessions[session.id] = session
         session.connection = connection
         connection.session = session
-        ready = self._fake._ready_payload(session, shard=data.get("shard"))
+        ready = self._fake._ready_payload(session, guilds, shard=sent_shard)
         session.dispatch("READY", ready)
         if session.has(GUILDS):
-            for guild in self._fake.world.guilds.values():
-                if self._fake.bot_user_id in guild.members:
-                    session.dispatch(
-                        "GUILD_CREATE",
-                        guild.payload(
-                            include_all_members=session.has(GUILD_MEMBERS),
-                            bot_user_id=self._fake.bot_user_id,
-                        ),
-                    )
+            for guild in guilds:
+                session.dispatch(
+                    "GUILD_CREATE",
+                    guild.payload(
+                        include_all_members=session.has(GUILD_MEMBERS),
+                        bot_user_id=self._fake.bot_user_id,
+                    ),
+                )
         session.guilds_sent = True
         self._fake._changes.notify()
 
@@ -276,7 +328,7 @@ class Gateway:
         if session is None:
             return
         guild = self._fake.world.guilds.get(int(data.get("guild_id", 0)))
-        if guild is None:
+        if guild is None or not session.shard.receives(guild.id):
             return
         wanted = {int(u) for u in data.get("user_ids") or []}
         query = (data.get("query") or "").lower()

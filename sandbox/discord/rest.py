@@ -68,6 +68,13 @@ class RestApi:
                         response = too_many_requests(forced[0], is_global=forced[1], headers={})
                         return _record(fake, request, response, rate_limited=True)
                     _check_auth(fake, request)
+                    if not any(marker in request.path for marker in NO_AUTH):
+                        # Discord's global limit: per bot, whatever its shards and processes;
+                        # interaction callbacks and webhooks are outside it.
+                        _, retry_after = fake.global_rate_limiter.take("global", "")
+                        if retry_after is not None:
+                            response = too_many_requests(retry_after, is_global=True, headers={})
+                            return _record(fake, request, response, rate_limited=True)
                     route = request.match_info.route.resource
                     route_key = f"{request.method} {route.canonical if route else request.path}"
                     major = ":".join(request.match_info.get(p, "") for p in MAJOR_PARAMETERS)
@@ -142,16 +149,13 @@ class RestApi:
         return json_response({"url": self.fake.gateway_url.rstrip("/")})
 
     async def get_gateway_bot(self, _: web.Request) -> web.Response:
+        guilds = sum(1 for g in self.world.guilds.values() if self.fake.bot_user_id in g.members)
+        gateway = self.fake.gateway
         return json_response(
             {
                 "url": self.fake.gateway_url.rstrip("/"),
-                "shards": 1,
-                "session_start_limit": {
-                    "total": 1000,
-                    "remaining": 999,
-                    "reset_after": 86_400_000,
-                    "max_concurrency": 1,
-                },
+                "shards": gateway.rules.recommended_shards(guilds),
+                "session_start_limit": gateway.identify_gate.session_start_limit(),
             }
         )
 

@@ -40,6 +40,7 @@ from sandbox.discord.records import (
     ResumeRecord,
 )
 from sandbox.discord.rest import RestApi
+from sandbox.discord.sharding import IdentifyRecord, Shard, ShardingRules
 from sandbox.discord.world import (
     ADD_REACTIONS,
     ATTACH_FILES,
@@ -85,9 +86,13 @@ class FakeDiscord:
         heartbeat_interval_ms: int = 41_250,
         interaction_deadline: float = 3.0,
         rate_limit: tuple[int, float] = (50, 1.0),
+        global_rate_limit: int = 50,
         required_token: str | None = None,
         bot_name: str = "namae",
+        sharding: ShardingRules | None = None,
     ) -> None:
+        """`sharding` holds Discord's limits (2,500 guilds a shard, one IDENTIFY per 5 s per
+        concurrency bucket...); tests pass faster or smaller ones."""
         self.host = host
         self.port = port
         self.message_content_intent_allowed = message_content_intent_allowed
@@ -102,8 +107,12 @@ class FakeDiscord:
         self.app_owner_id = self.world.add_user("app-owner").id
         self.token = f"{base64.b64encode(str(bot.id).encode()).decode()}.fake.{secrets.token_urlsafe(27)}"
         self.tokens_seen: set[str] = set()
-        self.gateway = Gateway(self, heartbeat_interval_ms=heartbeat_interval_ms)
+        self.revoked_tokens: set[str] = set()
+        self.gateway = Gateway(
+            self, heartbeat_interval_ms=heartbeat_interval_ms, rules=sharding or ShardingRules()
+        )
         self.rate_limiter = RateLimiter(*rate_limit)
+        self.global_rate_limiter = RateLimiter(global_rate_limit, 1.0)  # requests a second, per bot
         self.forced_rate_limits: list[ForcedRateLimit] = []
         self.rate_limited: list[RequestRecord] = []
         self.requests: list[RequestRecord] = []
@@ -116,6 +125,7 @@ class FakeDiscord:
         self.commands: dict[int | None, list[dict[str, Any]]] = {}
         self.interactions: list[InteractionHandle] = []
         self._recorded_by_id: dict[int, RecordedMessage] = {}
+        self._replies_to: dict[int, list[RecordedMessage]] = {}
         self._handles_by_id: dict[int, InteractionHandle] = {}
         self._handles_by_token: dict[str, InteractionHandle] = {}
         self._building_guild = False
@@ -172,7 +182,7 @@ class FakeDiscord:
         """A guild with the bot as a member (its managed role holds `bot_permissions`)."""
         self._building_guild = True
         try:
-            guild_id = self.world.snowflake()
+            guild_id = self.world.snowflake.next_millisecond()
             if owner_id is None:
                 owner_id = self.world.add_user(f"{name} owner").id
             guild = FakeGuild(self.world, guild_id, name, owner_id)
@@ -197,7 +207,7 @@ class FakeDiscord:
             del data["unavailable"]
             return data
 
-        self.gateway.dispatch("GUILD_CREATE", joined)
+        self.gateway.dispatch("GUILD_CREATE", joined, guild_id)
         return guild
 
     def guild(self, guild_id: int) -> FakeGuild:
@@ -210,7 +220,7 @@ class FakeDiscord:
         if self._building_guild:
             return
         needed = GUILD_MEMBERS if event.startswith("GUILD_MEMBER") else GUILDS
-        self.gateway.dispatch(event, lambda s: data if s.has(needed) else None)
+        self.gateway.dispatch(event, lambda s: data if s.has(needed) else None, guild_id)
 
     def serve_file(self, name: str, data: bytes, content_type: str) -> str:
         """Serve bytes at a loopback URL (embed images, thumbnails); returns the URL."""
@@ -287,6 +297,15 @@ class FakeDiscord:
         channel = self.world.dm_channel(author_id)
         return await self.post_message(channel.id, author_id, content, attachments=attachments)
 
+    def forget_attachments(self, message_id: int) -> int:
+        """Stop serving a member message's attachments (404 from now on), so that a long run of
+        posts keeps the fake's memory flat; returns how many files were dropped."""
+        message = self._message(message_id)
+        dropped = 0
+        for attachment in message.attachments:
+            dropped += self.world.files.pop(attachment["id"], None) is not None
+        return dropped
+
     async def edit_member_message(self, message_id: int, content: str) -> None:
         message = self._message(message_id)
         message.content = content
@@ -302,7 +321,9 @@ class FakeDiscord:
         data = {"id": str(message_id), "channel_id": str(channel_id)}
         if message.guild_id is not None:
             data["guild_id"] = str(message.guild_id)
-        self.gateway.dispatch("MESSAGE_DELETE", lambda s: data if self._wants_message(s, message) else None)
+        self.gateway.dispatch(
+            "MESSAGE_DELETE", lambda s: data if self._wants_message(s, message) else None, message.guild_id
+        )
         recorded = self._recorded_by_id.get(message_id)
         if recorded is not None:
             recorded.deleted = True
@@ -324,7 +345,9 @@ class FakeDiscord:
             guild = self.guild(message.guild_id)
             data["guild_id"] = str(guild.id)
             data["member"] = guild.member(member_id).payload()
-        self.gateway.dispatch("MESSAGE_REACTION_ADD", lambda s: data if s.has(1 << 10) else None)
+        self.gateway.dispatch(
+            "MESSAGE_REACTION_ADD", lambda s: data if s.has(1 << 10) else None, message.guild_id
+        )
 
     async def slash(
         self,
@@ -485,7 +508,7 @@ class FakeDiscord:
         self._handles_by_id[interaction_id] = handle
         self._handles_by_token[token] = handle
         handle.dispatched_at = time.monotonic()
-        self.gateway.dispatch("INTERACTION_CREATE", lambda _s: payload)
+        self.gateway.dispatch("INTERACTION_CREATE", lambda _s: payload, guild_id)
         return handle
 
     # ---- gateway controls ---------------------------------------------------------------
@@ -497,6 +520,14 @@ class FakeDiscord:
     async def invalidate_session(self, resumable: bool) -> int:
         """Send INVALID_SESSION; with resumable=False the session is forgotten (re-IDENTIFY)."""
         return self.gateway.invalidate_sessions(resumable=resumable)
+
+    def forget_closed_sessions(self) -> int:
+        """Drop every session without a socket, as Discord expires sessions nobody resumes; their
+        events stop being rendered. Returns how many were dropped."""
+        closed = [sid for sid, s in self.gateway.sessions.items() if s.connection is None]
+        for sid in closed:
+            del self.gateway.sessions[sid]
+        return len(closed)
 
     async def request_reconnect(self) -> int:
         """Send op 7 RECONNECT: the client should close and RESUME."""
@@ -531,6 +562,23 @@ class FakeDiscord:
     def identifies(self) -> list[dict[str, Any]]:
         """IDENTIFY payloads received (token removed): intents, properties, shard."""
         return self.gateway.identifies
+
+    @property
+    def identify_log(self) -> list[IdentifyRecord]:
+        """Every IDENTIFY judged, accepted or not, in arrival order."""
+        return self.gateway.identify_log
+
+    def paced_identifies(self) -> list[IdentifyRecord]:
+        """IDENTIFYs sent sooner than their concurrency bucket allowed (answered with op 9)."""
+        return [r for r in self.gateway.identify_log if r.outcome == "paced"]
+
+    def live_shards(self) -> list[tuple[int, int]]:
+        """(shard id, shard count) of every session with an open socket, sorted."""
+        return sorted((s.shard.id, s.shard.count) for s in self.gateway.live_sessions())
+
+    def shard_sessions(self, guild_id: int | None) -> list[GatewaySession]:
+        """The sessions that receive `guild_id`'s events (shard 0's for None), live or not."""
+        return [s for s in self.gateway.sessions.values() if s.shard.receives(guild_id)]
 
     def heartbeat_intervals(self, connection: int | None = None) -> list[float]:
         """Seconds between consecutive heartbeats on one connection (default: the latest)."""
@@ -580,7 +628,9 @@ class FakeDiscord:
         """The first recorded bot message (in send order) matching all the given filters."""
 
         def probe() -> RecordedMessage | None:
-            for message in self.sent_messages:
+            # Replies are indexed by what they answer: a benchmark waits on thousands at once.
+            candidates = self.sent_messages if reply_to is None else self._replies_to.get(reply_to, [])
+            for message in candidates:
                 if channel_id is not None and message.channel_id != channel_id:
                     continue
                 if reply_to is not None and message.reply_to != reply_to:
@@ -631,7 +681,12 @@ class FakeDiscord:
     # ---- internals shared with rest.py / gateway.py ------------------------------------
 
     def _token_accepted(self, token: str) -> bool:
+        if token in self.revoked_tokens:
+            return False
         return self.required_token is None or token == self.required_token
+
+    def _revoke_token(self, token: str) -> None:
+        self.revoked_tokens.add(token)
 
     def _record_token(self, token: str) -> None:
         self.tokens_seen.add(token)
@@ -657,9 +712,17 @@ class FakeDiscord:
                 return None
             return self.world.message_payload(message, strip_content=self._strips_content(session, message))
 
-        self.gateway.dispatch(event, render)
+        self.gateway.dispatch(event, render, message.guild_id)
 
-    def _ready_payload(self, session: GatewaySession, *, shard: Any) -> dict[str, Any]:
+    def _guilds_of_shard(self, shard: Shard) -> list[FakeGuild]:
+        """The guilds the bot is in whose events go to `shard`."""
+        return [
+            g for g in self.world.guilds.values() if self.bot_user_id in g.members and shard.receives(g.id)
+        ]
+
+    def _ready_payload(
+        self, session: GatewaySession, guilds: list[FakeGuild], *, shard: Any
+    ) -> dict[str, Any]:
         bot = self.world.user(self.bot_user_id)
         flags = (1 << 19) if self.message_content_intent_allowed else 0
         if self.members_intent_allowed:
@@ -667,11 +730,7 @@ class FakeDiscord:
         data: dict[str, Any] = {
             "v": 10,
             "user": bot.payload() | {"verified": True, "mfa_enabled": False, "email": None},
-            "guilds": [
-                {"id": str(g.id), "unavailable": True}
-                for g in self.world.guilds.values()
-                if self.bot_user_id in g.members
-            ],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": f"ws://{self.host}:{self.port}/resume/",
@@ -725,6 +784,8 @@ class FakeDiscord:
         )
         self.sent_messages.append(recorded)
         self._recorded_by_id[message.id] = recorded
+        if recorded.reply_to is not None:
+            self._replies_to.setdefault(recorded.reply_to, []).append(recorded)
         self._changes.notify()
         return recorded
 
