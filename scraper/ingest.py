@@ -72,7 +72,11 @@ class IngestOutcome:
     reason: str | None = None  # rejection or error code
     detail: str | None = None
     faces: int = 0
-    flagged: bool = False  # a Review row was written
+    reviews: int = 0  # Review rows this outcome wrote for the moderators' queue
+
+    @property
+    def flagged(self) -> bool:
+        return self.reviews > 0
 
 
 @dataclass(frozen=True)
@@ -365,10 +369,14 @@ class Ingestor:
                 )
             )
             return IngestOutcome(
-                OutcomeKind.review, image.id, prepared.sha256, faces=len(prepared.faces), flagged=True
+                OutcomeKind.review,
+                image.id,
+                prepared.sha256,
+                faces=len(prepared.faces),
+                reviews=1 + int(several),
             )
         return IngestOutcome(
-            OutcomeKind.new, image.id, prepared.sha256, faces=len(prepared.faces), flagged=several
+            OutcomeKind.new, image.id, prepared.sha256, faces=len(prepared.faces), reviews=int(several)
         )
 
     def _near_duplicates(self, session: Session, prepared: Prepared) -> list[Match]:
@@ -393,7 +401,7 @@ class Ingestor:
                 OutcomeKind.rejected, existing.id, existing.sha256, code, existing.reject_reason
             )
         labelled = _resolved_character(session, existing.duplicate_of_id or existing.id)
-        flagged = False
+        reviews = 0
         if origin.character_id is not None and labelled is not None and labelled != origin.character_id:
             open_review = session.scalar(
                 select(Review.id).where(
@@ -411,10 +419,10 @@ class Ingestor:
                         character_id=origin.character_id,
                     )
                 )
+                reviews = 1
                 if existing.status == ImageStatus.accepted:
                     existing.status = ImageStatus.review
-            flagged = True
-        return IngestOutcome(OutcomeKind.duplicate, existing.id, existing.sha256, flagged=flagged)
+        return IngestOutcome(OutcomeKind.duplicate, existing.id, existing.sha256, reviews=reviews)
 
     @staticmethod
     def _label(session: Session, image_id: int, face_id: int | None, origin: ImageOrigin) -> None:
