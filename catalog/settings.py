@@ -32,8 +32,13 @@ class ImageLimits(BaseModel):
     max_pixels: int = 40_000_000
     min_side: int = 32
     max_aspect: float = 8.0
+    # Animations are answered from `max_frames_sampled` frames spread evenly over the frames that
+    # decoding can reach: an animation's first `max_frames_scanned` frames, as far as seeking through
+    # them stays within `max_animation_pixels` canvas pixels (seeking to frame k decodes every frame
+    # before it). Longer animations are sampled over what is reachable, never refused.
     max_frames_sampled: int = 4
-    max_frames_scanned: int = 500
+    max_frames_scanned: int = 100_000
+    max_animation_pixels: int = 100_000_000
     reject_greyscale: bool = False
     greyscale_saturation: float = 0.06
 
