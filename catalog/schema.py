@@ -152,7 +152,8 @@ class Source(Base):
     nsfw_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     cursor: Mapped[str | None] = mapped_column(String(100))
-    last_run_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]  # the last scrape that tried this source
+    last_success_at: Mapped[datetime | None]  # the last one that Reddit let list it whole
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     character: Mapped[Character] = relationship(back_populates="sources")

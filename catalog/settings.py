@@ -94,6 +94,9 @@ class RedditSettings(BaseModel):
     time_filter: Literal["hour", "day", "week", "month", "year", "all"] = "all"
     limit: int = 100
     rate_limit_backoff: float = 5.0
+    # Seconds one scrape run may spend on Reddit's failures (failed requests and back-off between
+    # tries), all sources together; past it the run stops with an error.
+    retry_budget_s: float = 300.0
     imgur_client_id: SecretStr | None = None
     imgur_api_url: str = "https://api.imgur.com"
 

@@ -204,7 +204,7 @@ def characters_list(
     from catalog.characters import list_characters
 
     engine = catalog_engine(load_settings())
-    table = Table("name", "aliases", "series", "images", "sources", "last scrape", "active")
+    table = Table("name", "aliases", "series", "images", "sources", "last scrape", "last attempt", "active")
     for info in list_characters(engine, include_inactive=all_):
         table.add_row(
             info.name,
@@ -213,6 +213,7 @@ def characters_list(
             str(info.images),
             "\n".join(info.sources),
             info.last_scrape or "never",
+            info.last_attempt or "never",
             "yes" if info.active else "no",
         )
     console.print(table)
@@ -404,7 +405,11 @@ def scrape(
     if not summary.rows:
         console.print("no active sources: add characters with `namae characters add`")
         return
+    if summary.error and not summary.totals.posts:  # a table of zeros would say nothing more
+        raise CatalogError(f"the scrape stopped: {summary.error}")
     console.print(summary_table(summary))
+    if summary.error:
+        raise CatalogError(f"the scrape stopped: {summary.error}")
 
 
 @app.command("import")

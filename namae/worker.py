@@ -205,6 +205,8 @@ def _handle_scrape(
             on_progress=progress,
         )
     )
+    if summary.error:  # the job fails (and is tried again later), its message says why
+        raise CatalogError(f"the scrape stopped: {summary.error}")
     return summary.as_dict()
 
 

@@ -196,7 +196,7 @@ async def scrape(
     Cancelling (Ctrl-C) lets images already being committed finish; nothing is half-written.
     `on_progress(fraction, message)` lets the worker write the job's progress back.
     """
-    from scraper.reddit import make_reddit, scan_source  # asyncpraw is only needed here
+    from scraper.reddit import RedditUnavailable, RetryBudget, make_reddit, scan_source  # asyncpraw
 
     views = await asyncio.to_thread(source_views, engine, character=character, kind=source_kind)
     summary = ScrapeSummary(dry_run=dry_run)
@@ -209,6 +209,7 @@ async def scrape(
         detector = face_finder(settings)
         index = await asyncio.to_thread(HashIndex.load, engine)
         ingestor = Ingestor(engine, store, settings, detector, index)
+        budget = RetryBudget(settings.reddit.retry_budget_s)  # shared by every source of the run
         async with SafeFetcher(settings.download, max_bytes=settings.images.max_bytes) as fetcher:
             for number, view in enumerate(views):
                 counts = SourceCounts(character=view.character_name, source=describe(view))
@@ -223,7 +224,14 @@ async def scrape(
                     else None
                 )
                 # The scan's own requests (imgur's API) go through the guarded session too.
-                scan = await scan_source(reddit, view, settings.reddit, fetcher.session, limit=limit)
+                try:
+                    scan = await scan_source(
+                        reddit, view, settings.reddit, fetcher.session, limit=limit, budget=budget
+                    )
+                except RedditUnavailable as exc:
+                    counts.scan_error = summary.error = str(exc)
+                    await asyncio.to_thread(_finish_source, engine, view.source_id, None, counts)
+                    break
                 candidates = in_posting_order(scan.candidates)
                 counts.posts = scan.posts_seen
                 counts.scan_error = scan.error
@@ -283,13 +291,16 @@ async def _dry_run(
 
 
 def _finish_source(engine: Engine, source_id: int, new_cursor: str | None, counts: SourceCounts) -> None:
-    """Stamp the run; move the cursor only when every image of the scan is in the catalog, so
-    that images that failed transiently are listed (and tried) again next time."""
+    """Stamp the attempt, and the success when Reddit listed the whole source; move the cursor
+    only when every image of the scan is in the catalog, so that images that failed transiently
+    are listed (and tried) again next time."""
     with session_scope(engine) as session:
         source = session.get(Source, source_id)
         if source is None:  # removed while we ran
             return
-        source.last_run_at = utcnow()
+        source.last_attempt_at = utcnow()
+        if counts.scan_error is None:
+            source.last_success_at = source.last_attempt_at
         if counts.errors == 0 and counts.scan_error is None and new_cursor is not None:
             source.cursor = new_cursor
         elif counts.errors:

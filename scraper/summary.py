@@ -64,6 +64,7 @@ class SourceCounts:
 class ScrapeSummary:
     rows: list[SourceCounts] = field(default_factory=list)
     dry_run: bool = False
+    error: str | None = None  # the run stopped early: Reddit unreachable, or its retry budget spent
 
     @property
     def totals(self) -> SourceCounts:
@@ -84,6 +85,7 @@ class ScrapeSummary:
 
         return {
             "dry_run": self.dry_run,
+            "error": self.error,
             "totals": plain(self.totals),
             "sources": [plain(r) for r in self.rows],
         }

@@ -4,72 +4,19 @@ what the summary counts for the moderators' queue."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-import pytest
 from sqlalchemy import Engine, func, select
 
-from catalog.characters import NewCharacter, add_character
 from catalog.db import session_scope
 from catalog.schema import Review
-from catalog.settings import RedditSettings, Settings
-from sandbox.reddit import FakeReddit
+from catalog.settings import Settings
 from scraper.run import scrape
-from tests.fixtures.reddit import _cached_render, world_characters
+from tests.scraper import small_world
+from tests.scraper.small_world import ClaimsWorld
 from tests.scraper.test_ingest import near_copy
-from tests.scraper.test_scrape_e2e import scrape_settings
 
-
-class ClaimsWorld:
-    """Two characters, each with its own subreddit and a title search in a shared series one."""
-
-    def __init__(self, fake: FakeReddit) -> None:
-        self.fake = fake
-        self.world = fake.world
-        self.world.page_size = 3  # several pages per listing
-        self.specs = world_characters()[:2]
-        self.names = [spec.name for spec in self.specs]
-        self.subs = ["FirstOwnSub", "SecondOwnSub"]
-        self.series = "SharedSeries"
-
-    def picture(self, character: int, variant: int) -> bytes:
-        return _cached_render(self.names[character], variant)
-
-    def own_post(self, character: int, data: bytes, title: str = "art") -> str:
-        url = self.world.add_file("i.redd.it", f"/{self.world.next_id()}.jpg", data)
-        self.world.add_post(self.subs[character], title, url=url, post_hint="image")
-        return url
-
-    def title_post(self, character: int, data: bytes) -> str:
-        url = self.world.add_file("i.redd.it", f"/{self.world.next_id()}.jpg", data)
-        self.world.add_post(self.series, f"{self.names[character]} fanart", url=url, post_hint="image")
-        return url
-
-    def add_characters(self, engine: Engine, order: tuple[int, ...] = (0, 1)) -> None:
-        for index in order:
-            add_character(
-                engine,
-                NewCharacter(
-                    name=self.names[index],
-                    subreddits=[self.subs[index]],
-                    title_subreddits=[self.series],
-                ),
-            )
-
-
-@pytest.fixture
-def claims(fake_reddit: FakeReddit) -> ClaimsWorld:
-    return ClaimsWorld(fake_reddit)
-
-
-@pytest.fixture
-def claims_settings(
-    settings: Settings, reddit_settings: RedditSettings, fake_reddit: FakeReddit
-) -> Callable[..., Settings]:
-    def make(**updates: Any) -> Settings:
-        return scrape_settings(settings, reddit_settings, fake_reddit.hosts).model_copy(update=updates)
-
-    return make
+claims = small_world.claims
+claims_settings = small_world.claims_settings
 
 
 async def test_the_review_column_counts_every_review_row_written(
