@@ -176,6 +176,9 @@ class Image(Base):
     status: Mapped[ImageStatus] = mapped_column(String(10), index=True)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
     reject_reason: Mapped[str | None] = mapped_column(Text)
+    # A digest of the settings a rejection depended on (scraper.rejections): when they change,
+    # the image is tried again.
+    reject_settings: Mapped[str | None] = mapped_column(String(16))
     has_face: Mapped[bool | None] = mapped_column(Boolean)
     # True when the bytes are in the image store (accepted and review images).
     stored: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -381,6 +381,14 @@ def scrape(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what is new; download and write nothing.")
     ] = False,
+    retry_rejected: Annotated[
+        bool,
+        typer.Option(
+            "--retry-rejected",
+            help="Try again every earlier rejection that is not final (a blocked address, a size "
+            "limit, a 4xx answer); those of the bytes themselves stay.",
+        ),
+    ] = False,
 ) -> None:
     """Scan the characters' Reddit sources and catalog every new image."""
     import asyncio
@@ -400,12 +408,15 @@ def scrape(
                 limit=limit,
                 dry_run=dry_run,
                 progress=progress,
+                retry_rejected=retry_rejected,
             )
         )
     if not summary.rows:
         console.print("no active sources: add characters with `namae characters add`")
         return
-    if summary.error and not summary.totals.posts:  # a table of zeros would say nothing more
+    if summary.error and not (
+        summary.totals.posts or summary.totals.seen
+    ):  # a table of zeros would say nothing more
         raise CatalogError(f"the scrape stopped: {summary.error}")
     console.print(summary_table(summary))
     if summary.error:

@@ -203,6 +203,7 @@ def _handle_scrape(
             source_kind=params.source,
             limit=params.limit,
             on_progress=progress,
+            retry_rejected=params.retry_rejected,
         )
     )
     if summary.error:  # the job fails (and is tried again later), its message says why

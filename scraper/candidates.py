@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from catalog.schema import LabelOrigin
+from catalog.schema import LabelOrigin, SourceKind
+
+# The label origin each Reddit source kind gives the images it finds.
+ORIGINS = {
+    SourceKind.subreddit: LabelOrigin.subreddit,
+    SourceKind.title_search: LabelOrigin.title_mention,
+    SourceKind.comment_links: LabelOrigin.comment_link,
+}
 
 
 @dataclass(frozen=True)

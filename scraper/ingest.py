@@ -20,7 +20,8 @@ import hashlib
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sqlalchemy import Engine, select
@@ -46,6 +47,7 @@ from media.fetch import FetchError, SafeFetcher
 from media.hashes import Fingerprint, crop_hashes_to_text, fingerprint, int_to_hash, perceptual_hashes
 from scraper.candidates import ImageCandidate
 from scraper.dedup import DHASH_THRESHOLD, PHASH_THRESHOLD, HashIndex, Match
+from scraper.rejections import Retry, settings_key
 
 log = logging.getLogger(__name__)
 
@@ -291,18 +293,35 @@ class Ingestor:
         prepared = Prepared(sha256=unfetched_key(origin.url), data=b"", rejection=(reason, error.detail))
         return self.commit(prepared, origin)
 
-    def _commit(self, prepared: Prepared, origin: ImageOrigin) -> IngestOutcome:
+    def _commit(
+        self,
+        prepared: Prepared,
+        origin: ImageOrigin,
+        *,
+        replacing: int | None = None,
+        also_from: Sequence[ImageOrigin] = (),
+    ) -> IngestOutcome:
+        """One transaction: the decision for `origin` (in place of the rejection `replacing`, when
+        given), and the other places the same image was found (`also_from`)."""
         added: int | None = None
         with session_scope(self.engine) as session:
+            if replacing is not None and (old := session.get(Image, replacing)) is not None:
+                session.delete(old)  # its provenance goes with it and is written again below
+                session.flush()
             existing = session.scalar(select(Image).where(Image.sha256 == prepared.sha256))
             if existing is not None:
-                return self._same_bytes(session, existing, origin)
-            if prepared.rejection is not None:
+                outcome = self._same_bytes(session, existing, origin)
+            elif prepared.rejection is not None:
                 outcome = self._rejected(session, prepared, origin)
             else:
                 outcome = self._decide(session, prepared, origin)
                 if outcome.kind in (OutcomeKind.new, OutcomeKind.review):
                     added = outcome.image_id or 0
+            if also_from and outcome.image_id is not None:
+                image = session.get_one(Image, outcome.image_id)
+                for other in also_from:
+                    more = self._same_bytes(session, image, other)
+                    outcome = replace(outcome, reviews=outcome.reviews + more.reviews)
         # Only once the transaction is committed may later images be compared against this one.
         if added is not None:
             if prepared.fingerprint is not None:
@@ -317,6 +336,7 @@ class Ingestor:
             sha256=prepared.sha256,
             status=ImageStatus.rejected,
             reject_reason=f"{code}: {detail}"[:2000],
+            reject_settings=settings_key(code, self.settings),
             stored=False,
         )
         session.add(image)
@@ -458,6 +478,14 @@ class Ingestor:
         same_url = await asyncio.to_thread(self.image_for_url, origin.url)
         if same_url is not None:
             return same_url
+        return await self._download(origin, fetcher, reuse_known_bytes=True)
+
+    async def _download(
+        self, origin: ImageOrigin, fetcher: SafeFetcher, *, reuse_known_bytes: bool = False
+    ) -> Prepared | IngestOutcome | str:
+        """Fetch and prepare `origin.url`: a verdict on the URL comes back as a rejection, a
+        transient failure as an error outcome; with `reuse_known_bytes`, bytes the catalog has
+        already come back as their sha256."""
         try:
             # The decoder sniffs and caps on its own terms, so that its reason is the recorded one.
             fetched = await fetcher.fetch(origin.url, sniff=False, max_bytes=self.settings.images.max_bytes)
@@ -470,10 +498,26 @@ class Ingestor:
                 )
             return IngestOutcome(OutcomeKind.error, reason=exc.reason, detail=exc.detail)
         sha = sha256_of(without_trailing_data(fetched.data))  # the key `prepare` gives the stored bytes
-        if await asyncio.to_thread(self.has_sha256, sha):
+        if reuse_known_bytes and await asyncio.to_thread(self.has_sha256, sha):
             return sha
         async with self._cpu:
             return await asyncio.to_thread(self.prepare, fetched.data)
+
+    async def retry_rejection(self, retry: Retry, fetcher: SafeFetcher) -> IngestOutcome:
+        """Fetch a rejected image again under the current settings and put the new decision in
+        place of the rejection, in one transaction; a transient failure leaves it as it was."""
+        first, *others = retry.origins
+        prepared = await self._download(first, fetcher)
+        if isinstance(prepared, IngestOutcome):
+            return prepared
+        async with self._commit_lock:
+            return await asyncio.to_thread(self._retry_commit, prepared, first, retry.image_id, others)
+
+    def _retry_commit(
+        self, prepared: Prepared, origin: ImageOrigin, replacing: int, others: list[ImageOrigin]
+    ) -> IngestOutcome:
+        with self._decision_lock:
+            return self._commit(prepared, origin, replacing=replacing, also_from=others)
 
     async def commit_async(
         self, prepared: Prepared | IngestOutcome | str, origin: ImageOrigin

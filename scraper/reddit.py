@@ -46,7 +46,7 @@ from catalog.errors import CatalogError
 from catalog.schema import LabelOrigin, SourceKind
 from catalog.settings import RedditSettings, secret_value
 from media.retry import RetryBudget, RetryLater, RetryPolicy, parse_retry_after
-from scraper.candidates import ImageCandidate, SourceView
+from scraper.candidates import ORIGINS, ImageCandidate, SourceView
 from scraper.links import markdown_links, title_mentions
 from scraper.resolve import SkipReason, is_removed, resolve_link, resolve_post
 
@@ -61,11 +61,6 @@ PAGE_LIMIT = 100  # Reddit's largest page
 MORE_COMMENTS_LIMIT = 32  # `more` expansions per thread, each one request
 MAX_THREADS = 25  # threads found by search for a comment_links source
 THREAD_ID = re.compile(r"^[a-z0-9]{1,12}$")
-ORIGINS = {
-    SourceKind.subreddit: LabelOrigin.subreddit,
-    SourceKind.title_search: LabelOrigin.title_mention,
-    SourceKind.comment_links: LabelOrigin.comment_link,
-}
 
 
 def make_reddit(settings: RedditSettings) -> asyncpraw.Reddit:

@@ -31,6 +31,7 @@ from media.fetch import SafeFetcher
 from scraper.candidates import ImageCandidate, SourceView
 from scraper.dedup import HashIndex
 from scraper.ingest import ImageOrigin, Ingestor, IngestOutcome, OutcomeKind
+from scraper.rejections import rejections_to_retry
 from scraper.summary import ScrapeSummary, SourceCounts
 
 log = logging.getLogger(__name__)
@@ -189,12 +190,15 @@ async def scrape(
     progress: Progress | None = None,
     reddit_factory: RedditFactory | None = None,
     on_progress: Callable[[float, str], None] | None = None,
+    retry_rejected: bool = False,
 ) -> ScrapeSummary:
     """Scrape the active Reddit sources (all, one character's, or one kind) into the catalog.
 
     `dry_run` scans and reports what would be downloaded, writing and downloading nothing.
     Cancelling (Ctrl-C) lets images already being committed finish; nothing is half-written.
     `on_progress(fraction, message)` lets the worker write the job's progress back.
+    First, earlier rejections of these sources that a changed setting may now let in are tried
+    again (`scraper.rejections`); with `retry_rejected`, every one that is not final.
     """
     from scraper.reddit import RedditUnavailable, RetryBudget, make_reddit, scan_source  # asyncpraw
 
@@ -211,6 +215,9 @@ async def scrape(
         ingestor = Ingestor(engine, store, settings, detector, index)
         budget = RetryBudget(settings.reddit.retry_budget_s)  # shared by every source of the run
         async with SafeFetcher(settings.download, max_bytes=settings.images.max_bytes) as fetcher:
+            await _retry_rejections(
+                settings, engine, ingestor, fetcher, views, summary, progress, everything=retry_rejected
+            )
             for number, view in enumerate(views):
                 counts = SourceCounts(character=view.character_name, source=describe(view))
                 summary.rows.append(counts)
@@ -261,6 +268,34 @@ async def scrape(
     finally:
         await _maybe_await(reddit.close())
     return summary
+
+
+async def _retry_rejections(
+    settings: Settings,
+    engine: Engine,
+    ingestor: Ingestor,
+    fetcher: SafeFetcher,
+    views: list[SourceView],
+    summary: ScrapeSummary,
+    progress: Progress | None,
+    *,
+    everything: bool,
+) -> None:
+    """Earlier rejections tried again, oldest first, before the sources list anything newer."""
+    retries = await asyncio.to_thread(
+        rejections_to_retry, engine, settings, [v.source_id for v in views], everything=everything
+    )
+    if not retries:
+        return
+    counts = SourceCounts(character="(earlier)", source="rejections tried again", seen=len(retries))
+    summary.rows.append(counts)
+    if summary.dry_run:
+        counts.new = len(retries)  # would be downloaded
+        return
+    task = progress.add_task("rejections tried again", total=len(retries)) if progress else None
+    record = _recorder(counts, progress, task)
+    for retry in retries:
+        record(await ingestor.retry_rejection(retry, fetcher))
 
 
 def _recorder(

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from catalog.characters import NewCharacter, add_character
+from catalog.characters import NewCharacter, add_character, find_character
+from catalog.db import session_scope
 from catalog.settings import RedditSettings, Settings
 from sandbox.reddit import FakeReddit
 from tests.fixtures.reddit import _cached_render, world_characters
@@ -40,6 +41,10 @@ class ClaimsWorld:
         url = self.world.add_file("i.redd.it", f"/{self.world.next_id()}.jpg", data)
         self.world.add_post(self.series, f"{self.names[character]} fanart", url=url, post_hint="image")
         return url
+
+    def character_id(self, engine: Engine, character: int) -> int:
+        with session_scope(engine) as session:
+            return find_character(session, self.names[character]).id
 
     def add_characters(self, engine: Engine, order: tuple[int, ...] = (0, 1)) -> None:
         for index in order:
