@@ -46,13 +46,18 @@ from media.faces import FaceDetector
 from media.fetch import FetchError, SafeFetcher
 from media.hashes import Fingerprint, crop_hashes_to_text, fingerprint, int_to_hash, perceptual_hashes
 from scraper.candidates import ImageCandidate
+from scraper.claims import (
+    claim,
+    demote,
+    near_duplicate_review,
+    representative,
+    review_conflicts,
+)
 from scraper.dedup import DHASH_THRESHOLD, PHASH_THRESHOLD, HashIndex, Match
 from scraper.rejections import Retry, settings_key
 
 log = logging.getLogger(__name__)
 
-REVIEW_NEAR_DUPLICATE = "near_duplicate_other_character"
-REVIEW_SAME_BYTES = "same_image_other_character"
 REVIEW_MULTIPLE_FACES = "multiple_faces"
 
 
@@ -304,6 +309,7 @@ class Ingestor:
         """One transaction: the decision for `origin` (in place of the rejection `replacing`, when
         given), and the other places the same image was found (`also_from`)."""
         added: int | None = None
+        self._unstore: list[str] = []  # bytes of images a better copy replaced
         with session_scope(self.engine) as session:
             if replacing is not None and (old := session.get(Image, replacing)) is not None:
                 session.delete(old)  # its provenance goes with it and is written again below
@@ -322,6 +328,8 @@ class Ingestor:
                 for other in also_from:
                     more = self._same_bytes(session, image, other)
                     outcome = replace(outcome, reviews=outcome.reviews + more.reviews)
+        for sha in self._unstore:  # after the commit: a crash leaves an orphan, never a missing file
+            self.store.delete(sha)
         # Only once the transaction is committed may later images be compared against this one.
         if added is not None:
             if prepared.fingerprint is not None:
@@ -345,23 +353,51 @@ class Ingestor:
         return IngestOutcome(OutcomeKind.rejected, image.id, prepared.sha256, code, detail)
 
     def _decide(self, session: Session, prepared: Prepared, origin: ImageOrigin) -> IngestOutcome:
-        matches = self._near_duplicates(session, prepared)
-        other_character_match: tuple[int, int | None] | None = None
-        for match in matches:
-            character = _resolved_character(session, match.image_id)
-            if character == origin.character_id:
-                image = add_image(
-                    session, prepared.facts, ImageStatus.duplicate, stored=False, duplicate_of=match.image_id
-                )
-                session.add(origin.provenance(image.id))
-                return IngestOutcome(OutcomeKind.near_duplicate, image.id, prepared.sha256)
-            if other_character_match is None:
-                other_character_match = (match.image_id, character)
+        other: Image | None = None  # the kept near copy of another character's picture
+        for match in self._near_duplicates(session, prepared):
+            kept = representative(session, match.image_id)
+            if _resolved_character(session, kept.id) != origin.character_id:
+                other = other or kept
+                continue
+            if kept.status == ImageStatus.accepted and self._quality(prepared) > self._stored_quality(kept):
+                return self._take_over(session, prepared, origin, kept)
+            image = add_image(
+                session, prepared.facts, ImageStatus.duplicate, stored=False, duplicate_of=kept.id
+            )
+            session.add(origin.provenance(image.id))
+            conflict = claim(session, kept, origin.character_id, origin.origin)
+            reviews = review_conflicts(session, kept, conflict)
+            return IngestOutcome(OutcomeKind.near_duplicate, image.id, prepared.sha256, reviews=reviews)
+        return self._keep(session, prepared, origin, other)
 
-        # Kept: bytes and crops reach the store before the rows that name them commit.
+    def _quality(self, prepared: Prepared) -> tuple[int, int, str]:
+        return ((prepared.width or 0) * (prepared.height or 0), len(prepared.data), prepared.sha256)
+
+    def _stored_quality(self, image: Image) -> tuple[int, int, str]:
+        size = len(self.store.read(image.sha256)) if image.stored else 0
+        return ((image.width or 0) * (image.height or 0), size, image.sha256)
+
+    def _take_over(
+        self, session: Session, prepared: Prepared, origin: ImageOrigin, old: Image
+    ) -> IngestOutcome:
+        """`prepared` is a better copy of the kept `old`: it is kept in its place, with old's claims."""
+        outcome = self._keep(session, prepared, origin, None)
+        new = session.get_one(Image, outcome.image_id)
+        dropped = [old.sha256, *(face.crop_sha256 for face in old.faces)]
+        conflict: set[int] = set()
+        for character_id, label_origin in demote(session, old, new):
+            conflict |= claim(session, new, character_id, label_origin)
+        self._unstore.extend(dropped)
+        return replace(outcome, reviews=outcome.reviews + review_conflicts(session, new, conflict))
+
+    def _keep(
+        self, session: Session, prepared: Prepared, origin: ImageOrigin, other: Image | None
+    ) -> IngestOutcome:
+        """Store the image as kept; `other`, another character's near copy, sends both to review."""
+        # Bytes and crops reach the store before the rows that name them commit.
         store_files(self.store, prepared.data, prepared.faces)
         several = len(prepared.faces) > 1
-        status = ImageStatus.review if (other_character_match or several) else ImageStatus.accepted
+        status = ImageStatus.review if (other is not None or several) else ImageStatus.accepted
         image = add_image(session, prepared.facts, status, stored=True, has_face=bool(prepared.faces))
         session.add(origin.provenance(image.id))
         self._label(session, image.id, None, origin)
@@ -369,6 +405,7 @@ class Ingestor:
             row = add_face(session, image, face, index=number, needs_review=several)
             if not several:
                 self._label(session, image.id, row.id, origin)
+        reviews = 0
         if several:
             session.add(
                 Review(
@@ -378,25 +415,16 @@ class Ingestor:
                     character_id=origin.character_id,
                 )
             )
-        if other_character_match is not None:
-            match_id, match_character = other_character_match
-            session.add(
-                Review(
-                    kind=REVIEW_NEAR_DUPLICATE,
-                    reason=f"near-duplicate of image {match_id}, labelled as character {match_character}",
-                    image_id=image.id,
-                    character_id=origin.character_id,
-                )
-            )
+            reviews += 1
+        if other is None:
             return IngestOutcome(
-                OutcomeKind.review,
-                image.id,
-                prepared.sha256,
-                faces=len(prepared.faces),
-                reviews=1 + int(several),
+                OutcomeKind.new, image.id, prepared.sha256, faces=len(prepared.faces), reviews=reviews
             )
+        other_character = _resolved_character(session, other.id)
+        reviews += near_duplicate_review(session, image, origin.character_id, other_character)
+        reviews += near_duplicate_review(session, other, other_character, origin.character_id)
         return IngestOutcome(
-            OutcomeKind.new, image.id, prepared.sha256, faces=len(prepared.faces), reviews=int(several)
+            OutcomeKind.review, image.id, prepared.sha256, faces=len(prepared.faces), reviews=reviews
         )
 
     def _near_duplicates(self, session: Session, prepared: Prepared) -> list[Match]:
@@ -412,7 +440,8 @@ class Ingestor:
         return self.index.find(prepared.fingerprint, signature_of)
 
     def _same_bytes(self, session: Session, existing: Image, origin: ImageOrigin) -> IngestOutcome:
-        """Bytes the catalog already has: add provenance; a claim for another character is queued."""
+        """Bytes the catalog already has: add provenance and the claim; a claim for another
+        character sends the picture to review (scraper.claims)."""
         if not _provenance_exists(session, origin, image_id=existing.id):
             session.add(origin.provenance(existing.id))
         if existing.status == ImageStatus.rejected:
@@ -420,28 +449,11 @@ class Ingestor:
             return IngestOutcome(
                 OutcomeKind.rejected, existing.id, existing.sha256, code, existing.reject_reason
             )
-        labelled = _resolved_character(session, existing.duplicate_of_id or existing.id)
         reviews = 0
-        if origin.character_id is not None and labelled is not None and labelled != origin.character_id:
-            open_review = session.scalar(
-                select(Review.id).where(
-                    Review.image_id == existing.id,
-                    Review.character_id == origin.character_id,
-                    Review.kind == REVIEW_SAME_BYTES,
-                )
-            )
-            if open_review is None:
-                session.add(
-                    Review(
-                        kind=REVIEW_SAME_BYTES,
-                        reason=f"the same image is also posted as character {origin.character_id}",
-                        image_id=existing.id,
-                        character_id=origin.character_id,
-                    )
-                )
-                reviews = 1
-                if existing.status == ImageStatus.accepted:
-                    existing.status = ImageStatus.review
+        if origin.character_id is not None:
+            kept = representative(session, existing.id)
+            conflict = claim(session, kept, origin.character_id, origin.origin)
+            reviews = review_conflicts(session, kept, conflict | {origin.character_id})
         return IngestOutcome(OutcomeKind.duplicate, existing.id, existing.sha256, reviews=reviews)
 
     @staticmethod
