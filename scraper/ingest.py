@@ -45,7 +45,7 @@ from media.decode import ImageRejected, decode_image, encode_png, without_traili
 from media.faces import FaceDetector
 from media.fetch import FetchError, SafeFetcher
 from media.hashes import Fingerprint, crop_hashes_to_text, fingerprint, int_to_hash, perceptual_hashes
-from scraper.candidates import ImageCandidate
+from scraper.candidates import ImageCandidate, ImageOrigin
 from scraper.claims import (
     claim,
     demote,
@@ -54,7 +54,7 @@ from scraper.claims import (
     review_conflicts,
 )
 from scraper.dedup import DHASH_THRESHOLD, PHASH_THRESHOLD, HashIndex, Match
-from scraper.rejections import Retry, settings_key
+from scraper.rejections import Retry, reject_code, settings_key
 
 log = logging.getLogger(__name__)
 
@@ -84,54 +84,6 @@ class IngestOutcome:
     @property
     def flagged(self) -> bool:
         return self.reviews > 0
-
-
-@dataclass(frozen=True)
-class ImageOrigin:
-    """Where bytes came from and which character they are claimed to show."""
-
-    url: str
-    source_id: int | None
-    character_id: int | None
-    origin: LabelOrigin
-    post_id: str | None = None
-    comment_id: str | None = None
-    permalink: str | None = None
-    subreddit: str | None = None
-    author: str | None = None
-    score: int | None = None
-    title: str | None = None
-
-    @classmethod
-    def from_candidate(cls, candidate: ImageCandidate) -> ImageOrigin:
-        return cls(
-            url=candidate.url,
-            source_id=candidate.source_id,
-            character_id=candidate.character_id,
-            origin=LabelOrigin(candidate.origin),
-            post_id=candidate.post_id,
-            comment_id=candidate.comment_id,
-            permalink=candidate.permalink,
-            subreddit=candidate.subreddit,
-            author=candidate.author,
-            score=candidate.score,
-            title=candidate.title,
-        )
-
-    def provenance(self, image_id: int) -> Provenance:
-        return Provenance(
-            image_id=image_id,
-            source_id=self.source_id,
-            character_id=self.character_id,
-            post_id=self.post_id,
-            comment_id=self.comment_id,
-            permalink=self.permalink,
-            url=self.url,
-            subreddit=self.subreddit,
-            author=_clip(self.author, 40),
-            score=self.score,
-            title=self.title,
-        )
 
 
 @dataclass
@@ -167,11 +119,6 @@ def unfetched_key(url: str) -> str:
     """The `sha256` of a rejection whose bytes never arrived whole (too large, 404, blocked):
     a digest of the URL in a namespace no file's digest can collide with in practice."""
     return hashlib.sha256(b"namae-unfetched\0" + url.encode()).hexdigest()
-
-
-def reject_code(reject_reason: str | None) -> str:
-    """The machine code at the front of `Image.reject_reason` ("code: sentence")."""
-    return (reject_reason or "").split(":", 1)[0]
 
 
 # Fetch errors that say something final about the URL; the rest (timeouts, 5xx) may heal.
@@ -571,7 +518,3 @@ def _resolved_character(session: Session, image_id: int) -> int | None:
         return None
     ranked = list(LabelOrigin)
     return max(labels, key=lambda row: ranked.index(LabelOrigin(row.origin))).character_id
-
-
-def _clip(text: str | None, size: int) -> str | None:
-    return text[:size] if text else text

@@ -26,7 +26,7 @@ from sqlalchemy.orm import selectinload
 from catalog.db import session_scope
 from catalog.schema import Image, ImageStatus, Provenance, Source, SourceKind
 from catalog.settings import Settings
-from scraper.candidates import ORIGINS
+from scraper.candidates import ORIGINS, ImageOrigin
 
 # Verdicts on the bytes (or the URL itself): no setting changes them.
 FINAL = frozenset(
@@ -67,6 +67,11 @@ def settings_key(code: str, settings: Settings) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def reject_code(reject_reason: str | None) -> str:
+    """The machine code at the front of `Image.reject_reason` ("code: sentence")."""
+    return (reject_reason or "").split(":", 1)[0]
+
+
 def is_final(code: str) -> bool:
     return code in FINAL
 
@@ -77,7 +82,7 @@ class Retry:
 
     image_id: int
     code: str
-    origins: list[Any]  # scraper.ingest.ImageOrigin, oldest first
+    origins: list[ImageOrigin]  # oldest first
 
 
 def rejections_to_retry(
@@ -86,8 +91,6 @@ def rejections_to_retry(
     """Rejections found by these sources that may be tried again now: the setting-dependent ones
     whose settings changed (or were not recorded), or with `everything` every one not final.
     Oldest first, so that they keep their place before what the sources list next."""
-    from scraper.ingest import ImageOrigin, reject_code  # ingest imports this module
-
     wanted = set(source_ids)
     retries = []
     with session_scope(engine) as session:
