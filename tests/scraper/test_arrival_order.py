@@ -5,14 +5,16 @@ several orders into fresh catalogs, which are compared row for row (ids replaced
 
 from __future__ import annotations
 
+import io
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import aliased
 
 from catalog.characters import NewCharacter, add_character
@@ -24,7 +26,13 @@ from media.faces import FaceDetector
 from sandbox.characters.render import render_character
 from scraper.dedup import HashIndex
 from scraper.ingest import ImageOrigin, Ingestor
+from scraper.run import scrape
+from tests.scraper import small_world
+from tests.scraper.small_world import ClaimsWorld
 from tests.scraper.test_ingest import SPECS, jpeg, near_copy
+
+claims = small_world.claims
+claims_settings = small_world.claims_settings
 
 
 def _picture(spec: int, variant: int) -> PILImage.Image:
@@ -181,3 +189,45 @@ def test_the_catalog_is_the_same_whatever_order_the_posts_arrive_in(
     ]
     other, edit = sha256_of(posts[5].data), sha256_of(posts[6].data)
     assert catalog["images"][other][0] == catalog["images"][edit][0] == str(ImageStatus.review)
+
+
+async def test_an_aborted_scan_and_its_rerun_end_like_a_clean_run(
+    claims: ClaimsWorld,
+    claims_settings: Callable[..., Settings],
+    sqlite_engine: Engine,
+    tmp_path: Path,
+) -> None:
+    """Through the fake Reddit: the newest page of character 0's subreddit holds a re-encode and a
+    resize, an older page the original and a gallery picture that character 1's title search also
+    finds. A scan that gives up on the older page ingests them in another order on its rerun."""
+    with PILImage.open(io.BytesIO(claims.picture(0, 1))) as picture:
+        big = _resized(picture.convert("RGB"), 1.5)
+    gallery = claims.picture(1, 2)
+    claims.own_post(0, jpeg(big, quality=95))  # oldest: the original ...
+    claims.own_post(0, gallery)
+    claims.own_post(0, claims.picture(0, 3))
+    claims.own_post(0, jpeg(big, quality=40))  # ... newest page: its edits
+    claims.own_post(0, jpeg(_resized(big, 0.6)))
+    claims.own_post(0, claims.picture(0, 4))
+    claims.title_post(1, gallery)
+    settings = claims_settings()
+    clean = settings.model_copy(update={"data_dir": tmp_path / "clean"})
+    clean_engine = make_engine(f"sqlite:///{tmp_path / 'clean.db'}")
+    upgrade(clean_engine)
+    for engine in (sqlite_engine, clean_engine):
+        claims.add_characters(engine)
+
+    assert (await scrape(clean, clean_engine)).totals.errors == 0
+    # Character 0's subreddit fails on every later page: its first page only, cursor kept.
+    own = f"/r/{claims.subs[0]}"
+    claims.fake.fail_next(18, 503, path_prefix=own, query_has="after")
+    aborted = await scrape(settings, sqlite_engine)
+    assert aborted.rows[0].scan_error is not None and aborted.rows[0].seen == 3
+    rerun = await scrape(settings, sqlite_engine)
+    assert rerun.error is None and rerun.rows[0].scan_error is None
+
+    expected = _snapshot(clean_engine, ImageStore.from_settings(clean))
+    got = _snapshot(sqlite_engine, ImageStore.from_settings(settings))
+    clean_engine.dispose()
+    for table, rows in expected.items():
+        assert got[table] == rows, table
