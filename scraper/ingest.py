@@ -167,6 +167,7 @@ class Ingestor:
         # Decisions read and extend the in-memory index: one at a time, also when a cancelled
         # task's thread is still finishing its commit while the next one starts.
         self._decision_lock = threading.Lock()
+        self._unstore: list[str] = []  # bytes of images a better copy replaced, removed after the commit
 
     # ---- CPU work -------------------------------------------------------------------------------
 
@@ -256,7 +257,7 @@ class Ingestor:
         """One transaction: the decision for `origin` (in place of the rejection `replacing`, when
         given), and the other places the same image was found (`also_from`)."""
         added: int | None = None
-        self._unstore: list[str] = []  # bytes of images a better copy replaced
+        self._unstore = []
         with session_scope(self.engine) as session:
             if replacing is not None and (old := session.get(Image, replacing)) is not None:
                 session.delete(old)  # its provenance goes with it and is written again below
