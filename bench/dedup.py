@@ -14,7 +14,9 @@ set with its own probability drawn from Beta(2, 2), closer to real perceptual ha
 
 `--retrieval` (on by default) also times what ingest really asks: `HashIndex.candidates`, the
 crop-tolerant retrieval (whole image and five sub-crops per image, both directions, at the
-candidate radii), beside an all-pairs numpy scan of the same whole and sub-crop arrays.
+candidate radii), beside an all-pairs numpy scan of the same whole and sub-crop arrays, and the
+flip-tolerant lookup ingest makes (`HashIndex.find` retrieves for the query and for its mirror
+image: two `candidates` calls, the mirror's hashes unrelated to any stored row).
 
 Target (2 cores): a near-duplicate lookup at 1M hashes under 1 ms.
 """
@@ -186,7 +188,15 @@ def measure_retrieval(size: int, kind: str, queries: int, seed: int) -> dict[str
             (near(crop_p[row * crops_per_image + i]), near(crop_d[row * crops_per_image + i]))
             for i in range(crops_per_image)
         )
-        return Fingerprint(near(phashes[row]), near(dhashes[row]), crops, b"")
+        # A mirror image's hashes are as good as random with respect to the stored rows.
+        mirror = Fingerprint(
+            int(make_hashes(rng, 1, kind)[0]),
+            int(make_hashes(rng, 1, kind)[0]),
+            tuple((int(p), int(d)) for p, d in zip(make_hashes(rng, crops_per_image, kind),
+                                                    make_hashes(rng, crops_per_image, kind), strict=True)),
+            b"",
+        )  # fmt: skip
+        return Fingerprint(near(phashes[row]), near(dhashes[row]), crops, b"", mirror)
 
     def scan(fp: Fingerprint) -> set[int]:
         found: set[int] = set()
@@ -216,6 +226,12 @@ def measure_retrieval(size: int, kind: str, queries: int, seed: int) -> dict[str
     warm_times = _warm(index.candidates, fingerprints)
     index_us = statistics.median(warm_times) * 1e6
     scan_us = statistics.median(scan_times) * 1e6
+
+    def with_mirror(fp: Fingerprint) -> object:
+        assert fp.mirror is not None
+        return index.candidates(fp), index.candidates(fp.mirror)
+
+    mirror_times = _warm(with_mirror, fingerprints)
     return {
         "images": size,
         "hashes": size * (1 + crops_per_image),
@@ -223,6 +239,8 @@ def measure_retrieval(size: int, kind: str, queries: int, seed: int) -> dict[str
         "candidates_median_us": round(index_us, 1),
         "candidates_p95_us": round(percentile(warm_times, 95) * 1e6, 1),
         "candidates_cold_median_us": round(cold_us, 1),
+        "candidates_with_mirror_median_us": round(statistics.median(mirror_times) * 1e6, 1),
+        "candidates_with_mirror_p95_us": round(percentile(mirror_times, 95) * 1e6, 1),
         "all_pairs_median_us": round(scan_us, 1),
         "all_pairs_over_index": round(scan_us / index_us, 1),
     }
@@ -276,6 +294,13 @@ def main() -> None:
     }
     ratios |= {
         f"retrieval_all_pairs_over_index_{row['images']}_{row['distribution']}": row["all_pairs_over_index"]
+        for row in retrieval
+        if row["images"] == max(sizes)
+    }
+    ratios |= {
+        f"retrieval_with_mirror_over_without_{row['images']}_{row['distribution']}": round(
+            row["candidates_with_mirror_median_us"] / row["candidates_median_us"], 2
+        )
         for row in retrieval
         if row["images"] == max(sizes)
     }

@@ -163,7 +163,8 @@ class CharacterInfo:
     active: bool
     sources: list[str]
     images: int
-    last_scrape: str | None
+    last_scrape: str | None  # the last scrape that listed every source it tried
+    last_attempt: str | None  # the last scrape that tried (it may have failed)
 
 
 def list_characters(engine: Engine, *, include_inactive: bool = False) -> list[CharacterInfo]:
@@ -194,7 +195,8 @@ def character_info(engine: Engine, name: str) -> CharacterInfo:
 
 
 def _info(character: Character, images: int) -> CharacterInfo:
-    runs = [s.last_run_at for s in character.sources if s.last_run_at]
+    successes = [s.last_success_at for s in character.sources if s.last_success_at]
+    attempts = [s.last_attempt_at for s in character.sources if s.last_attempt_at]
     return CharacterInfo(
         id=character.id,
         name=character.name,
@@ -203,7 +205,8 @@ def _info(character: Character, images: int) -> CharacterInfo:
         active=character.active,
         sources=[describe_source(s) for s in character.sources],
         images=images,
-        last_scrape=max(runs).isoformat(timespec="seconds") if runs else None,
+        last_scrape=max(successes).isoformat(timespec="seconds") if successes else None,
+        last_attempt=max(attempts).isoformat(timespec="seconds") if attempts else None,
     )
 
 

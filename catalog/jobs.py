@@ -32,6 +32,7 @@ class ScrapeParams(JobParams):
     character: str | None = Field(None, description="one character (by name or alias); none: all")
     source: str | None = Field(None, description="one kind of source (subreddit, title_search, ...)")
     limit: int | None = Field(None, ge=1, description="posts per source")
+    retry_rejected: bool = Field(False, description="try every earlier rejection that is not final again")
 
 
 class ImportFolderParams(JobParams):

@@ -152,7 +152,8 @@ class Source(Base):
     nsfw_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     cursor: Mapped[str | None] = mapped_column(String(100))
-    last_run_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]  # the last scrape that tried this source
+    last_success_at: Mapped[datetime | None]  # the last one that Reddit let list it whole
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     character: Mapped[Character] = relationship(back_populates="sources")
@@ -175,6 +176,9 @@ class Image(Base):
     status: Mapped[ImageStatus] = mapped_column(String(10), index=True)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
     reject_reason: Mapped[str | None] = mapped_column(Text)
+    # A digest of the settings a rejection depended on (scraper.rejections): when they change,
+    # the image is tried again.
+    reject_settings: Mapped[str | None] = mapped_column(String(16))
     has_face: Mapped[bool | None] = mapped_column(Boolean)
     # True when the bytes are in the image store (accepted and review images).
     stored: Mapped[bool] = mapped_column(Boolean, default=False)

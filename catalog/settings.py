@@ -94,8 +94,13 @@ class ImageLimits(BaseModel):
     max_pixels: Count = 40_000_000
     min_side: Count = 32
     max_aspect: float = Field(default=8.0, ge=1.0)
+    # Animations are answered from `max_frames_sampled` frames spread evenly over the frames that
+    # decoding can reach: an animation's first `max_frames_scanned` frames, as far as seeking through
+    # them stays within `max_animation_pixels` canvas pixels (seeking to frame k decodes every frame
+    # before it). Longer animations are sampled over what is reachable, never refused.
     max_frames_sampled: Count = 4
-    max_frames_scanned: Count = 500
+    max_frames_scanned: Count = 100_000
+    max_animation_pixels: Count = 100_000_000
     reject_greyscale: bool = False
     greyscale_saturation: Fraction = 0.06
 
@@ -162,6 +167,9 @@ class RedditSettings(BaseModel):
     time_filter: Literal["hour", "day", "week", "month", "year", "all"] = "all"
     limit: Count = 100
     rate_limit_backoff: NonNegative = 5.0
+    # Seconds one scrape run may spend on Reddit's failures (failed requests and back-off between
+    # tries), all sources together; past it the run stops with an error.
+    retry_budget_s: Positive = 300.0
     imgur_client_id: SecretStr | None = None
     imgur_api_url: HttpUrl = "https://api.imgur.com"
 

@@ -9,8 +9,9 @@ and a sentence for a person. Its time and memory are bounded by `ImageLimits`:
 - the declared pixel size is checked before any pixel buffer exists (our own check, independent of
   Pillow's global `MAX_IMAGE_PIXELS`, which is never modified);
 - PNG metadata chunks (text, ICC, ...) are dropped before parsing, so a 50 MB zTXt costs nothing;
-- animated images are counted by a capped scan and sampled by seeking, with a pixel budget so a large
-  canvas with many frames cannot make seeking slow;
+- animated images are counted by a capped scan and sampled by seeking, evenly over the frames that a
+  pixel budget (`ImageLimits.max_animation_pixels`) lets seeking reach: a long animation is answered
+  from its reachable part, and a large canvas with many frames cannot make seeking slow;
 - Pillow's `ImageFile.LOAD_TRUNCATED_IMAGES` must stay False (the default): truncated files are refused.
 """
 
@@ -45,7 +46,7 @@ REASONS: Final = frozenset(
         "decompression_bomb",
         "too_small",
         "bad_aspect",
-        "too_many_frames",
+        "too_many_frames",  # no longer raised (long animations are sampled); earlier rows carry it
         "greyscale",
         "corrupt",
     }
@@ -68,8 +69,11 @@ MAX_PNG_CHUNKS: Final = 100_000
 MAX_PNG_EXIF_BYTES: Final = 64 * 1024
 MAX_JPEG_SCANS: Final = 1_000
 # Seeking to frame k of a GIF/APNG/WebP decodes every frame before it at canvas size, so sampling only
-# reaches as far as this many canvas pixels allow (e.g. 200 frames of a 1000x1000 animation).
-SEEK_PIXEL_BUDGET: Final = 200_000_000
+# reaches as far as `ImageLimits.max_animation_pixels` allows (e.g. 96 frames of a 1000x1000
+# animation at the default). Each frame also costs a fixed amount whatever its size, measured at about as much as
+# decoding this many canvas pixels (Pillow 13: 90 us a frame of a 64x64 GIF, 2.5 ns a canvas pixel
+# of a 320x240 one), so 10,000 tiny frames are not free either.
+FRAME_OVERHEAD_PIXELS: Final = 32_768
 _COMPOSITE_BAND_PIXELS: Final = 1 << 20
 
 # PNG chunks Pillow needs for pixels, transparency, animation and orientation; everything else
@@ -112,10 +116,11 @@ class DecodedImage:
     width: int
     height: int
     animated: bool
-    frame_count: int
+    frame_count: int  # as far as counted: at most `ImageLimits.max_frames_scanned`
     # The file's upright size; larger than (width, height) when decoded at reduced scale (draft).
     full_width: int
     full_height: int
+    frame_indices: tuple[int, ...] = (0,)  # which frame of the animation each of `frames` is
 
     @property
     def scale(self) -> float:
@@ -378,9 +383,8 @@ def decode_image(data: bytes, limits: ImageLimits, *, draft_long_side: int | Non
     if declared is not None:
         _check_pixels(*declared, limits)
     if fmt == "gif":
-        gif_frame_count, extent = _scan_gif(data, limits.max_frames_scanned + 1)
+        gif_frame_count, extent = _scan_gif(data, max(1, limits.max_frames_scanned))
         _check_pixels(*extent, limits)
-        _check_frame_count(gif_frame_count, limits)
 
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         logger.warning(
@@ -413,7 +417,6 @@ def _decode_opened(
     _check_pixels(width, height, limits)
     _check_shape(width, height, limits)
     frame_count = gif_frame_count if fmt == "gif" else max(1, int(getattr(image, "n_frames", 1) or 1))
-    _check_frame_count(frame_count, limits)
     full_size = (width, height)
     if fmt == "jpeg" and draft_long_side and max(width, height) >= 2 * draft_long_side:
         scale = draft_long_side / max(width, height)
@@ -424,10 +427,11 @@ def _decode_opened(
     orientation = _orientation(image)
     if orientation >= 5:  # these turn the picture a quarter
         full_size = full_size[::-1]
-    reachable = max(1, min(frame_count, SEEK_PIXEL_BUDGET // max(1, width * height)))
     first = _upright(_to_rgb(image), orientation)
-    frames = [first]
-    for index in _sample_indices(reachable, limits.max_frames_sampled)[1:]:
+    frames, indices = [first], [0]
+    for index in _sample_indices(
+        _reachable_frames(frame_count, width * height, limits), limits.max_frames_sampled
+    )[1:]:
         try:
             image.seek(index)
             frame = _upright(_to_rgb(image), orientation)
@@ -435,6 +439,7 @@ def _decode_opened(
             break  # fewer frames than declared: keep what was read
         if frame.shape == first.shape:  # a GIF frame may grow the canvas; keep frames stackable
             frames.append(frame)
+            indices.append(index)
 
     if limits.reject_greyscale and is_greyscale(first, limits.greyscale_saturation):
         raise ImageRejected(
@@ -450,6 +455,7 @@ def _decode_opened(
         frame_count=frame_count,
         full_width=full_size[0],
         full_height=full_size[1],
+        frame_indices=tuple(indices),
     )
 
 
@@ -478,11 +484,10 @@ def _check_shape(width: int, height: int, limits: ImageLimits) -> None:
         )
 
 
-def _check_frame_count(frame_count: int, limits: ImageLimits) -> None:
-    if frame_count > limits.max_frames_scanned:
-        raise ImageRejected(
-            "too_many_frames", f"The animation has more than {limits.max_frames_scanned} frames."
-        )
+def _reachable_frames(frame_count: int, canvas_pixels: int, limits: ImageLimits) -> int:
+    """How many leading frames seeking may go through within the limits (at least the first)."""
+    per_frame = max(1, canvas_pixels) + FRAME_OVERHEAD_PIXELS
+    return max(1, min(frame_count, limits.max_frames_scanned, limits.max_animation_pixels // per_frame))
 
 
 def _declared_size(fmt: str, data: bytes) -> tuple[int, int] | None:

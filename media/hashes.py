@@ -2,7 +2,8 @@
 
 - `perceptual_hashes`: 64-bit pHash and dHash (imagehash, 8x8) of upright RGB pixels, as integers;
 - `fingerprint`: what crop-tolerant matching knows of a picture: its hashes, the hashes of five
-  sub-crops, and a 64x64 greyscale `signature`;
+  sub-crops, and a 64x64 greyscale `signature`; with `mirror`, also those of the horizontally
+  mirrored picture (a common repost edit), for lookups only: only the picture's own are stored;
 - `is_same_picture`: the verification of two signatures, one aligned as a crop of the other over a
   grid of scales and one-pixel offsets, accepted when the normalized cross-correlation of the pixels
   AND of their gradients are both high. Distinct portraits of one character differ in pose and
@@ -61,6 +62,9 @@ class Fingerprint:
     dhash: int
     crops: tuple[tuple[int, int], ...]  # (pHash, dHash) per SUBCROP_ANCHORS entry
     signature: bytes  # SIGNATURE_SIDE x SIGNATURE_SIDE greyscale, row-major uint8
+    # The horizontally mirrored picture's fingerprint: looked up too, so that a flipped repost
+    # is found; never stored (a stored picture is found by its own hashes either way round).
+    mirror: Fingerprint | None = None
 
 
 def _hash_pair(picture: PILImage.Image) -> tuple[int, int]:
@@ -78,15 +82,24 @@ def subcrop_hashes(grey: PILImage.Image) -> tuple[tuple[int, int], ...]:
     return tuple(hashes)
 
 
-def fingerprint(rgb: np.ndarray, phash: int, dhash: int) -> Fingerprint:
+def fingerprint(rgb: np.ndarray, phash: int, dhash: int, *, mirror: bool = True) -> Fingerprint:
     """The sub-crop hashes and the signature of upright RGB pixels whose whole-image hashes are
-    (`phash`, `dhash`)."""
+    (`phash`, `dhash`); with `mirror`, the mirrored picture's fingerprint beside them (its
+    whole-image hashes from the same grey copy the sub-crops are hashed on)."""
     grey = PILImage.fromarray(rgb).convert("L")
     # Hash the sub-crops of a copy at most 512 pixels on a side: imagehash shrinks to 32x32 anyway.
     if max(grey.size) > 512:
         grey.thumbnail((512, 512), PILImage.Resampling.BOX)
     thumbnail = grey.resize((SIGNATURE_SIDE, SIGNATURE_SIDE), PILImage.Resampling.BOX)
-    return Fingerprint(phash, dhash, subcrop_hashes(grey), thumbnail.tobytes())
+    mirrored = None
+    if mirror:
+        flipped = grey.transpose(PILImage.Transpose.FLIP_LEFT_RIGHT)
+        mirrored = Fingerprint(
+            *_hash_pair(flipped),
+            subcrop_hashes(flipped),
+            thumbnail.transpose(PILImage.Transpose.FLIP_LEFT_RIGHT).tobytes(),
+        )
+    return Fingerprint(phash, dhash, subcrop_hashes(grey), thumbnail.tobytes(), mirrored)
 
 
 def crop_hashes_to_text(crops: Iterable[tuple[int, int]]) -> str:

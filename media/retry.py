@@ -5,7 +5,8 @@ worker's database calls (a restarted PostgreSQL).
 Built on tenacity (sync and asyncio alike, stop and wait rules that compose, a replaceable sleep):
 exponential backoff from `base`, doubling up to `cap`, with jitter where many clients may retry in
 step; a server's Retry-After wins over the backoff, within `cap`; a policy gives up after `tries`
-attempts or, with `patience`, once that long has passed since the first. Each wait is logged
+attempts, with `patience` once that long has passed since the first, and with a `RetryBudget`
+once the failures and waits of every call sharing it would pass its seconds. Each wait is logged
 ("retrying <what> in <s> s after <reason>") before it is slept.
 """
 
@@ -60,6 +61,40 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+@dataclass
+class RetryBudget:
+    """Seconds that a group of calls under a policy (one scrape run's Reddit requests) may spend
+    failing and waiting to try again, all together: a retry whose wait would pass it is not made,
+    and once that happened none is (`ran_out`)."""
+
+    seconds: float
+    spent: float = 0.0
+    ran_out: bool = False
+
+    def stop_rule(self) -> stop_base:
+        """A tenacity stop for one call (it remembers what that call has charged)."""
+        return _OverBudget(self)
+
+
+class _OverBudget(stop_base):
+    """Charges each retry (the failed attempts' time since the last charge, and the wait tenacity
+    has chosen, already in `upcoming_sleep`) to the budget, or stops when it would pass it."""
+
+    def __init__(self, budget: RetryBudget) -> None:
+        self.budget = budget
+        self.charged = 0.0  # this call's failed attempts already counted
+
+    def __call__(self, state: RetryCallState) -> bool:
+        lost = max(0.0, (state.seconds_since_start or 0.0) - state.idle_for - self.charged)
+        budget = self.budget
+        if budget.ran_out or budget.spent + lost + state.upcoming_sleep > budget.seconds:
+            budget.ran_out = True
+            return True
+        self.charged += lost
+        budget.spent += lost + state.upcoming_sleep
+        return False
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     tries: int | None  # attempts in all, the first included; None: until `patience` runs out
@@ -67,6 +102,7 @@ class RetryPolicy:
     cap: float  # the longest wait, Retry-After included
     jitter: bool = True  # waits drawn from [0.5, 1] x the backoff, so clients do not retry in step
     patience: float | None = None  # give up once this many seconds have passed since the first try
+    budget: RetryBudget | None = field(default=None, compare=False)  # shared by several calls
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def wait_for(self, retries_so_far: int, retry_after: float | None = None) -> float:
@@ -80,6 +116,8 @@ class RetryPolicy:
         stop: stop_base = stop_never if self.tries is None else stop_after_attempt(max(1, self.tries))
         if self.patience is not None:
             stop = stop | stop_after_delay(self.patience)
+        if self.budget is not None:
+            stop = stop | self.budget.stop_rule()
         return stop
 
     def _wait(self, state: RetryCallState) -> float:

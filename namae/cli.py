@@ -218,7 +218,7 @@ def characters_list(
     from catalog.characters import list_characters
 
     engine = existing_catalog(load_settings())
-    table = Table("name", "aliases", "series", "images", "sources", "last scrape", "active")
+    table = Table("name", "aliases", "series", "images", "sources", "last scrape", "last attempt", "active")
     for info in list_characters(engine, include_inactive=all_) if engine is not None else []:
         table.add_row(
             escape(info.name),
@@ -227,6 +227,7 @@ def characters_list(
             str(info.images),
             escape("\n".join(info.sources)),
             info.last_scrape or "never",
+            info.last_attempt or "never",
             "yes" if info.active else "no",
         )
     print_table(table)
@@ -391,6 +392,14 @@ def scrape(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what is new; download and write nothing.")
     ] = False,
+    retry_rejected: Annotated[
+        bool,
+        typer.Option(
+            "--retry-rejected",
+            help="Try again every earlier rejection that is not final (a blocked address, a size "
+            "limit, a 4xx answer); those of the bytes themselves stay.",
+        ),
+    ] = False,
 ) -> None:
     """Scan the characters' Reddit sources and catalog every new image."""
     import asyncio
@@ -410,12 +419,19 @@ def scrape(
                 limit=limit,
                 dry_run=dry_run,
                 progress=shown,
+                retry_rejected=retry_rejected,
             )
         )
     if not summary.rows:
         console.print("no active sources: add characters with `namae characters add`")
         return
+    if summary.error and not (
+        summary.totals.posts or summary.totals.seen
+    ):  # a table of zeros would say nothing more
+        raise CatalogError(f"the scrape stopped: {summary.error}")
     print_table(summary_table(summary))
+    if summary.error:
+        raise CatalogError(f"the scrape stopped: {summary.error}")
 
 
 @app.command("import")

@@ -203,8 +203,11 @@ def _handle_scrape(
             source_kind=params.source,
             limit=params.limit,
             on_progress=progress,
+            retry_rejected=params.retry_rejected,
         )
     )
+    if summary.error:  # the job fails (and is tried again later), its message says why
+        raise CatalogError(f"the scrape stopped: {summary.error}")
     return summary.as_dict()
 
 

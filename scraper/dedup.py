@@ -24,6 +24,10 @@ therefore loose retrieval + strict verification (`HashIndex.find`):
   and accepted only when the normalized cross-correlation of the pixels AND of their gradients are
   both high (`VERIFY_MIN_NCC`, `VERIFY_MIN_GRADIENT_NCC`). Distinct portraits of one character
   differ in pose and background, which the gradients see even when the hashes do not.
+
+Mirrors. A horizontally flipped repost changes every hash. The query's fingerprint carries its
+mirror's (`Fingerprint.mirror`), which is retrieved and verified the same way; only a picture's own
+hashes are stored, so the index does not grow and a lookup costs two retrievals.
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ class Match:
     phash_distance: int
     dhash_distance: int
     similarity: float | None = None  # pixel NCC at the best alignment, once verified (`find`)
+    mirrored: bool = False  # found through the query's mirror image
 
     @property
     def total(self) -> int:
@@ -177,24 +182,34 @@ class HashIndex:
         return sorted(best.values(), key=lambda m: (m.total, m.image_id))
 
     def find(self, fingerprint: Fingerprint, signature_of: Callable[[int], bytes | None]) -> list[Match]:
-        """Near duplicates of `fingerprint`, most similar first: hash candidates whose stored
-        signature (`signature_of(image_id)`) verifies as the same picture. A candidate without a
-        signature is kept only within the whole-image thresholds (what hashes alone can tell),
-        after the verified ones."""
-        verified: list[Match] = []
-        unverified: list[Match] = []
-        for match in self.candidates(fingerprint):
-            stored = signature_of(match.image_id)
-            if stored is None:
-                if match.phash_distance <= PHASH_THRESHOLD and match.dhash_distance <= DHASH_THRESHOLD:
-                    unverified.append(match)
-                continue
-            pixels, gradients = similarity(stored, fingerprint.signature)
-            if pixels >= VERIFY_MIN_NCC and gradients >= VERIFY_MIN_GRADIENT_NCC:
-                verified.append(replace(match, similarity=pixels))
+        """Near duplicates of `fingerprint` (or of its mirror image, when it carries one), most
+        similar first: hash candidates whose stored signature (`signature_of(image_id)`) verifies
+        as the same picture. A candidate without a signature is kept only within the whole-image
+        thresholds (what hashes alone can tell), after the verified ones."""
+        verified: dict[int, Match] = {}
+        unverified: dict[int, Match] = {}
+        queries = [(fingerprint, False)]
+        if fingerprint.mirror is not None:
+            queries.append((fingerprint.mirror, True))
+        for query, mirrored in queries:
+            for match in self.candidates(query):
+                stored = signature_of(match.image_id)
+                if stored is None:
+                    whole = (
+                        match.phash_distance <= PHASH_THRESHOLD and match.dhash_distance <= DHASH_THRESHOLD
+                    )
+                    if whole and match.image_id not in unverified:
+                        unverified[match.image_id] = replace(match, mirrored=mirrored)
+                    continue
+                pixels, gradients = similarity(stored, query.signature)
+                if pixels < VERIFY_MIN_NCC or gradients < VERIFY_MIN_GRADIENT_NCC:
+                    continue
+                known = verified.get(match.image_id)
+                if known is None or pixels > (known.similarity or 0.0):
+                    verified[match.image_id] = replace(match, similarity=pixels, mirrored=mirrored)
         # Two portraits of one character can both pass against a copy; the copy's own is the closer.
-        verified.sort(key=lambda m: (-(m.similarity or 0.0), m.total, m.image_id))
-        return verified + unverified
+        ranked = sorted(verified.values(), key=lambda m: (-(m.similarity or 0.0), m.total, m.image_id))
+        return ranked + [m for image_id, m in unverified.items() if image_id not in verified]
 
     def add(self, image_id: int, value: int, extra: int = 0) -> None:
         if not 0 <= value < (1 << HASH_BITS) or not 0 <= extra < (1 << HASH_BITS):

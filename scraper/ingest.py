@@ -20,7 +20,8 @@ import hashlib
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sqlalchemy import Engine, select
@@ -44,13 +45,19 @@ from media.decode import ImageRejected, decode_image, encode_png, without_traili
 from media.faces import FaceDetector
 from media.fetch import FetchError, SafeFetcher
 from media.hashes import Fingerprint, crop_hashes_to_text, fingerprint, int_to_hash, perceptual_hashes
-from scraper.candidates import ImageCandidate
+from scraper.candidates import ImageCandidate, ImageOrigin
+from scraper.claims import (
+    claim,
+    demote,
+    near_duplicate_review,
+    representative,
+    review_conflicts,
+)
 from scraper.dedup import DHASH_THRESHOLD, PHASH_THRESHOLD, HashIndex, Match
+from scraper.rejections import Retry, reject_code, settings_key
 
 log = logging.getLogger(__name__)
 
-REVIEW_NEAR_DUPLICATE = "near_duplicate_other_character"
-REVIEW_SAME_BYTES = "same_image_other_character"
 REVIEW_MULTIPLE_FACES = "multiple_faces"
 
 
@@ -72,55 +79,11 @@ class IngestOutcome:
     reason: str | None = None  # rejection or error code
     detail: str | None = None
     faces: int = 0
-    flagged: bool = False  # a Review row was written
+    reviews: int = 0  # Review rows this outcome wrote for the moderators' queue
 
-
-@dataclass(frozen=True)
-class ImageOrigin:
-    """Where bytes came from and which character they are claimed to show."""
-
-    url: str
-    source_id: int | None
-    character_id: int | None
-    origin: LabelOrigin
-    post_id: str | None = None
-    comment_id: str | None = None
-    permalink: str | None = None
-    subreddit: str | None = None
-    author: str | None = None
-    score: int | None = None
-    title: str | None = None
-
-    @classmethod
-    def from_candidate(cls, candidate: ImageCandidate) -> ImageOrigin:
-        return cls(
-            url=candidate.url,
-            source_id=candidate.source_id,
-            character_id=candidate.character_id,
-            origin=LabelOrigin(candidate.origin),
-            post_id=candidate.post_id,
-            comment_id=candidate.comment_id,
-            permalink=candidate.permalink,
-            subreddit=candidate.subreddit,
-            author=candidate.author,
-            score=candidate.score,
-            title=candidate.title,
-        )
-
-    def provenance(self, image_id: int) -> Provenance:
-        return Provenance(
-            image_id=image_id,
-            source_id=self.source_id,
-            character_id=self.character_id,
-            post_id=self.post_id,
-            comment_id=self.comment_id,
-            permalink=self.permalink,
-            url=self.url,
-            subreddit=self.subreddit,
-            author=_clip(self.author, 40),
-            score=self.score,
-            title=self.title,
-        )
+    @property
+    def flagged(self) -> bool:
+        return self.reviews > 0
 
 
 @dataclass
@@ -156,11 +119,6 @@ def unfetched_key(url: str) -> str:
     """The `sha256` of a rejection whose bytes never arrived whole (too large, 404, blocked):
     a digest of the URL in a namespace no file's digest can collide with in practice."""
     return hashlib.sha256(b"namae-unfetched\0" + url.encode()).hexdigest()
-
-
-def reject_code(reject_reason: str | None) -> str:
-    """The machine code at the front of `Image.reject_reason` ("code: sentence")."""
-    return (reject_reason or "").split(":", 1)[0]
 
 
 # Fetch errors that say something final about the URL; the rest (timeouts, 5xx) may heal.
@@ -209,6 +167,7 @@ class Ingestor:
         # Decisions read and extend the in-memory index: one at a time, also when a cancelled
         # task's thread is still finishing its commit while the next one starts.
         self._decision_lock = threading.Lock()
+        self._unstore: list[str] = []  # bytes of images a better copy replaced, removed after the commit
 
     # ---- CPU work -------------------------------------------------------------------------------
 
@@ -287,18 +246,38 @@ class Ingestor:
         prepared = Prepared(sha256=unfetched_key(origin.url), data=b"", rejection=(reason, error.detail))
         return self.commit(prepared, origin)
 
-    def _commit(self, prepared: Prepared, origin: ImageOrigin) -> IngestOutcome:
+    def _commit(
+        self,
+        prepared: Prepared,
+        origin: ImageOrigin,
+        *,
+        replacing: int | None = None,
+        also_from: Sequence[ImageOrigin] = (),
+    ) -> IngestOutcome:
+        """One transaction: the decision for `origin` (in place of the rejection `replacing`, when
+        given), and the other places the same image was found (`also_from`)."""
         added: int | None = None
+        self._unstore = []
         with session_scope(self.engine) as session:
+            if replacing is not None and (old := session.get(Image, replacing)) is not None:
+                session.delete(old)  # its provenance goes with it and is written again below
+                session.flush()
             existing = session.scalar(select(Image).where(Image.sha256 == prepared.sha256))
             if existing is not None:
-                return self._same_bytes(session, existing, origin)
-            if prepared.rejection is not None:
+                outcome = self._same_bytes(session, existing, origin)
+            elif prepared.rejection is not None:
                 outcome = self._rejected(session, prepared, origin)
             else:
                 outcome = self._decide(session, prepared, origin)
                 if outcome.kind in (OutcomeKind.new, OutcomeKind.review):
                     added = outcome.image_id or 0
+            if also_from and outcome.image_id is not None:
+                image = session.get_one(Image, outcome.image_id)
+                for other in also_from:
+                    more = self._same_bytes(session, image, other)
+                    outcome = replace(outcome, reviews=outcome.reviews + more.reviews)
+        for sha in self._unstore:  # after the commit: a crash leaves an orphan, never a missing file
+            self.store.delete(sha)
         # Only once the transaction is committed may later images be compared against this one.
         if added is not None:
             if prepared.fingerprint is not None:
@@ -313,6 +292,7 @@ class Ingestor:
             sha256=prepared.sha256,
             status=ImageStatus.rejected,
             reject_reason=f"{code}: {detail}"[:2000],
+            reject_settings=settings_key(code, self.settings),
             stored=False,
         )
         session.add(image)
@@ -321,23 +301,51 @@ class Ingestor:
         return IngestOutcome(OutcomeKind.rejected, image.id, prepared.sha256, code, detail)
 
     def _decide(self, session: Session, prepared: Prepared, origin: ImageOrigin) -> IngestOutcome:
-        matches = self._near_duplicates(session, prepared)
-        other_character_match: tuple[int, int | None] | None = None
-        for match in matches:
-            character = _resolved_character(session, match.image_id)
-            if character == origin.character_id:
-                image = add_image(
-                    session, prepared.facts, ImageStatus.duplicate, stored=False, duplicate_of=match.image_id
-                )
-                session.add(origin.provenance(image.id))
-                return IngestOutcome(OutcomeKind.near_duplicate, image.id, prepared.sha256)
-            if other_character_match is None:
-                other_character_match = (match.image_id, character)
+        other: Image | None = None  # the kept near copy of another character's picture
+        for match in self._near_duplicates(session, prepared):
+            kept = representative(session, match.image_id)
+            if _resolved_character(session, kept.id) != origin.character_id:
+                other = other or kept
+                continue
+            if kept.status == ImageStatus.accepted and self._quality(prepared) > self._stored_quality(kept):
+                return self._take_over(session, prepared, origin, kept)
+            image = add_image(
+                session, prepared.facts, ImageStatus.duplicate, stored=False, duplicate_of=kept.id
+            )
+            session.add(origin.provenance(image.id))
+            conflict = claim(session, kept, origin.character_id, origin.origin)
+            reviews = review_conflicts(session, kept, conflict)
+            return IngestOutcome(OutcomeKind.near_duplicate, image.id, prepared.sha256, reviews=reviews)
+        return self._keep(session, prepared, origin, other)
 
-        # Kept: bytes and crops reach the store before the rows that name them commit.
+    def _quality(self, prepared: Prepared) -> tuple[int, int, str]:
+        return ((prepared.width or 0) * (prepared.height or 0), len(prepared.data), prepared.sha256)
+
+    def _stored_quality(self, image: Image) -> tuple[int, int, str]:
+        size = len(self.store.read(image.sha256)) if image.stored else 0
+        return ((image.width or 0) * (image.height or 0), size, image.sha256)
+
+    def _take_over(
+        self, session: Session, prepared: Prepared, origin: ImageOrigin, old: Image
+    ) -> IngestOutcome:
+        """`prepared` is a better copy of the kept `old`: it is kept in its place, with old's claims."""
+        outcome = self._keep(session, prepared, origin, None)
+        new = session.get_one(Image, outcome.image_id)
+        dropped = [old.sha256, *(face.crop_sha256 for face in old.faces)]
+        conflict: set[int] = set()
+        for character_id, label_origin in demote(session, old, new):
+            conflict |= claim(session, new, character_id, label_origin)
+        self._unstore.extend(dropped)
+        return replace(outcome, reviews=outcome.reviews + review_conflicts(session, new, conflict))
+
+    def _keep(
+        self, session: Session, prepared: Prepared, origin: ImageOrigin, other: Image | None
+    ) -> IngestOutcome:
+        """Store the image as kept; `other`, another character's near copy, sends both to review."""
+        # Bytes and crops reach the store before the rows that name them commit.
         store_files(self.store, prepared.data, prepared.faces)
         several = len(prepared.faces) > 1
-        status = ImageStatus.review if (other_character_match or several) else ImageStatus.accepted
+        status = ImageStatus.review if (other is not None or several) else ImageStatus.accepted
         image = add_image(session, prepared.facts, status, stored=True, has_face=bool(prepared.faces))
         session.add(origin.provenance(image.id))
         self._label(session, image.id, None, origin)
@@ -345,6 +353,7 @@ class Ingestor:
             row = add_face(session, image, face, index=number, needs_review=several)
             if not several:
                 self._label(session, image.id, row.id, origin)
+        reviews = 0
         if several:
             session.add(
                 Review(
@@ -354,21 +363,16 @@ class Ingestor:
                     character_id=origin.character_id,
                 )
             )
-        if other_character_match is not None:
-            match_id, match_character = other_character_match
-            session.add(
-                Review(
-                    kind=REVIEW_NEAR_DUPLICATE,
-                    reason=f"near-duplicate of image {match_id}, labelled as character {match_character}",
-                    image_id=image.id,
-                    character_id=origin.character_id,
-                )
-            )
+            reviews += 1
+        if other is None:
             return IngestOutcome(
-                OutcomeKind.review, image.id, prepared.sha256, faces=len(prepared.faces), flagged=True
+                OutcomeKind.new, image.id, prepared.sha256, faces=len(prepared.faces), reviews=reviews
             )
+        other_character = _resolved_character(session, other.id)
+        reviews += near_duplicate_review(session, image, origin.character_id, other_character)
+        reviews += near_duplicate_review(session, other, other_character, origin.character_id)
         return IngestOutcome(
-            OutcomeKind.new, image.id, prepared.sha256, faces=len(prepared.faces), flagged=several
+            OutcomeKind.review, image.id, prepared.sha256, faces=len(prepared.faces), reviews=reviews
         )
 
     def _near_duplicates(self, session: Session, prepared: Prepared) -> list[Match]:
@@ -384,7 +388,8 @@ class Ingestor:
         return self.index.find(prepared.fingerprint, signature_of)
 
     def _same_bytes(self, session: Session, existing: Image, origin: ImageOrigin) -> IngestOutcome:
-        """Bytes the catalog already has: add provenance; a claim for another character is queued."""
+        """Bytes the catalog already has: add provenance and the claim; a claim for another
+        character sends the picture to review (scraper.claims)."""
         if not _provenance_exists(session, origin, image_id=existing.id):
             session.add(origin.provenance(existing.id))
         if existing.status == ImageStatus.rejected:
@@ -392,29 +397,12 @@ class Ingestor:
             return IngestOutcome(
                 OutcomeKind.rejected, existing.id, existing.sha256, code, existing.reject_reason
             )
-        labelled = _resolved_character(session, existing.duplicate_of_id or existing.id)
-        flagged = False
-        if origin.character_id is not None and labelled is not None and labelled != origin.character_id:
-            open_review = session.scalar(
-                select(Review.id).where(
-                    Review.image_id == existing.id,
-                    Review.character_id == origin.character_id,
-                    Review.kind == REVIEW_SAME_BYTES,
-                )
-            )
-            if open_review is None:
-                session.add(
-                    Review(
-                        kind=REVIEW_SAME_BYTES,
-                        reason=f"the same image is also posted as character {origin.character_id}",
-                        image_id=existing.id,
-                        character_id=origin.character_id,
-                    )
-                )
-                if existing.status == ImageStatus.accepted:
-                    existing.status = ImageStatus.review
-            flagged = True
-        return IngestOutcome(OutcomeKind.duplicate, existing.id, existing.sha256, flagged=flagged)
+        reviews = 0
+        if origin.character_id is not None:
+            kept = representative(session, existing.id)
+            conflict = claim(session, kept, origin.character_id, origin.origin)
+            reviews = review_conflicts(session, kept, conflict | {origin.character_id})
+        return IngestOutcome(OutcomeKind.duplicate, existing.id, existing.sha256, reviews=reviews)
 
     @staticmethod
     def _label(session: Session, image_id: int, face_id: int | None, origin: ImageOrigin) -> None:
@@ -450,6 +438,14 @@ class Ingestor:
         same_url = await asyncio.to_thread(self.image_for_url, origin.url)
         if same_url is not None:
             return same_url
+        return await self._download(origin, fetcher, reuse_known_bytes=True)
+
+    async def _download(
+        self, origin: ImageOrigin, fetcher: SafeFetcher, *, reuse_known_bytes: bool = False
+    ) -> Prepared | IngestOutcome | str:
+        """Fetch and prepare `origin.url`: a verdict on the URL comes back as a rejection, a
+        transient failure as an error outcome; with `reuse_known_bytes`, bytes the catalog has
+        already come back as their sha256."""
         try:
             # The decoder sniffs and caps on its own terms, so that its reason is the recorded one.
             fetched = await fetcher.fetch(origin.url, sniff=False, max_bytes=self.settings.images.max_bytes)
@@ -462,10 +458,26 @@ class Ingestor:
                 )
             return IngestOutcome(OutcomeKind.error, reason=exc.reason, detail=exc.detail)
         sha = sha256_of(without_trailing_data(fetched.data))  # the key `prepare` gives the stored bytes
-        if await asyncio.to_thread(self.has_sha256, sha):
+        if reuse_known_bytes and await asyncio.to_thread(self.has_sha256, sha):
             return sha
         async with self._cpu:
             return await asyncio.to_thread(self.prepare, fetched.data)
+
+    async def retry_rejection(self, retry: Retry, fetcher: SafeFetcher) -> IngestOutcome:
+        """Fetch a rejected image again under the current settings and put the new decision in
+        place of the rejection, in one transaction; a transient failure leaves it as it was."""
+        first, *others = retry.origins
+        prepared = await self._download(first, fetcher)
+        if isinstance(prepared, IngestOutcome):
+            return prepared
+        async with self._commit_lock:
+            return await asyncio.to_thread(self._retry_commit, prepared, first, retry.image_id, others)
+
+    def _retry_commit(
+        self, prepared: Prepared, origin: ImageOrigin, replacing: int, others: list[ImageOrigin]
+    ) -> IngestOutcome:
+        with self._decision_lock:
+            return self._commit(prepared, origin, replacing=replacing, also_from=others)
 
     async def commit_async(
         self, prepared: Prepared | IngestOutcome | str, origin: ImageOrigin
@@ -507,7 +519,3 @@ def _resolved_character(session: Session, image_id: int) -> int | None:
         return None
     ranked = list(LabelOrigin)
     return max(labels, key=lambda row: ranked.index(LabelOrigin(row.origin))).character_id
-
-
-def _clip(text: str | None, size: int) -> str | None:
-    return text[:size] if text else text

@@ -11,11 +11,17 @@ after two quick retries of its own, on 5xx and network errors; here such errors 
 `media.retry`'s policy (`rate_limit_backoff`, doubling, at most 32 times that; Reddit's Retry-After
 within that bound) and the scan continues where it was. After too many
 failures in a row the scan returns what it gathered with `error` set instead of raising.
+
+A run's retrying is bounded as a whole, not per request: every source of one run shares a
+`media.retry.RetryBudget` (`reddit.retry_budget_s` seconds of failed requests and back-off), and
+when a retry would pass it, or when Reddit cannot be reached at all (connection refused, unknown host), the scan raises
+`RedditUnavailable` and the run stops: more sources would only fail the same way.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -39,8 +45,8 @@ from asyncprawcore.exceptions import (
 from catalog.errors import CatalogError
 from catalog.schema import LabelOrigin, SourceKind
 from catalog.settings import RedditSettings, secret_value
-from media.retry import RetryLater, RetryPolicy, parse_retry_after
-from scraper.candidates import ImageCandidate, SourceView
+from media.retry import RetryBudget, RetryLater, RetryPolicy, parse_retry_after
+from scraper.candidates import ORIGINS, ImageCandidate, SourceView
 from scraper.links import markdown_links, title_mentions
 from scraper.resolve import SkipReason, is_removed, resolve_link, resolve_post
 
@@ -55,11 +61,6 @@ PAGE_LIMIT = 100  # Reddit's largest page
 MORE_COMMENTS_LIMIT = 32  # `more` expansions per thread, each one request
 MAX_THREADS = 25  # threads found by search for a comment_links source
 THREAD_ID = re.compile(r"^[a-z0-9]{1,12}$")
-ORIGINS = {
-    SourceKind.subreddit: LabelOrigin.subreddit,
-    SourceKind.title_search: LabelOrigin.title_mention,
-    SourceKind.comment_links: LabelOrigin.comment_link,
-}
 
 
 def make_reddit(settings: RedditSettings) -> asyncpraw.Reddit:
@@ -120,6 +121,10 @@ class ScanAborted(Exception):
     """Reddit kept failing (or refused the source): the scan stops and reports what it has."""
 
 
+class RedditUnavailable(CatalogError):
+    """Reddit cannot be reached, or kept failing past the run's retry budget: the run stops."""
+
+
 async def scan_source(
     reddit: asyncpraw.Reddit,
     source: SourceView,
@@ -127,11 +132,14 @@ async def scan_source(
     http: aiohttp.ClientSession,
     *,
     limit: int | None = None,
+    budget: RetryBudget | None = None,
 ) -> ScanResult:
-    """Scan one source for new image candidates. Raises CatalogError only when Reddit refuses the
-    credentials (every other source would fail the same way); any other failure is recorded in
-    `error` and the candidates gathered so far are returned."""
-    scan = _Scan(reddit, source, settings, http, limit or settings.limit)
+    """Scan one source for new image candidates. Raises CatalogError only when every other source
+    would fail the same way: Reddit refuses the credentials, cannot be reached, or kept failing
+    past the run's `budget` (`RedditUnavailable`; one per run, shared by its scans). Any other
+    failure is recorded in `error` and the candidates gathered so far are returned."""
+    budget = budget or RetryBudget(settings.retry_budget_s)
+    scan = _Scan(reddit, source, settings, http, limit or settings.limit, budget)
     try:
         if source.kind == SourceKind.subreddit:
             await scan.subreddit()
@@ -181,8 +189,10 @@ class _Scan:
         settings: RedditSettings,
         http: aiohttp.ClientSession,
         limit: int,
+        budget: RetryBudget,
     ) -> None:
         self.reddit = reddit
+        self.budget = budget
         self.source = source
         self.settings = settings
         self.http = http
@@ -196,8 +206,9 @@ class _Scan:
         self._urls: set[str] = set()
         base = max(0.0, settings.rate_limit_backoff)
         self.retry_policy = RetryPolicy(
-            tries=MAX_TRIES, base=base, cap=base * MAX_BACKOFF_FACTOR, jitter=False
+            tries=MAX_TRIES, base=base, cap=base * MAX_BACKOFF_FACTOR, jitter=False, budget=budget
         )
+        self.last_failure = ""  # what the last failed request said, for RedditUnavailable
 
     # ---- Reddit calls that survive 429, 5xx and timeouts -------------------------------------
     async def call(self, what: str, request: Callable[[], Awaitable[T]]) -> T:
@@ -206,6 +217,12 @@ class _Scan:
                 with attempt:
                     return await self._once(what, request)
         except RetryLater as failed:
+            if self.budget.ran_out:  # every other source would fail the same way
+                raise RedditUnavailable(
+                    f"Reddit kept failing: {what}: {self.last_failure}; this run already spent "
+                    f"{self.budget.spent:.0f} s on Reddit's failures "
+                    f"(NAMAE_REDDIT__RETRY_BUDGET_S={self.budget.seconds:g})"
+                ) from failed.__cause__
             raise failed.error from None
         raise AssertionError("unreachable")  # the policy returns or raises
 
@@ -221,11 +238,19 @@ class _Scan:
             raise ScanAborted(f"{what}: not found on Reddit ({type(exc).__name__})") from exc
         except Forbidden as exc:
             raise ScanAborted(f"{what}: forbidden (private, quarantined or banned)") from exc
-        except (TooManyRequests, ServerError, RequestException, BadJSON, TimeoutError) as exc:
+        except RequestException as exc:
+            if isinstance(exc.original_exception, aiohttp.ClientConnectorError):
+                # Refused, or no such host: not something a few seconds heal.
+                raise RedditUnavailable(
+                    f"Reddit cannot be reached: {_describe_connection(exc.original_exception)}"
+                ) from exc
+            reason = _describe(exc)
+            cause: BaseException = exc
+        except (TooManyRequests, ServerError, BadJSON, TimeoutError) as exc:
             reason = _describe(exc)
             if isinstance(exc, TooManyRequests):
                 retry_after = parse_retry_after(exc.retry_after)
-            cause: BaseException = exc
+            cause = exc
         except ResponseException as exc:
             status = exc.response.status
             if status == 401:
@@ -235,6 +260,7 @@ class _Scan:
             reason = f"status {status}"
             cause = exc
         self.result.requests_failed += 1
+        self.last_failure = reason
         gave_up = ScanAborted(f"{what}: gave up after {MAX_TRIES} failures in a row (last: {reason})")
         raise RetryLater(gave_up, retry_after) from cause
 
@@ -397,6 +423,16 @@ class _Scan:
                 gallery_index=gallery_index,
             )
         )
+
+
+def _describe_connection(error: aiohttp.ClientConnectorError) -> str:
+    where = f"{error.host}:{error.port}"
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return f"no such host {error.host} (DNS lookup failed)"
+    # asyncio's strerror is "Connect call failed (...)"; the errno says what happened.
+    number = error.os_error.errno if error.os_error is not None else None
+    cause = os.strerror(number) if number else str(error)
+    return f"{where} ({cause.lower()})"
 
 
 def _describe(exc: BaseException) -> str:

@@ -31,6 +31,7 @@ from media.fetch import SafeFetcher
 from scraper.candidates import ImageCandidate, SourceView
 from scraper.dedup import HashIndex
 from scraper.ingest import ImageOrigin, Ingestor, IngestOutcome, OutcomeKind
+from scraper.rejections import rejections_to_retry
 from scraper.summary import ScrapeSummary, SourceCounts
 
 log = logging.getLogger(__name__)
@@ -189,14 +190,17 @@ async def scrape(
     progress: Progress | None = None,
     reddit_factory: RedditFactory | None = None,
     on_progress: Callable[[float, str], None] | None = None,
+    retry_rejected: bool = False,
 ) -> ScrapeSummary:
     """Scrape the active Reddit sources (all, one character's, or one kind) into the catalog.
 
     `dry_run` scans and reports what would be downloaded, writing and downloading nothing.
     Cancelling (Ctrl-C) lets images already being committed finish; nothing is half-written.
     `on_progress(fraction, message)` lets the worker write the job's progress back.
+    First, earlier rejections of these sources that a changed setting may now let in are tried
+    again (`scraper.rejections`); with `retry_rejected`, every one that is not final.
     """
-    from scraper.reddit import make_reddit, scan_source  # asyncpraw is only needed here
+    from scraper.reddit import RedditUnavailable, RetryBudget, make_reddit, scan_source  # asyncpraw
 
     views = await asyncio.to_thread(source_views, engine, character=character, kind=source_kind)
     summary = ScrapeSummary(dry_run=dry_run)
@@ -209,7 +213,11 @@ async def scrape(
         detector = face_finder(settings)
         index = await asyncio.to_thread(HashIndex.load, engine)
         ingestor = Ingestor(engine, store, settings, detector, index)
+        budget = RetryBudget(settings.reddit.retry_budget_s)  # shared by every source of the run
         async with SafeFetcher(settings.download, max_bytes=settings.images.max_bytes) as fetcher:
+            await _retry_rejections(
+                settings, engine, ingestor, fetcher, views, summary, progress, everything=retry_rejected
+            )
             for number, view in enumerate(views):
                 counts = SourceCounts(character=view.character_name, source=describe(view))
                 summary.rows.append(counts)
@@ -223,7 +231,14 @@ async def scrape(
                     else None
                 )
                 # The scan's own requests (imgur's API) go through the guarded session too.
-                scan = await scan_source(reddit, view, settings.reddit, fetcher.session, limit=limit)
+                try:
+                    scan = await scan_source(
+                        reddit, view, settings.reddit, fetcher.session, limit=limit, budget=budget
+                    )
+                except RedditUnavailable as exc:
+                    counts.scan_error = summary.error = str(exc)
+                    await asyncio.to_thread(_finish_source, engine, view.source_id, None, counts)
+                    break
                 candidates = in_posting_order(scan.candidates)
                 counts.posts = scan.posts_seen
                 counts.scan_error = scan.error
@@ -255,6 +270,34 @@ async def scrape(
     return summary
 
 
+async def _retry_rejections(
+    settings: Settings,
+    engine: Engine,
+    ingestor: Ingestor,
+    fetcher: SafeFetcher,
+    views: list[SourceView],
+    summary: ScrapeSummary,
+    progress: Progress | None,
+    *,
+    everything: bool,
+) -> None:
+    """Earlier rejections tried again, oldest first, before the sources list anything newer."""
+    retries = await asyncio.to_thread(
+        rejections_to_retry, engine, settings, [v.source_id for v in views], everything=everything
+    )
+    if not retries:
+        return
+    counts = SourceCounts(character="(earlier)", source="rejections tried again", seen=len(retries))
+    summary.rows.append(counts)
+    if summary.dry_run:
+        counts.new = len(retries)  # would be downloaded
+        return
+    task = progress.add_task("rejections tried again", total=len(retries)) if progress else None
+    record = _recorder(counts, progress, task)
+    for retry in retries:
+        record(await ingestor.retry_rejection(retry, fetcher))
+
+
 def _recorder(
     counts: SourceCounts, progress: Progress | None, task: TaskID | None
 ) -> Callable[[IngestOutcome], None]:
@@ -283,13 +326,16 @@ async def _dry_run(
 
 
 def _finish_source(engine: Engine, source_id: int, new_cursor: str | None, counts: SourceCounts) -> None:
-    """Stamp the run; move the cursor only when every image of the scan is in the catalog, so
-    that images that failed transiently are listed (and tried) again next time."""
+    """Stamp the attempt, and the success when Reddit listed the whole source; move the cursor
+    only when every image of the scan is in the catalog, so that images that failed transiently
+    are listed (and tried) again next time."""
     with session_scope(engine) as session:
         source = session.get(Source, source_id)
         if source is None:  # removed while we ran
             return
-        source.last_run_at = utcnow()
+        source.last_attempt_at = utcnow()
+        if counts.scan_error is None:
+            source.last_success_at = source.last_attempt_at
         if counts.errors == 0 and counts.scan_error is None and new_cursor is not None:
             source.cursor = new_cursor
         elif counts.errors:

@@ -26,7 +26,9 @@ class SourceCounts:
     new: int = 0  # stored (accepted, or kept for review)
     duplicates: int = 0  # the same bytes were already in the catalog
     near_duplicates: int = 0  # a near copy of an image of the same character
-    review: int = 0  # new images flagged for a moderator (near copy of another character, several faces)
+    # Review rows written for a moderator: a near copy or the same bytes claimed by another
+    # character, several faces in one picture.
+    review: int = 0
     rejected: Counter[str] = field(default_factory=Counter)  # reason -> count
     faces: int = 0
     errors: int = 0  # transient failures: tried again next run
@@ -37,12 +39,8 @@ class SourceCounts:
         match outcome.kind:
             case OutcomeKind.known:
                 self.known += 1
-            case OutcomeKind.new:
+            case OutcomeKind.new | OutcomeKind.review:
                 self.new += 1
-                self.review += int(outcome.flagged)
-            case OutcomeKind.review:
-                self.new += 1
-                self.review += 1
             case OutcomeKind.duplicate:
                 self.duplicates += 1
             case OutcomeKind.near_duplicate:
@@ -52,6 +50,7 @@ class SourceCounts:
             case OutcomeKind.error:
                 self.errors += 1
         self.faces += outcome.faces
+        self.review += outcome.reviews
 
     def add(self, other: SourceCounts) -> None:
         for item in fields(self):
@@ -66,6 +65,7 @@ class SourceCounts:
 class ScrapeSummary:
     rows: list[SourceCounts] = field(default_factory=list)
     dry_run: bool = False
+    error: str | None = None  # the run stopped early: Reddit unreachable, or its retry budget spent
 
     @property
     def totals(self) -> SourceCounts:
@@ -86,6 +86,7 @@ class ScrapeSummary:
 
         return {
             "dry_run": self.dry_run,
+            "error": self.error,
             "totals": plain(self.totals),
             "sources": [plain(r) for r in self.rows],
         }

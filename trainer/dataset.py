@@ -53,6 +53,9 @@ class Item:
     links: frozenset[str] = frozenset()
     phash: int | None = None  # of the whole picture
     crop_phash: int | None = None  # of the face crop: a cropped repost keeps the face
+    # Of the mirrored picture: a flipped repost is near it (catalog items are linked by the
+    # scraper's flip-tolerant dedup instead).
+    mirror_phash: int | None = None
     pixels: np.ndarray | None = field(default=None, compare=False, repr=False)  # prepared, in memory
     store_sha256: str | None = None  # else: read from the image store when needed
     origin: str = "folder"
@@ -183,6 +186,7 @@ def from_folder(
             continue
         image_sha = hashlib.sha256(data).hexdigest()
         phash = _phash(decoded.rgb)
+        mirror_phash = _phash(decoded.rgb[:, ::-1])
         crops = cropper.crops(decoded.rgb) if cropper else []
         if len(crops) > 1:
             # Which face is the character is unknown; the catalog sends these to review.
@@ -199,6 +203,7 @@ def from_folder(
                 links=frozenset(),
                 phash=phash,
                 crop_phash=crop_phash,
+                mirror_phash=mirror_phash,
                 pixels=prepare(pixels, image_size),
                 origin="folder",
             )

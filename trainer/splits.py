@@ -93,7 +93,7 @@ def near_duplicate_pairs(
 
 def group_items(items: Sequence[Groupable], max_bits: int = NEAR_DUPLICATE_BITS) -> list[str]:
     """One group id per item; items linked directly or transitively share it (a shared link key,
-    or whole-picture or face-crop hashes within `max_bits`). The id is the
+    or whole-picture, mirrored-picture or face-crop hashes within `max_bits`). The id is the
     smallest image sha256 in the group, so it does not depend on the order of `items`."""
     finder = _UnionFind(len(items))
     owner: dict[str, int] = {}
@@ -105,6 +105,13 @@ def group_items(items: Sequence[Groupable], max_bits: int = NEAR_DUPLICATE_BITS)
                 owner[key] = index
     for a, b in near_duplicate_pairs([item.phash for item in items], max_bits):
         finder.union(a, b)
+    # A mirrored repost: one picture's hash near the other's mirrored one.
+    mirrors = [getattr(item, "mirror_phash", None) for item in items]
+    if any(m is not None for m in mirrors):
+        count = len(items)
+        for a, b in near_duplicate_pairs([item.phash for item in items] + mirrors, max_bits):
+            if (a < count) != (b < count):
+                finder.union(a % count, b % count)
     crop_hashes = [getattr(item, "crop_phash", None) for item in items]
     for a, b in near_duplicate_pairs(crop_hashes, max_bits + CROP_NEAR_DUPLICATE_BITS - NEAR_DUPLICATE_BITS):
         finder.union(a, b)

@@ -230,6 +230,11 @@ class Moderation(commands.Cog, CharacterPages):
             f"Series: {safe_name(info.series) if info.series else 'unknown'}",
             f"Images: {info.images}",
             f"Last scrape: {info.last_scrape or 'never'}",
+            *(
+                [f"Last attempt: {info.last_attempt} (did not finish)"]
+                if info.last_attempt != info.last_scrape
+                else []
+            ),
             f"Active: {'yes' if info.active else 'no (removed)'}",
             "Sources:",
             *(f"• {safe_name(s, limit=150)}" for s in info.sources),

@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
-NEAR_DUPLICATE_KINDS = ("reencode", "resize", "crop", "watermark", "recolour")
+NEAR_DUPLICATE_KINDS = ("reencode", "resize", "crop", "watermark", "recolour", "mirror")
 JPEG_QUALITY = (60, 95)  # inclusive range drawn per image
 
 
@@ -73,18 +73,24 @@ def _recolour(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return ImageEnhance.Brightness(shifted).enhance(float(rng.uniform(0.92, 1.08)))
 
 
+def _mirror(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Flipped left to right, a common repost edit (the copy is re-encoded like every other)."""
+    return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+
+
 _EDITS = {
     "reencode": _reencode,
     "resize": _resize,
     "crop": _crop,
     "watermark": _watermark,
     "recolour": _recolour,
+    "mirror": _mirror,
 }
 
 
 def near_duplicate(image: Image.Image, rng: np.random.Generator, kind: str) -> Image.Image:
     """A copy of `image` a person would call the same picture: re-encoded, resized, cropped,
-    watermarked or slightly recoloured (`kind`, one of NEAR_DUPLICATE_KINDS)."""
+    watermarked, slightly recoloured or mirrored (`kind`, one of NEAR_DUPLICATE_KINDS)."""
     edit = _EDITS.get(kind)
     if edit is None:
         raise ValueError(

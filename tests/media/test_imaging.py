@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import pickle
 import struct
 
@@ -215,18 +216,32 @@ def test_still_image_has_one_frame() -> None:
     assert not decoded.animated and decoded.frame_count == 1 and decoded.frames == [decoded.rgb]
 
 
-def test_the_10000_frame_gif_is_counted_right_when_the_limit_allows_it() -> None:
-    decoded = _decode(hf.gif_10000_frames(), ImageLimits(max_frames_scanned=20_000))
+def test_a_long_gif_is_sampled_evenly_over_the_frames_the_seek_budget_reaches() -> None:
+    """Issue 15 item 15: a 10,000-frame GIF was refused as too_many_frames; it is answered from
+    evenly spaced frames, as far into it as the seek budget reaches, each the frame it says it is."""
+    decoded = _decode(hf.gif_10000_frames())
     assert decoded.frame_count == 10_000 and len(decoded.frames) == 4
-    # the last sampled frame (9999) has the red dot at its position and the earlier dots kept
+    indices = decoded.frame_indices
+    assert indices[0] == 0 and len(set(indices)) == 4
+    steps = [b - a for a, b in itertools.pairwise(indices)]
+    assert max(steps) - min(steps) <= 1, indices  # evenly spaced
+    budget_frames = ImageLimits().max_animation_pixels // (64 * 64)
+    assert indices[-1] < budget_frames  # never further than the budget allows
+    for index, frame in zip(indices, decoded.frames, strict=True):
+        # each sampled frame has its own dot, and the earlier dots are kept
+        assert tuple(frame[(index // 64) % 64, index % 64]) == (255, 0, 0)
+
+
+def test_a_larger_seek_budget_reaches_the_last_frame() -> None:
+    decoded = _decode(hf.gif_10000_frames(), ImageLimits(max_animation_pixels=10**9))
+    assert decoded.frame_indices == (0, 3333, 6666, 9999)
     assert tuple(decoded.frames[-1][(9999 // 64) % 64, 9999 % 64]) == (255, 0, 0)
 
 
-def test_frame_limit_applies_to_declared_apng_and_webp_counts() -> None:
-    limits = ImageLimits(max_frames_scanned=3)
-    assert _reason(_animation("PNG"), limits) == "too_many_frames"
-    assert _reason(_animation("WEBP", lossless=True), limits) == "too_many_frames"
-    assert _reason(_animation("GIF"), limits) == "too_many_frames"
+@pytest.mark.parametrize(("fmt", "params"), [("GIF", {"loop": 0}), ("PNG", {}), ("WEBP", {"lossless": True})])
+def test_frames_beyond_the_scan_limit_are_left_out_not_refused(fmt: str, params: dict[str, object]) -> None:
+    decoded = _decode(_animation(fmt, **params), ImageLimits(max_frames_scanned=3))
+    assert decoded.animated and decoded.frame_indices == (0, 1, 2)
 
 
 # --- limits -------------------------------------------------------------------------------------------

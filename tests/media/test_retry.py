@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from media.retry import RetryLater, RetryPolicy, parse_retry_after
+from media.retry import RetryBudget, RetryLater, RetryPolicy, parse_retry_after
 
 
 def test_backoff_doubles_to_the_cap_and_retry_after_wins_within_it() -> None:
@@ -83,3 +83,26 @@ def test_patience_stops_retrying_however_many_tries_are_left() -> None:
     with pytest.raises(RetryLater):
         RetryPolicy(tries=None, base=10.0, cap=10.0, patience=0.0).synchronous("db")(down)
     assert len(calls) == 1
+
+
+def test_a_budget_bounds_the_retrying_of_every_call_that_shares_it() -> None:
+    """Issue 15 item 10: one scrape run's Reddit calls share a budget of failure and back-off
+    seconds; once a retry would pass it, no call of the run retries any more."""
+    budget = RetryBudget(seconds=2.5)
+    policy = RetryPolicy(tries=10, base=1.0, cap=1.0, jitter=False, budget=budget)
+    slept: list[float] = []
+    calls: list[str] = []
+
+    def down(name: str) -> None:
+        calls.append(name)
+        raise RetryLater(ConnectionError("503"))
+
+    for name in ("first", "second"):
+        retrying = policy.synchronous(name)
+        retrying.sleep = slept.append  # the waits are recorded, not slept
+        with pytest.raises(RetryLater):
+            retrying(down, name)
+    # Two waits of 1 s fit in 2.5 s, a third would not: the first call stops after three tries,
+    # the second after its first.
+    assert calls == ["first"] * 3 + ["second"]
+    assert slept == [1.0, 1.0] and budget.ran_out and budget.spent >= 2.0

@@ -1,6 +1,7 @@
 """The front door: every command has --help; user errors are one line and a non-zero exit."""
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,34 @@ def test_a_missing_bucket_is_one_clear_line(
     [line] = result.output.strip().splitlines()
     assert line.startswith("error: ") and "s3://no-such-bucket-here/deploy/models" in line
     assert "Traceback" not in result.output
+
+
+def test_unreachable_reddit_fails_the_scrape_in_one_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch, cascade_path: Path
+) -> None:
+    """Issue 15 item 10: with Reddit's address refusing connections the scrape used to retry for
+    minutes, exit 0 and show the run in `characters list` as a recent scrape."""
+    with socket.socket() as probe:  # a port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    for name in ("OAUTH_URL", "REDDIT_URL", "SHORT_URL"):
+        monkeypatch.setenv(f"NAMAE_REDDIT__{name}", closed)
+    monkeypatch.setenv("NAMAE_REDDIT__CLIENT_ID", "id")
+    monkeypatch.setenv("NAMAE_FACES__CASCADE_PATH", str(cascade_path))
+    monkeypatch.setenv("NAMAE_REDDIT__CLIENT_SECRET", "secret")
+    for name, sub in (("Rem", "Re_Zero"), ("Emilia", "EmiliaMains")):
+        assert runner.invoke(app, ["characters", "add", name, "-s", sub]).exit_code == 0
+
+    result = runner.invoke(app, ["scrape"])
+
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: the scrape stopped: Reddit cannot be reached: {closed[7:]} (connection refused)"
+    ]
+    assert "Traceback" not in result.output and "Scrape summary" not in result.output
+    rem, emilia = (
+        json.loads(runner.invoke(app, ["characters", "info", n]).output) for n in ("Rem", "Emilia")
+    )
+    assert rem["last_scrape"] is None and rem["last_attempt"] is not None
+    assert emilia["last_attempt"] is None  # the run stopped before its source

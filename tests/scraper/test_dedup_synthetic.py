@@ -3,9 +3,9 @@ false merges between distinct pictures (prints both; asserts >= 95 % and < 1 %).
 
 Distinct pictures are renders of the same few characters (the hardest negatives: same hair,
 eyes and palette), near copies are the edits reposts carry: the fake Reddit's brightness +
-resize + re-encode, a small crop, a half-size PNG, a contrast change at low JPEG quality, and a
-WebP re-encode. Hashes come from the production path (decode_image + perceptual_hashes) and
-decisions from the production thresholds and index.
+resize + re-encode, a small crop, a half-size PNG, a contrast change at low JPEG quality, a
+WebP re-encode, and a mirrored re-encode. Hashes come from the production path (decode_image +
+perceptual_hashes + fingerprint) and decisions from the production thresholds, index and verification.
 """
 
 from __future__ import annotations
@@ -121,6 +121,8 @@ class GeneratedDedup:
     found: Counter[str]  # near-duplicate kind -> copies matched to their own original first
     planted: Counter[str]
     wrong_original: int  # copies whose best match was another picture
+    mirrors_found: int  # every portrait mirrored and re-encoded: matched to its own portrait first
+    mirrors_wrong: int  # mirrored portraits whose best match was another picture
 
     def recall(self, kinds: tuple[str, ...] = NEAR_DUPLICATE_KINDS) -> float:
         return sum(self.found[k] for k in kinds) / sum(self.planted[k] for k in kinds)
@@ -169,8 +171,25 @@ def generated_dedup(tmp_path_factory: pytest.TempPathFactory) -> GeneratedDedup:
             found[copy["kind"]] += 1
         elif matches:
             wrong_original += 1
+    # Every portrait mirrored (a common repost edit) and re-encoded, looked up the same way.
+    mirrors_found = mirrors_wrong = 0
+    for entry in manifest.images:
+        with PILImage.open(manifest.path(entry["path"])) as opened:
+            mirrored = encode(opened.transpose(PILImage.Transpose.FLIP_LEFT_RIGHT), quality=85)
+        matches = index.find(fingerpictureof(mirrored), signatures.get)
+        if matches and matches[0].image_id == ids[entry["path"]]:
+            mirrors_found += 1
+        elif matches:
+            mirrors_wrong += 1
     result = GeneratedDedup(
-        len(manifest.images), false_merges, same_character, found, planted, wrong_original
+        len(manifest.images),
+        false_merges,
+        same_character,
+        found,
+        planted,
+        wrong_original,
+        mirrors_found,
+        mirrors_wrong,
     )
     per_kind = ", ".join(f"{k} {found[k]}/{planted[k]}" for k in NEAR_DUPLICATE_KINDS)
     print(
@@ -179,7 +198,9 @@ def generated_dedup(tmp_path_factory: pytest.TempPathFactory) -> GeneratedDedup:
         f"verified by signature NCC): recall {result.recall():.1%} overall, "
         f"{result.recall(HASH_ROBUST_KINDS):.1%} without crops ({per_kind}); false merges "
         f"{result.false_merge_rate:.2%} ({false_merges} of {result.originals} portraits, "
-        f"{same_character} within one character; {wrong_original} copies matched to another picture)"
+        f"{same_character} within one character; {wrong_original} copies matched to another picture); "
+        f"every portrait mirrored: {mirrors_found}/{result.originals} found, {mirrors_wrong} matched to "
+        f"another picture"
     )
     return result
 
@@ -193,3 +214,10 @@ def test_generated_near_duplicates_are_found_without_false_merges(generated_dedu
 def test_generated_near_duplicates_recall_including_crops(generated_dedup: GeneratedDedup) -> None:
     assert generated_dedup.recall() >= 0.95
     assert generated_dedup.false_merge_rate < 0.01
+
+
+def test_mirrored_reposts_are_near_duplicates(generated_dedup: GeneratedDedup) -> None:
+    """Issue 15 item 13: a horizontally flipped copy was stored as a new picture."""
+    assert generated_dedup.mirrors_found / generated_dedup.originals >= 0.95
+    assert generated_dedup.mirrors_wrong / generated_dedup.originals < 0.01
+    assert generated_dedup.found["mirror"] == generated_dedup.planted["mirror"] > 0

@@ -218,14 +218,30 @@ def test_exact_duplicates_add_provenance_only(catalog: Catalog) -> None:
         urls = session.scalars(select(Provenance.url).order_by(Provenance.id)).all()
         assert urls == ["https://i.redd.it/a.jpg", "https://i.imgur.com/b.jpg"]
         assert session.scalar(select(func.count(Review.id))) == 0
-    # The same bytes posted as another character: kept once, queued for a moderator.
-    other = catalog.ingestor.ingest_bytes(data, catalog.origin("https://i.redd.it/c.jpg", 2))
-    assert other.kind == OutcomeKind.duplicate and other.flagged
+    # The same bytes posted as another character: kept once, queued for a moderator with a row
+    # per character, whichever claim came first; the first label stays, the second joins it in
+    # its own origin's slot.
+    other = catalog.ingestor.ingest_bytes(
+        data, catalog.origin("https://i.redd.it/c.jpg", 2, origin=LabelOrigin.title_mention)
+    )
+    assert other.kind == OutcomeKind.duplicate and other.reviews == 2
     with session_scope(catalog.engine) as session:
         image = session.get(Image, first.image_id)
         assert image is not None and image.status == ImageStatus.review
-        review = session.scalars(select(Review)).one()
-        assert (review.image_id, review.character_id) == (first.image_id, catalog.characters[2])
+        reviews = session.scalars(select(Review).order_by(Review.character_id)).all()
+        assert [(r.image_id, r.character_id) for r in reviews] == [
+            (first.image_id, catalog.characters[1]),
+            (first.image_id, catalog.characters[2]),
+        ]
+        labels = session.execute(
+            select(Label.origin, Label.character_id).where(
+                Label.image_id == image.id, Label.face_id.is_(None)
+            )
+        ).all()
+        assert sorted(labels) == [
+            (LabelOrigin.subreddit, catalog.characters[1]),
+            (LabelOrigin.title_mention, catalog.characters[2]),
+        ]
 
 
 def test_near_duplicates_same_character_dropped_other_character_reviewed(catalog: Catalog) -> None:
@@ -250,7 +266,12 @@ def test_near_duplicates_same_character_dropped_other_character_reviewed(catalog
         review = session.scalars(select(Review).where(Review.image_id == row.id)).one()
         assert review.kind == "near_duplicate_other_character"
         assert review.character_id == catalog.characters[1]
-        assert str(first.image_id) in review.reason
+        assert review.reason.endswith(f"labelled as character {catalog.characters[0]}")
+        # The other side too, whichever came first.
+        original = session.get(Image, first.image_id)
+        assert original is not None and original.status == ImageStatus.review
+        mirror = session.scalars(select(Review).where(Review.image_id == original.id)).one()
+        assert (mirror.kind, mirror.character_id) == (review.kind, catalog.characters[0])
     # A fresh index loaded from the catalog makes the same decisions (it is persisted there).
     reloaded = HashIndex.load(catalog.engine)
     assert len(reloaded) == 2
