@@ -39,6 +39,12 @@ class ImageLimits(BaseModel):
 
 
 class FaceSettings(BaseModel):
+    # Which finder every path uses (bot, CLI, scraper, trainer: `media.faces.face_finder`). "auto":
+    # the trained finder when `namae train-faces` has written one (into `trained_dir`, default
+    # `<data_dir>/faces`), else the cascade. "trained" fails clearly without one.
+    finder: Literal["auto", "trained", "cascade"] = "auto"
+    trained_dir: Path | None = None
+    net_score_threshold: float | None = Field(default=None, gt=0, lt=1)  # else the finder's card's
     cascade_path: Path | None = None
     cascade_url: str = CASCADE_URL
     cascade_sha256: str = CASCADE_SHA256

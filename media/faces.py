@@ -1,7 +1,10 @@
-"""Anime face finding (nagadomi's LBP cascade through OpenCV) and square face crops.
+"""Anime face finding and square face crops.
 
 `face_finder(settings)` is the one way the bot, the CLI, the scraper and the trainer get a finder,
-so that all of them see the same faces. `FaceDetector` is safe to share between threads: OpenCV's
+so that all of them see the same faces: the trained finder (`media.facenet`, written by `namae
+train-faces`) when there is one, else nagadomi's LBP cascade through OpenCV (`FaceDetector`), as
+`faces.finder` says. Both frame a face the same way (forehead to chin, cheek to cheek) and crop it
+with the same `crop_square`. `FaceDetector` is safe to share between threads: OpenCV's
 `CascadeClassifier` is not, so each thread gets its own classifier, read from the same bytes. The
 cascade file itself comes from `media.cascade`.
 """
@@ -37,8 +40,26 @@ class FaceFinder(Protocol):
     def crop(self, rgb: np.ndarray, box: Box, size: int | None = None) -> np.ndarray: ...
 
 
-def face_finder(settings: Settings) -> FaceDetector:
-    """The face finder every path uses, as configured (the cascade is fetched once if needed)."""
+def trained_finder_dir(settings: Settings) -> Path:
+    """Where `namae train-faces` writes the trained finder and `face_finder` looks for it."""
+    return settings.faces.trained_dir or settings.data_dir / "faces"
+
+
+def face_finder(settings: Settings, *, threads: int = 1) -> FaceFinder:
+    """The face finder every path uses, as configured: the trained one when `faces.finder` allows
+    it and one is there, else the cascade (fetched once if needed). `threads`: onnxruntime's
+    intra-op threads per picture for the trained finder (the bot's pool runs pictures side by side)."""
+    from media.facenet import FACE_ONNX, NetFaceFinder
+
+    mode = settings.faces.finder
+    folder = trained_finder_dir(settings)
+    if mode != "cascade" and (folder / FACE_ONNX).is_file():
+        return NetFaceFinder(folder, settings.faces, threads=threads)
+    if mode == "trained":
+        raise MediaError(
+            f"faces.finder is 'trained' but {folder} has no {FACE_ONNX}; run `namae train-faces` "
+            "(or set faces.finder to 'auto' or 'cascade')."
+        )
     from media.cascade import resolve_cascade
 
     return FaceDetector(resolve_cascade(settings.faces, settings.data_dir, settings.download), settings.faces)
@@ -85,7 +106,7 @@ class FaceDetector:
 
     def detect(self, rgb: np.ndarray) -> list[Box]:
         """Faces in an HxWx3 uint8 RGB image, left to right, overlapping duplicates merged."""
-        pixels = _as_rgb(rgb)
+        pixels = as_rgb(rgb)
         height, width = pixels.shape[:2]
         scale = min(1.0, self._settings.detect_max_side / max(height, width))
         grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
@@ -101,38 +122,42 @@ class FaceDetector:
             minSize=(min_side, min_side),
         )
         boxes = [
-            _clamp(Box(round(x / scale), round(y / scale), round(w / scale), round(h / scale)), width, height)
+            clamp(Box(round(x / scale), round(y / scale), round(w / scale), round(h / scale)), width, height)
             for x, y, w, h in np.asarray(found, dtype=np.int64).reshape(-1, 4)
         ]
         return sorted(_merge_duplicates(boxes), key=lambda box: (box.x, box.y))
 
     def crop(self, rgb: np.ndarray, box: Box, size: int | None = None) -> np.ndarray:
-        """A square crop around `box`, grown by `settings.margin` on each side, resized to `size`.
-
-        The square is shifted to stay inside the image where it fits; where it is larger than the
-        image, the missing part is filled by repeating the border pixels.
-        """
-        pixels = _as_rgb(rgb)
-        size = self._settings.crop_size if size is None else size
-        if size < 1:
-            raise ValueError(f"crop size must be positive, got {size}")
-        if box.w <= 0 or box.h <= 0:
-            raise ValueError(f"cannot crop an empty box {box}")
-        height, width = pixels.shape[:2]
-        side = max(1, round(max(box.w, box.h) * (1 + 2 * self._settings.margin)))
-        left = _place(box.x + box.w / 2, side, width)
-        top = _place(box.y + box.h / 2, side, height)
-        inside = pixels[max(0, top) : min(height, top + side), max(0, left) : min(width, left + side)]
-        square = cv2.copyMakeBorder(
-            inside,
-            max(0, -top),
-            max(0, top + side - height),
-            max(0, -left),
-            max(0, left + side - width),
-            cv2.BORDER_REPLICATE,
+        """`crop_square` with this finder's margin, at `size` (default `settings.crop_size`)."""
+        return crop_square(
+            rgb, box, self._settings.crop_size if size is None else size, self._settings.margin
         )
-        interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-        return np.ascontiguousarray(cv2.resize(square, (size, size), interpolation=interpolation))
+
+
+def crop_square(rgb: np.ndarray, box: Box, size: int, margin: float) -> np.ndarray:
+    """A square crop around `box`, grown by `margin` (of its longer side) on each side, resized to
+    `size` x `size`. The square is shifted to stay inside the image where it fits; where it is
+    larger than the image, the missing part is filled by repeating the border pixels."""
+    pixels = as_rgb(rgb)
+    if size < 1:
+        raise ValueError(f"crop size must be positive, got {size}")
+    if box.w <= 0 or box.h <= 0:
+        raise ValueError(f"cannot crop an empty box {box}")
+    height, width = pixels.shape[:2]
+    side = max(1, round(max(box.w, box.h) * (1 + 2 * margin)))
+    left = _place(box.x + box.w / 2, side, width)
+    top = _place(box.y + box.h / 2, side, height)
+    inside = pixels[max(0, top) : min(height, top + side), max(0, left) : min(width, left + side)]
+    square = cv2.copyMakeBorder(
+        inside,
+        max(0, -top),
+        max(0, top + side - height),
+        max(0, -left),
+        max(0, left + side - width),
+        cv2.BORDER_REPLICATE,
+    )
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return np.ascontiguousarray(cv2.resize(square, (size, size), interpolation=interpolation))
 
 
 def _place(centre: float, side: int, limit: int) -> int:
@@ -143,14 +168,14 @@ def _place(centre: float, side: int, limit: int) -> int:
     return round((limit - side) / 2)  # larger than the image: centre it, both ends get padding
 
 
-def _as_rgb(rgb: np.ndarray) -> np.ndarray:
+def as_rgb(rgb: np.ndarray) -> np.ndarray:
     array = np.asarray(rgb)
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8 or 0 in array.shape:
         raise ValueError(f"expected an HxWx3 uint8 array, got shape {array.shape} and dtype {array.dtype}")
     return np.ascontiguousarray(array)
 
 
-def _clamp(box: Box, width: int, height: int) -> Box:
+def clamp(box: Box, width: int, height: int) -> Box:
     x, y = max(0, min(box.x, width - 1)), max(0, min(box.y, height - 1))
     return Box(x, y, max(1, min(box.w, width - x)), max(1, min(box.h, height - y)))
 
