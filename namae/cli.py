@@ -430,6 +430,57 @@ def import_folder(
 app.command("train")(train_command)
 
 
+@app.command("train-faces")
+@friendly
+def train_faces_command(
+    boxes: Annotated[
+        list[Path] | None,
+        typer.Option(help="A Pascal VOC folder of pictures with face boxes (Annotations/*.xml); repeatable."),
+    ] = None,
+    heads: Annotated[
+        bool, typer.Option(help="The VOC boxes frame whole heads, hair included (e.g. the paperface set).")
+    ] = False,
+    crops: Annotated[
+        list[Path] | None, typer.Option(help="A folder of face crops to paste onto backgrounds; repeatable.")
+    ] = None,
+    pictures: Annotated[int, typer.Option(min=8, help="Training pictures made from the sources.")] = 3000,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes of the head over them.")] = 24,
+    side: Annotated[
+        int, typer.Option(min=64, help="Long side pictures are resized to when finding faces.")
+    ] = 256,
+    out: Annotated[Path | None, typer.Option(help="Where to write face.onnx + face.json.")] = None,
+) -> None:
+    """Train the anime face finder (CPU, minutes) and install it where the bot, scraper and trainer
+    look for it; without one they use the cascade."""
+    from media.faces import trained_finder_dir
+    from trainer.face_train import FaceTrainConfig, train_faces
+
+    settings = load_settings()
+    for folder in [*(boxes or []), *(crops or [])]:
+        if not folder.is_dir():
+            raise CatalogError(f"{folder} is not a folder.")
+    if not boxes and not crops:
+        console.print("no --boxes or --crops: training on synthetic scenes only", highlight=False)
+    target = out or trained_finder_dir(settings)
+    config = FaceTrainConfig(
+        pictures=pictures,
+        epochs=epochs,
+        side=side,
+        boxes=list(boxes or []),
+        heads=heads,
+        crops=list(crops or []),
+    )
+    card = train_faces(config, target, progress=lambda message: console.print(message, highlight=False))
+    table = Table("metric", "value", title=f"face finder {card.onnx_sha256[:12]}")
+    held = card.metrics.get("held_out", {})
+    for key in ("pictures", "faces", "precision", "recall", "threshold"):
+        if key in held:
+            table.add_row(f"held out {key}", str(held[key]))
+    table.add_row("seconds", str(card.metrics.get("seconds")))
+    console.print(table)
+    console.print(f"written to {target}", highlight=False)
+
+
 def _registry(settings: Settings):
     from models.registry import Registry
 

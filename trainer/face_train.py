@@ -52,7 +52,7 @@ class FaceTrainConfig:
     pictures: int = 3000  # training pictures (each seen with one random scale, window and flip)
     epochs: int = 30  # passes of the neck and head over the cached taps
     size: int = 256  # training input side
-    side: int = 320  # the long side pictures are resized to when finding faces
+    side: int = 256  # the long side pictures are resized to when finding faces
     batch: int = 32
     lr: float = 3e-3
     target_precision: float = 0.95

@@ -158,3 +158,18 @@ def test_a_missing_bucket_is_one_clear_line(
     [line] = result.output.strip().splitlines()
     assert line.startswith("error: ") and "s3://no-such-bucket-here/deploy/models" in line
     assert "Traceback" not in result.output
+
+
+def test_train_faces_bad_input_is_one_line_and_installs_nothing(env: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, message in [
+        (["train-faces", "--boxes", str(tmp_path / "missing")], "is not a folder"),
+        (["train-faces", "--boxes", str(empty)], "no Annotations/*.xml"),
+        (["train-faces", "--crops", str(empty)], "no pictures found"),
+    ]:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert message in result.output
+        assert "Traceback" not in result.output
+    assert not (env / "faces").exists()
