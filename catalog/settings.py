@@ -52,7 +52,10 @@ class FaceSettings(BaseModel):
     min_neighbors: int = 5
     min_size: int = 24
     margin: float = 0.25
-    crop_size: int = 128
+    # The side of the face crops the scraper stores (the bot and folder training cut theirs at the
+    # model's input size). Catalog training resizes the stored crops to the input size, so this is
+    # the largest input size that never upscales a face (bench measured 96-224).
+    crop_size: int = 224
     # Detection runs on a copy whose long side is at most this; a face under min_size at that scale
     # (under 5% of the long side at 512) is not found. `python -m bench.inference` measures the
     # choice (detection_side): on 77 faces in 1-12 MP synthetic pictures, 512 found as many as
