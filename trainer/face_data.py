@@ -53,10 +53,20 @@ def read_rgb(path: Path) -> np.ndarray | None:
 
 
 def voc_folder(root: Path, *, heads: bool) -> list[tuple[Path, list[FloatBox]]]:
-    """(picture, face boxes) for every `Annotations/*.xml` whose picture is present."""
+    """(picture, face boxes) for every `Annotations/*.xml` whose picture is present. A folder with a
+    `train_list.txt` (lines "<picture> <annotation>") gives only the pictures it lists: the others
+    (val/test lists) stay unseen, for `bench/faces.py`."""
     annotations = sorted((root / "Annotations").glob("*.xml"))
     if not annotations:
         raise TrainingError(f"--boxes {root}: no Annotations/*.xml (expected a Pascal VOC folder)")
+    listed = root / "train_list.txt"
+    if listed.is_file():
+        names = {
+            Path(line.replace("\\", "/").split()[-1]).stem
+            for line in listed.read_text().splitlines()
+            if line.strip()
+        }
+        annotations = [a for a in annotations if a.stem in names]
     pictures = {p.stem: p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES}
     out = []
     for xml in annotations:

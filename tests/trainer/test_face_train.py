@@ -120,3 +120,14 @@ def test_a_tiny_training_run_exports_a_finder_that_loads_and_runs(tmp_path: Path
     for box in finder.detect(rgb):
         assert 0 <= box.x < rgb.shape[1] and 0 <= box.y < rgb.shape[0]
     assert not list(out.glob(".train-faces-*")), "the temporary export folder is left behind"
+
+
+def test_a_voc_train_list_keeps_the_other_pictures_unseen(tmp_path: Path) -> None:
+    voc = write_voc(tmp_path / "voc", 5, seed=1)
+    assert len(voc_folder(voc, heads=False)) == 5
+    (voc / "train_list.txt").write_text(
+        "JPEGImages\\0.jpg Annotations\\0.xml\nJPEGImages\\3.jpg Annotations\\3.xml\n"
+    )
+    kept = voc_folder(voc, heads=False)
+    assert sorted(path.name for path, _ in kept) == ["0.jpg", "3.jpg"]
+    assert all(len(faces) == 2 for _, faces in kept)
