@@ -443,11 +443,12 @@ def train_faces_command(
     crops: Annotated[
         list[Path] | None, typer.Option(help="A folder of face crops to paste onto backgrounds; repeatable.")
     ] = None,
-    pictures: Annotated[int, typer.Option(min=8, help="Training pictures made from the sources.")] = 3000,
-    epochs: Annotated[int, typer.Option(min=1, help="Passes of the head over them.")] = 24,
+    pictures: Annotated[int, typer.Option(min=8, help="Training pictures made from the sources.")] = 5000,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes of the head over them.")] = 10,
     side: Annotated[
         int, typer.Option(min=64, help="Long side pictures are resized to when finding faces.")
-    ] = 256,
+    ] = 320,
+    threads: Annotated[int, typer.Option(min=1, help="CPU threads for torch.")] = 2,
     out: Annotated[Path | None, typer.Option(help="Where to write face.onnx + face.json.")] = None,
 ) -> None:
     """Train the anime face finder (CPU, minutes) and install it where the bot, scraper and trainer
@@ -466,6 +467,7 @@ def train_faces_command(
         pictures=pictures,
         epochs=epochs,
         side=side,
+        threads=threads,
         boxes=list(boxes or []),
         heads=heads,
         crops=list(crops or []),

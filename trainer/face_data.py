@@ -349,8 +349,8 @@ def stream(
     crops: list[Path],
     backgrounds: list[np.ndarray],
     patches: list[np.ndarray],
-    boxed_share: float = 0.2,
-    synthetic_share: float = 0.15,
+    boxed_share: float = 0.4,
+    synthetic_share: float = 0.1,
 ) -> Iterator[Picture]:
     """Endless training pictures: boxed pictures, pasted crops and synthetic scenes in these shares
     (a missing source's share goes to the others)."""
