@@ -131,3 +131,29 @@ def test_a_voc_train_list_keeps_the_other_pictures_unseen(tmp_path: Path) -> Non
     kept = voc_folder(voc, heads=False)
     assert sorted(path.name for path, _ in kept) == ["0.jpg", "3.jpg"]
     assert all(len(faces) == 2 for _, faces in kept)
+
+
+def test_namae_train_faces_installs_a_finder_that_every_path_then_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from catalog.settings import Settings
+    from media.faces import face_finder
+    from namae.cli import app
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("NAMAE_DATA_DIR", str(data))
+    monkeypatch.delenv("NAMAE_DATABASE_URL", raising=False)
+    monkeypatch.setenv("NAMAE_CONFIG", str(tmp_path / "absent.toml"))
+    voc = write_voc(tmp_path / "voc", 6, seed=3)
+    crops = write_crops(tmp_path / "crops", 4)
+    args = ["--boxes", str(voc), "--crops", str(crops), "--pictures", "8", "--epochs", "1"]
+    result = CliRunner().invoke(app, ["train-faces", *args, "--side", "128", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "held out pictures" in result.output
+    finder = face_finder(Settings())
+    assert isinstance(finder, NetFaceFinder)
+    assert finder.card.side == 128 and finder.card.sources["boxed_pictures"] == 5
+    assert finder.card.metrics["export_max_difference"] < 1e-2
+    assert f"face finder {finder.version}" in result.output
