@@ -45,6 +45,7 @@ from bench.harness import Target, cascade_path, emit, parser, ratio, summary
 from bot.app import NamaeBot
 from bot.endpoints import point_discord_py_at
 from catalog.db import open_catalog
+from catalog.finder_store import finder_folder
 from catalog.guilds import GuildSettingsStore
 from catalog.settings import Settings
 from media.faces import face_finder
@@ -183,7 +184,7 @@ def make_station(
     engine = open_catalog(settings.resolved_database_url)
     channel = guild.add_channel(f"pictures-{mode.replace('_', '-')}")
     GuildSettingsStore(engine).enable_channel(guild.id, channel)
-    detector = face_finder(settings) if mode != "no_faces" else None
+    detector = face_finder(settings, finder_folder(settings)) if mode != "no_faces" else None
     bot = NamaeBot(
         settings,
         engine,

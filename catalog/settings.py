@@ -40,8 +40,8 @@ class ImageLimits(BaseModel):
 
 class FaceSettings(BaseModel):
     # Which finder every path uses (bot, CLI, scraper, trainer: `media.faces.face_finder`). "auto":
-    # the trained finder when `namae train-faces` has written one (into `trained_dir`, default
-    # `<data_dir>/faces`), else the cascade. "trained" fails clearly without one.
+    # the trained finder when `namae train-faces` has installed one in the store (or `trained_dir`
+    # names a folder holding one), else the cascade. "trained" fails clearly without one.
     finder: Literal["auto", "trained", "cascade"] = "auto"
     trained_dir: Path | None = None
     net_score_threshold: float | None = Field(default=None, gt=0, lt=1)  # else the finder's card's

@@ -1,8 +1,9 @@
 """Anime face finding and square face crops.
 
-`face_finder(settings)` is the one way the bot, the CLI, the scraper and the trainer get a finder,
-so that all of them see the same faces: the trained finder (`media.facenet`, written by `namae
-train-faces`) when there is one, else nagadomi's LBP cascade through OpenCV (`FaceDetector`), as
+`face_finder(settings, finder_folder(settings))` is the one way the bot, the CLI, the scraper and
+the trainer get a finder, so that all of them see the same faces: the trained finder
+(`media.facenet`, installed by `namae train-faces` into the object store; `catalog.finder_store`
+finds its local folder) when there is one, else nagadomi's LBP cascade through OpenCV (`FaceDetector`), as
 `faces.finder` says. Both frame a face the same way (forehead to chin, cheek to cheek) and crop it
 with the same `crop_square`. `FaceDetector` is safe to share between threads: OpenCV's
 `CascadeClassifier` is not, so each thread gets its own classifier, read from the same bytes. The
@@ -40,24 +41,20 @@ class FaceFinder(Protocol):
     def crop(self, rgb: np.ndarray, box: Box, size: int | None = None) -> np.ndarray: ...
 
 
-def trained_finder_dir(settings: Settings) -> Path:
-    """Where `namae train-faces` writes the trained finder and `face_finder` looks for it."""
-    return settings.faces.trained_dir or settings.data_dir / "faces"
-
-
-def face_finder(settings: Settings, *, threads: int = 1) -> FaceFinder:
-    """The face finder every path uses, as configured: the trained one when `faces.finder` allows
-    it and one is there, else the cascade (fetched once if needed). `threads`: onnxruntime's
-    intra-op threads per picture for the trained finder (the bot's pool runs pictures side by side)."""
+def face_finder(settings: Settings, trained: Path | None, *, threads: int = 1) -> FaceFinder:
+    """The face finder every path uses, as configured: the trained one in the local folder
+    `trained` (what `catalog.finder_store.finder_folder` returns: the installed finder, copied out
+    of the object store when it lives in a bucket) when there is one, else the cascade (fetched once
+    if needed). `threads`: onnxruntime's intra-op threads per picture for the trained finder (the
+    bot's pool runs pictures side by side)."""
     from media.facenet import FACE_ONNX, NetFaceFinder
 
-    mode = settings.faces.finder
-    folder = trained_finder_dir(settings)
-    if mode != "cascade" and (folder / FACE_ONNX).is_file():
-        return NetFaceFinder(folder, settings.faces, threads=threads)
-    if mode == "trained":
+    if settings.faces.finder != "cascade" and trained is not None and (trained / FACE_ONNX).is_file():
+        return NetFaceFinder(trained, settings.faces, threads=threads)
+    if settings.faces.finder == "trained":
+        where = f"{trained} has no {FACE_ONNX}" if trained is not None else "no face finder is installed"
         raise MediaError(
-            f"faces.finder is 'trained' but {folder} has no {FACE_ONNX}; run `namae train-faces` "
+            f"faces.finder is 'trained' but {where}; run `namae train-faces` "
             "(or set faces.finder to 'auto' or 'cascade')."
         )
     from media.cascade import resolve_cascade

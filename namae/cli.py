@@ -449,11 +449,16 @@ def train_faces_command(
         int, typer.Option(min=64, help="Long side pictures are resized to when finding faces.")
     ] = 320,
     threads: Annotated[int, typer.Option(min=1, help="CPU threads for torch.")] = 2,
-    out: Annotated[Path | None, typer.Option(help="Where to write face.onnx + face.json.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Only write face.onnx + face.json to this folder; install nothing.")
+    ] = None,
 ) -> None:
-    """Train the anime face finder (CPU, minutes) and install it where the bot, scraper and trainer
-    look for it; without one they use the cascade."""
-    from media.faces import trained_finder_dir
+    """Train the anime face finder (CPU, minutes) and install it in the store, where every bot,
+    worker and trainer finds it (the bot at its next start); without one they use the cascade.
+    With --out, only write it to that folder (try it with NAMAE_FACES__TRAINED_DIR)."""
+    import tempfile
+
+    from catalog.finder_store import finder_location, install_finder
     from trainer.face_train import FaceTrainConfig, train_faces
 
     settings = load_settings()
@@ -462,7 +467,6 @@ def train_faces_command(
             raise CatalogError(f"{folder} is not a folder.")
     if not boxes and not crops:
         console.print("no --boxes or --crops: training on synthetic scenes only", highlight=False)
-    target = out or trained_finder_dir(settings)
     config = FaceTrainConfig(
         pictures=pictures,
         epochs=epochs,
@@ -472,7 +476,10 @@ def train_faces_command(
         heads=heads,
         crops=list(crops or []),
     )
-    card = train_faces(config, target, progress=lambda message: console.print(message, highlight=False))
+    with tempfile.TemporaryDirectory(prefix="namae-train-faces-") as staging:
+        target = out or Path(staging)
+        card = train_faces(config, target, progress=lambda message: console.print(message, highlight=False))
+        installed = None if out else install_finder(settings, target)
     table = Table("metric", "value", title=f"face finder {card.onnx_sha256[:12]}")
     held = card.metrics.get("held_out", {})
     for key in ("pictures", "faces", "precision", "recall", "threshold"):
@@ -480,7 +487,13 @@ def train_faces_command(
             table.add_row(f"held out {key}", str(held[key]))
     table.add_row("seconds", str(card.metrics.get("seconds")))
     console.print(table)
-    console.print(f"written to {target}", highlight=False)
+    if installed is None:
+        console.print(f"written to {out}", highlight=False)
+    else:
+        console.print(
+            f"installed as {installed.version} in {finder_location(settings)}",
+            highlight=False,
+        )
 
 
 def _registry(settings: Settings):
@@ -563,6 +576,7 @@ def classify(
     top_k: Annotated[int, typer.Option(help="Candidates per face.")] = 3,
 ) -> None:
     """Who is in these images? A table of faces and their top candidates, from the active model."""
+    from catalog.finder_store import finder_folder
     from media.decode import DecodeLimits, ImageRejected
     from media.faces import face_finder
     from models.answer import answer_image
@@ -570,7 +584,7 @@ def classify(
 
     settings = load_settings()
     classifier = Classifier.from_registry(_registry(settings))
-    finder = face_finder(settings)
+    finder = face_finder(settings, finder_folder(settings))
     limits = DecodeLimits.from_settings(settings)
     results: list[dict[str, Any]] = []
     failed = False

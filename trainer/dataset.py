@@ -95,9 +95,10 @@ class _FaceCropper:
     size), so that folder training sees the pixels the bot will show the model."""
 
     def __init__(self, settings: Settings) -> None:
+        from catalog.finder_store import finder_folder
         from media.faces import face_finder
 
-        self.detector = face_finder(settings)
+        self.detector = face_finder(settings, finder_folder(settings))
 
     def crops(self, rgb: np.ndarray, size: int) -> list[np.ndarray]:
         return [self.detector.crop(rgb, box, size) for box in self.detector.detect(rgb)]

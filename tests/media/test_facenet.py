@@ -3,7 +3,8 @@
 The detector here is a real ONNX graph run by onnxruntime that answers fixed detections (in the
 coordinates of the resized input it receives), so that the scaling back to the picture, the score
 threshold, non-maximum suppression and the card checks are tested without training anything;
-`tests/trainer/test_face_train.py` trains and exports a real one."""
+`tests/trainer/test_face_train.py` trains and exports a real one, and `tests/catalog/test_finder_store.py`
+installs one in the object store."""
 
 from __future__ import annotations
 
@@ -117,16 +118,17 @@ def test_a_broken_card_is_a_clear_error(tmp_path: Path) -> None:
         NetFaceFinder(folder, FaceSettings())
 
 
-def test_face_finder_uses_a_trained_finder_when_there_is_one(settings: Settings) -> None:
+def test_face_finder_uses_a_trained_finder_when_there_is_one(settings: Settings, tmp_path: Path) -> None:
     from media.faces import FaceDetector, face_finder
 
-    assert isinstance(face_finder(settings), FaceDetector)
-    write_finder(settings.data_dir / "faces", [[10, 10, 60, 60, 0.9]])
-    assert isinstance(face_finder(settings), NetFaceFinder)
+    assert isinstance(face_finder(settings, None), FaceDetector)
+    assert isinstance(face_finder(settings, tmp_path / "empty"), FaceDetector)
+    folder = write_finder(tmp_path / "faces", [[10, 10, 60, 60, 0.9]])
+    assert isinstance(face_finder(settings, folder), NetFaceFinder)
     cascade_only = settings.model_copy(
         update={"faces": settings.faces.model_copy(update={"finder": "cascade"})}
     )
-    assert isinstance(face_finder(cascade_only), FaceDetector)
+    assert isinstance(face_finder(cascade_only, folder), FaceDetector)
 
 
 def test_face_finder_asked_for_a_trained_finder_that_is_missing_says_how_to_get_one(
@@ -135,5 +137,5 @@ def test_face_finder_asked_for_a_trained_finder_that_is_missing_says_how_to_get_
     from media.faces import face_finder
 
     wanted = settings.model_copy(update={"faces": settings.faces.model_copy(update={"finder": "trained"})})
-    with pytest.raises(MediaError, match="namae train-faces"):
-        face_finder(wanted)
+    with pytest.raises(MediaError, match="no face finder is installed; run `namae train-faces`"):
+        face_finder(wanted, None)

@@ -133,11 +133,12 @@ def test_a_voc_train_list_keeps_the_other_pictures_unseen(tmp_path: Path) -> Non
     assert all(len(faces) == 2 for _, faces in kept)
 
 
-def test_namae_train_faces_installs_a_finder_that_every_path_then_uses(
+def test_namae_train_faces_installs_a_finder_in_the_store_that_every_path_then_uses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from typer.testing import CliRunner
 
+    from catalog.finder_store import finder_folder, installed_finder
     from catalog.settings import Settings
     from media.faces import face_finder
     from namae.cli import app
@@ -152,7 +153,10 @@ def test_namae_train_faces_installs_a_finder_that_every_path_then_uses(
     result = CliRunner().invoke(app, ["train-faces", *args, "--side", "128", "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert "held out pictures" in result.output
-    finder = face_finder(Settings())
+    settings = Settings()
+    installed = installed_finder(settings)
+    assert installed is not None and f"installed as {installed.version}" in result.output
+    finder = face_finder(settings, finder_folder(settings))
     assert isinstance(finder, NetFaceFinder)
     assert finder.card.side == 128 and finder.card.sources["boxed_pictures"] == 5
     assert finder.card.metrics["export_max_difference"] < 1e-2
