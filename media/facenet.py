@@ -25,8 +25,8 @@ import numpy as np
 
 from catalog.settings import FaceSettings
 from media.boxes import Box
+from media.crop import as_rgb, clamp, crop_square
 from media.errors import MediaError
-from media.faces import as_rgb, clamp, crop_square
 
 FACE_ONNX: Final = "face.onnx"
 FACE_CARD: Final = "face.json"

@@ -459,6 +459,7 @@ def train_faces_command(
     import tempfile
 
     from catalog.finder_store import finder_location, install_finder
+    from namae.face_scenes import SandboxScenes
     from trainer.face_train import FaceTrainConfig, train_faces
 
     settings = load_settings()
@@ -475,6 +476,7 @@ def train_faces_command(
         boxes=list(boxes or []),
         heads=heads,
         crops=list(crops or []),
+        synthetic=SandboxScenes(seed=0),
     )
     with tempfile.TemporaryDirectory(prefix="namae-train-faces-") as staging:
         target = out or Path(staging)

@@ -8,7 +8,8 @@ Three sources, mixed:
   occlusion range of real posts, plus non-face patches pasted the same way (so that a pasted
   square is no cue); backgrounds are photos shipped inside installed packages, regions of the VOC
   pictures away from every head, and synthetic backdrops;
-- synthetic scenes from `sandbox.characters`, whose face boxes are known.
+- synthetic scenes whose face boxes are known (`Synthetic`: `namae` hands in `sandbox.characters`'
+  drawn characters; the trainer does not import the sandbox).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -44,6 +46,14 @@ def head_to_face(box: FloatBox) -> FloatBox:
 class Picture:
     rgb: np.ndarray
     faces: list[FloatBox]
+
+
+class Synthetic(Protocol):
+    """Drawn scenes with known face boxes, and drawn backdrops (`namae.face_scenes.SandboxScenes`)."""
+
+    def scene(self, rng: np.random.Generator) -> Picture: ...
+
+    def backdrop(self, width: int, height: int, rng: np.random.Generator) -> np.ndarray: ...
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
@@ -239,11 +249,19 @@ def _iou(a: FloatBox, b: FloatBox) -> float:
     return inter / max(1e-9, a[2] * a[3] + b[2] * b[3] - inter)
 
 
-def _backdrop(backgrounds: list[np.ndarray], width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+def _backdrop(
+    backgrounds: list[np.ndarray],
+    width: int,
+    height: int,
+    rng: np.random.Generator,
+    synthetic: Synthetic | None,
+) -> np.ndarray:
     if not backgrounds or rng.random() < 0.2:
-        from sandbox.characters.render import _background, _light
-
-        return np.array(_light(_background(width, height, rng), rng), dtype=np.uint8)
+        if synthetic is not None:
+            return synthetic.backdrop(width, height, rng)
+        top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)  # a plain two-colour gradient
+        ramp = np.linspace(0.0, 1.0, height)[:, None, None]
+        return np.broadcast_to(top * (1 - ramp) + bottom * ramp, (height, width, 3)).astype(np.uint8)
     src = backgrounds[int(rng.integers(len(backgrounds)))]
     h, w = src.shape[:2]
     aspect = width / height
@@ -260,7 +278,11 @@ def _backdrop(backgrounds: list[np.ndarray], width: int, height: int, rng: np.ra
 
 
 def pasted_picture(
-    rng: np.random.Generator, crops: list[Path], backgrounds: list[np.ndarray], patches: list[np.ndarray]
+    rng: np.random.Generator,
+    crops: list[Path],
+    backgrounds: list[np.ndarray],
+    patches: list[np.ndarray],
+    synthetic: Synthetic | None = None,
 ) -> Picture:
     """One picture: 1-6 face crops (faces 4-60% of the long side, tilted mostly within 12 degrees,
     a quarter partly covered) and 0-2 non-face patches, on a photo, anime or synthetic backdrop."""
@@ -269,9 +291,9 @@ def pasted_picture(
     width, height = (
         (long_side, int(long_side / aspect)) if aspect >= 1 else (int(long_side * aspect), long_side)
     )
-    canvas = _backdrop(backgrounds, width, height, rng)
+    canvas = _backdrop(backgrounds, width, height, rng, synthetic)
     for _ in range(int(rng.integers(0, 3))):
-        patch = patches[int(rng.integers(len(patches)))] if patches else _backdrop([], 64, 64, rng)
+        patch = patches[int(rng.integers(len(patches)))] if patches else _backdrop([], 64, 64, rng, synthetic)
         s0 = min(patch.shape[:2])
         side = max(8, int(min(width, height) * rng.uniform(0.1, 0.5)))
         kind = str(rng.choice(["square", "rounded", "ellipse"]))
@@ -326,22 +348,6 @@ def pasted_picture(
     return Picture(canvas, faces)
 
 
-def synthetic_picture(rng: np.random.Generator, specs: list) -> Picture:
-    """A sandbox scene of 1-3 synthetic characters with their known face boxes."""
-    from sandbox.characters.render import render_scene
-
-    for _ in range(10):
-        count = int(rng.integers(1, 4))
-        size = (int(rng.uniform(320, 640)), int(rng.uniform(256, 512)))
-        chosen = [specs[i] for i in rng.choice(len(specs), size=count, replace=False)]
-        try:
-            image, faces = render_scene(chosen, rng, size=size)
-        except ValueError:
-            continue
-        return Picture(np.asarray(image.convert("RGB")), [tuple(float(v) for v in box) for _, box in faces])
-    raise TrainingError("could not render a synthetic scene")
-
-
 def stream(
     rng: np.random.Generator,
     *,
@@ -349,26 +355,28 @@ def stream(
     crops: list[Path],
     backgrounds: list[np.ndarray],
     patches: list[np.ndarray],
+    synthetic: Synthetic | None = None,
     boxed_share: float = 0.4,
     synthetic_share: float = 0.1,
 ) -> Iterator[Picture]:
     """Endless training pictures: boxed pictures, pasted crops and synthetic scenes in these shares
     (a missing source's share goes to the others)."""
-    from sandbox.characters.traits import make_characters
-
-    specs = make_characters(24, seed=int(rng.integers(1 << 30)))
+    if not (boxed or crops or synthetic):
+        raise TrainingError(
+            "nothing to train the face finder on: no boxed pictures, crops or synthetic scenes"
+        )
     while True:
         u = rng.random()
-        if boxed and u < boxed_share:
+        if boxed and (u < boxed_share or not (crops or synthetic)):
             path, faces = boxed[int(rng.integers(len(boxed)))]
             rgb = read_rgb(path)
             if rgb is not None:
                 yield Picture(rgb, faces)
             continue
-        if not crops or u < boxed_share + synthetic_share:
-            yield synthetic_picture(rng, specs)
+        if synthetic is not None and (not crops or u < boxed_share + synthetic_share):
+            yield synthetic.scene(rng)
             continue
-        yield pasted_picture(rng, crops, backgrounds, patches)
+        yield pasted_picture(rng, crops, backgrounds, patches, synthetic)
 
 
 def fit(

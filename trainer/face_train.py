@@ -32,6 +32,7 @@ from trainer import TrainingError
 from trainer.face_data import (
     FloatBox,
     Picture,
+    Synthetic,
     crop_files,
     fit,
     package_photos,
@@ -62,6 +63,7 @@ class FaceTrainConfig:
     boxes: list[Path] = field(default_factory=list)  # VOC folders
     heads: bool = False  # the VOC boxes frame whole heads (hair included), not faces
     crops: list[Path] = field(default_factory=list)  # folders of face crops to paste
+    synthetic: Synthetic | None = None  # drawn scenes with known faces (namae hands in the sandbox's)
 
 
 def _taps(net: FaceNet, batch: np.ndarray) -> list[torch.Tensor]:
@@ -134,7 +136,13 @@ def train_faces(
     net = FaceNet(config.size).eval()
     net = net.to(memory_format=torch.channels_last)
     pictures = stream(
-        rng, boxed=train_boxed, crops=crops, backgrounds=backgrounds, patches=patches, boxed_share=0.4
+        rng,
+        boxed=train_boxed,
+        crops=crops,
+        backgrounds=backgrounds,
+        patches=patches,
+        synthetic=config.synthetic,
+        boxed_share=0.4,
     )
     taps: list[list[torch.Tensor]] = [[], [], []]
     faces: list[torch.Tensor] = []
@@ -201,6 +209,7 @@ def train_faces(
             "boxed_pictures": len(train_boxed),
             "held_out_pictures": len(held),
             "face_crops": len(crops),
+            "synthetic_scenes": config.synthetic is not None,
             "backgrounds": len(backgrounds),
             "training_pictures": config.pictures,
         },

@@ -12,10 +12,11 @@ from PIL import Image
 
 from catalog.settings import FaceSettings
 from media.facenet import FACE_CARD, FACE_ONNX, FaceNetCard, NetFaceFinder
+from namae.face_scenes import SandboxScenes
 from sandbox.characters.render import render_character, render_scene
 from sandbox.characters.traits import make_characters
 from trainer import TrainingError
-from trainer.face_data import fit, head_to_face, pasted_picture, voc_folder
+from trainer.face_data import fit, head_to_face, pasted_picture, stream, voc_folder
 from trainer.face_model import STRIDES, assign
 from trainer.face_train import FaceTrainConfig, train_faces
 
@@ -84,8 +85,8 @@ def test_head_boxes_become_face_boxes_lower_and_smaller() -> None:
 def test_pasted_pictures_know_where_their_faces_are(tmp_path: Path) -> None:
     crops = sorted(write_crops(tmp_path / "crops", 3).iterdir())
     rng = np.random.default_rng(4)
-    for _ in range(5):
-        picture = pasted_picture(rng, crops, [], [])
+    for k in range(5):  # on plain backdrops, and on the sandbox's drawn ones
+        picture = pasted_picture(rng, crops, [], [], SandboxScenes(seed=k) if k % 2 else None)
         height, width = picture.rgb.shape[:2]
         assert 1 <= len(picture.faces) <= 6
         for x, y, w, h in picture.faces:
@@ -93,6 +94,11 @@ def test_pasted_pictures_know_where_their_faces_are(tmp_path: Path) -> None:
         canvas, keep, cut = fit(picture, 192, rng)
         assert canvas.shape == (192, 192, 3)
         assert keep.shape[1] == 4 and cut.shape[1] == 4
+
+
+def test_no_source_at_all_is_a_clear_error() -> None:
+    with pytest.raises(TrainingError, match="nothing to train the face finder on"):
+        next(stream(np.random.default_rng(0), boxed=[], crops=[], backgrounds=[], patches=[]))
 
 
 def test_a_voc_folder_without_annotations_is_a_clear_error(tmp_path: Path) -> None:
@@ -105,7 +111,15 @@ def test_a_tiny_training_run_exports_a_finder_that_loads_and_runs(tmp_path: Path
     crops = write_crops(tmp_path / "crops", 6)
     out = tmp_path / "faces"
     config = FaceTrainConfig(
-        pictures=24, epochs=3, size=128, side=160, batch=8, boxes=[voc], crops=[crops], threads=1
+        pictures=24,
+        epochs=3,
+        size=128,
+        side=160,
+        batch=8,
+        boxes=[voc],
+        crops=[crops],
+        threads=1,
+        synthetic=SandboxScenes(seed=0),
     )
     card = train_faces(config, out, progress=lambda message: None)
     assert (out / FACE_ONNX).is_file() and (out / FACE_CARD).is_file()
@@ -115,6 +129,7 @@ def test_a_tiny_training_run_exports_a_finder_that_loads_and_runs(tmp_path: Path
     assert losses[-1] < losses[0]
     assert card.metrics["held_out"]["pictures"] == 2
     assert card.sources["boxed_pictures"] == 8 and card.sources["face_crops"] == 6
+    assert card.sources["synthetic_scenes"] is True
     finder = NetFaceFinder(out, FaceSettings())
     rgb = np.asarray(Image.open(voc / "JPEGImages" / "0.jpg").convert("RGB"))
     for box in finder.detect(rgb):
