@@ -78,7 +78,10 @@ def finder_location(settings: Settings) -> str:
 
 def installed_finder(settings: Settings) -> InstalledFinder | None:
     """What the pointer names, or None when no finder was ever installed."""
-    objects = _objects(settings)
+    return _read_pointer(_objects(settings))
+
+
+def _read_pointer(objects: ObjectStore) -> InstalledFinder | None:
     current = objects.get_versioned(POINTER_KEY)
     return None if current is None else _parse(current.data, f"{objects.location}/{POINTER_KEY}")
 
@@ -123,7 +126,7 @@ def finder_folder(settings: Settings) -> Path | None:
     if settings.faces.trained_dir is not None:
         return settings.faces.trained_dir
     objects = _objects(settings)
-    installed = installed_finder(settings)
+    installed = _read_pointer(objects)
     if installed is None:
         return None
     if isinstance(objects, FolderObjects):
