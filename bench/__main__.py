@@ -24,7 +24,7 @@ from rich.table import Table
 
 from bench.harness import RESULTS_DIR, ROOT
 
-BENCHMARKS = ("inference", "dedup", "ingest", "bot", "load", "train", "objectstore", "scale")
+BENCHMARKS = ("inference", "dedup", "ingest", "bot", "load", "train", "objectstore", "scale", "faces")
 REQUIRED_KEYS = ("benchmark", "machine", "baseline", "candidate", "results", "ratios", "targets")
 
 

@@ -16,9 +16,10 @@ event loop) with the same model, detector, crop size, limits and one ONNX thread
 Variants: face detection off and on, one and four pictures per message. Latency posts one message
 at a time and waits until it is answered (the first round is a warm-up and is discarded);
 throughput posts a burst of messages at once and counts replies and pictures per second until the
-last reply. Two bots, one without and one with the face detector, stay connected to one fake for
-the whole run, each answering only in its own channel, so that every round visits every variant
-and the direct baseline, and load from elsewhere on the machine falls on all alike.
+last reply. Two bots, one without and one with the face detector (the cascade; a third with the
+trained face finder given by --face-finder), stay connected to one fake for the whole run, each
+answering only in its own channel, so that every round visits every variant and the direct
+baseline, and load from elsewhere on the machine falls on all alike.
 
 Without --registry, the trainer's default backbone is first exported into a throwaway registry
 (bench/model.py, about 10 s). --quick is a smoke run of a few messages; its figures mean nothing.
@@ -44,6 +45,7 @@ from bench.harness import Target, cascade_path, emit, parser, ratio, summary
 from bot.app import NamaeBot
 from bot.endpoints import point_discord_py_at
 from catalog.db import open_catalog
+from catalog.finder_store import finder_folder
 from catalog.guilds import GuildSettingsStore
 from catalog.settings import Settings
 from media.faces import face_finder
@@ -57,6 +59,7 @@ from sandbox.discord.running import connected
 from sandbox.discord.sharding import ShardingRules
 
 MODES = ("no_faces", "faces")
+TRAINED = "trained_faces"  # with --face-finder: the trained finder instead of the cascade
 PORTRAIT = 768
 SCENE = (1280, 720)
 JPEG_QUALITY = 90
@@ -141,7 +144,7 @@ class Station:
 class Samples:
     latency: dict[tuple[str, int], list[float]] = field(default_factory=dict)
     direct: dict[str, list[float]] = field(default_factory=dict)
-    faces_found: list[int] = field(default_factory=list)  # per one-image picture, by the detector
+    faces_found: dict[str, list[int]] = field(default_factory=dict)  # per one-image picture, by finder
     throughput: dict[str, dict[str, Any]] = field(default_factory=dict)
     rate_limited: int = 0
     bot: dict[str, Any] = field(default_factory=dict)
@@ -151,10 +154,13 @@ def say(text: str) -> None:
     print(f"[{time.perf_counter() - STARTED:6.1f} s] {text}", file=sys.stderr, flush=True)
 
 
-def _settings(data_dir: Path, cascade: Path) -> Settings:
+def _settings(data_dir: Path, cascade: Path, finder: Path | None = None) -> Settings:
+    faces: dict[str, Any] = {"cascade_path": cascade, "finder": "cascade"}
+    if finder is not None:
+        faces |= {"finder": "trained", "trained_dir": finder}
     return Settings(
         data_dir=data_dir,
-        faces={"cascade_path": cascade},
+        faces=faces,
         download={"hosts": {"media.discordapp.net": "127.0.0.1"}, "retries": 0},
         # Cooldowns would drop a burst's messages; a cache would answer without classifying.
         discord={"member_cooldown_rate": 100_000, "guild_cooldown_rate": 100_000, "cache_size": 0},
@@ -162,9 +168,16 @@ def _settings(data_dir: Path, cascade: Path) -> Settings:
     )
 
 
-def make_station(mode: str, data_dir: Path, cascade: Path, registry_root: Path, guild: FakeGuild) -> Station:
+def make_station(
+    mode: str,
+    data_dir: Path,
+    cascade: Path,
+    registry_root: Path,
+    guild: FakeGuild,
+    finder: Path | None = None,
+) -> Station:
     data_dir.mkdir(parents=True)
-    settings = _settings(data_dir, cascade)
+    settings = _settings(data_dir, cascade, finder if mode == TRAINED else None)
     shutil.copytree(registry_root, settings.registry_dir)
     registry = Registry.from_settings(settings)
     if registry.active_dir() is None:
@@ -172,7 +185,7 @@ def make_station(mode: str, data_dir: Path, cascade: Path, registry_root: Path, 
     engine = open_catalog(settings.resolved_database_url)
     channel = guild.add_channel(f"pictures-{mode.replace('_', '-')}")
     GuildSettingsStore(engine).enable_channel(guild.id, channel)
-    detector = face_finder(settings) if mode == "faces" else None
+    detector = face_finder(settings, finder_folder(settings)) if mode != "no_faces" else None
     bot = NamaeBot(
         settings,
         engine,
@@ -241,7 +254,10 @@ class Room:
         }
 
 
-async def _measure(registry_root: Path, cascade: Path, work: Work, tmp: Path) -> Samples:
+async def _measure(
+    registry_root: Path, cascade: Path, work: Work, tmp: Path, finder: Path | None = None
+) -> Samples:
+    modes = (*MODES, TRAINED) if finder is not None else MODES
     # Two bots with catalogs of their own cannot share IDENTIFY slots: the fake does not pace them.
     fake = FakeDiscord(sharding=ShardingRules(identify_interval_s=0))
     await fake.start()
@@ -250,8 +266,8 @@ async def _measure(registry_root: Path, cascade: Path, work: Work, tmp: Path) ->
     try:
         guild = fake.add_guild("bench")
         member = guild.add_member("poster")
-        for mode in MODES:
-            stations.append(make_station(mode, tmp / mode, cascade, registry_root, guild))
+        for mode in modes:
+            stations.append(make_station(mode, tmp / mode, cascade, registry_root, guild, finder))
         room = Room(fake, member, stations)
         by_mode = {station.mode: station for station in stations}
         samples = Samples()
@@ -260,9 +276,9 @@ async def _measure(registry_root: Path, cascade: Path, work: Work, tmp: Path) ->
                 await stack.enter_async_context(connected(station.bot, fake, timeout=60))
             direct = {mode: _direct(station) for mode, station in by_mode.items()}
             say("both bots connected")
-            variants = [(mode, count) for count in (1, 4) for mode in MODES]
+            variants = [(mode, count) for count in (1, 4) for mode in modes]
             samples.latency = {variant: [] for variant in variants}
-            samples.direct = {mode: [] for mode in MODES}
+            samples.direct = {mode: [] for mode in modes}
             for r in range(len(work.one)):
                 # A different variant goes first each round, so none is always the one after a pause.
                 shift = r % len(variants)
@@ -272,14 +288,16 @@ async def _measure(registry_root: Path, cascade: Path, work: Work, tmp: Path) ->
                     if r:
                         samples.latency[(mode, count)].append(ms)
                 # Synchronous on purpose: the baseline has no event loop; both bots are idle now.
-                for mode in MODES if r % 2 else MODES[::-1]:
+                for mode in modes if r % 2 else modes[::-1]:
                     started = time.perf_counter()
                     result = direct[mode](work.one[r])
                     ms = (time.perf_counter() - started) * 1000
                     if r:
                         samples.direct[mode].append(ms)
-                        if mode == "faces":
-                            samples.faces_found.append(sum(f.box is not None for f in result.faces))
+                        if mode != "no_faces":
+                            samples.faces_found.setdefault(mode, []).append(
+                                sum(f.box is not None for f in result.faces)
+                            )
                 say(f"round {r}/{len(work.one) - 1}{' (warm-up)' if r == 0 else ''}")
             for station in stations:
                 samples.throughput[station.mode] = await room.burst(station, work.burst)
@@ -329,6 +347,12 @@ def main() -> None:
         default=None,
         help="a model registry with an active version (default: export one)",
     )
+    args_parser.add_argument(
+        "--face-finder",
+        type=Path,
+        default=None,
+        help="a trained face finder's folder (face.onnx + face.json): a third bot answers with it",
+    )
     args = args_parser.parse_args()
     sizes = QUICK if args.quick else FULL
     cascade = cascade_path()
@@ -340,13 +364,14 @@ def main() -> None:
         work = Work.draw(sizes, args.seed)
         drawing = time.perf_counter() - drawing
         say(f"{len(work.all())} pictures drawn in {drawing:.1f} s")
-        samples = asyncio.run(_measure(registry_root, cascade, work, tmp))
+        samples = asyncio.run(_measure(registry_root, cascade, work, tmp, args.face_finder))
 
+    modes = [mode for mode in (*MODES, TRAINED) if mode in samples.direct]
     latency = {
-        name: {mode: summary(samples.latency[(mode, count)], 1) for mode in MODES}
+        name: {mode: summary(samples.latency[(mode, count)], 1) for mode in modes}
         for count, name in ((1, "one_image"), (4, "four_images"))
     }
-    direct = {mode: summary(samples.direct[mode], 1) for mode in MODES}
+    direct = {mode: summary(samples.direct[mode], 1) for mode in modes}
     p50 = {key: {mode: s["median_ms"] for mode, s in value.items()} for key, value in latency.items()}
     pictures = work.all()
     results = {
@@ -361,8 +386,13 @@ def main() -> None:
             "jpeg_quality": JPEG_QUALITY,
             "mean_kib": round(sum(map(len, pictures)) / len(pictures) / 1024, 1),
             # On the one-image pictures: without a face the bot classifies the whole picture.
-            "faces_found_per_picture": round(float(np.mean(samples.faces_found)), 2),
-            "share_with_a_face_found": round(float(np.mean([n > 0 for n in samples.faces_found])), 3),
+            "faces_found_per_picture": {
+                mode: round(float(np.mean(found)), 2) for mode, found in samples.faces_found.items()
+            },
+            "share_with_a_face_found": {
+                mode: round(float(np.mean([n > 0 for n in found])), 3)
+                for mode, found in samples.faces_found.items()
+            },
         },
         "model": model,
         "bot": samples.bot | {"rate_limited_requests": samples.rate_limited},
@@ -378,9 +408,24 @@ def main() -> None:
         ),
         "four_over_one_image_reply_p50_faces": ratio(p50["four_images"]["faces"], p50["one_image"]["faces"]),
     }
-    target = Target(
-        "bot median reply latency, one image with faces", TARGET_MS, p50["one_image"]["faces"], "ms"
-    )
+    targets = [
+        Target("bot median reply latency, one image with faces", TARGET_MS, p50["one_image"]["faces"], "ms")
+    ]
+    if TRAINED in direct:
+        ratios["trained_over_cascade_faces_reply_p50"] = ratio(
+            p50["one_image"][TRAINED], p50["one_image"]["faces"]
+        )
+        ratios["trained_over_cascade_faces_direct_p50"] = ratio(
+            direct[TRAINED]["median_ms"], direct["faces"]["median_ms"]
+        )
+        targets.append(
+            Target(
+                "reply p50 with the trained finder over the cascade's, one image",
+                1.2,
+                ratios["trained_over_cascade_faces_reply_p50"],
+                "x",
+            )
+        )
     payload = {
         "baseline": (
             "models.answer.answer_image called directly on the same pictures: no Discord, no event loop; "
@@ -392,7 +437,7 @@ def main() -> None:
         ),
         "results": results,
         "ratios": ratios,
-        "targets": [target.as_dict()],
+        "targets": [target.as_dict() for target in targets],
     }
     emit("bot", payload, args, started)
 

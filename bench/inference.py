@@ -234,7 +234,7 @@ def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str,
 
         decoded = decode_image(data, limits, draft_long_side=draft_side)
         boxes = bot_detector.detect(decoded.rgb)
-        crops = [bot_detector.crop(decoded.rgb, box, faces.crop_size) for box in boxes]
+        crops = [bot_detector.crop(decoded.rgb, box, bot.image_size) for box in boxes]
         samples = interleave(
             {
                 "bot": candidate,

@@ -18,12 +18,15 @@ log = logging.getLogger(__name__)
 def build_bot(settings: Settings, **options):
     """The bot with its catalog, registry and face detector, not yet connected."""
     from bot.app import NamaeBot
+    from catalog.finder_store import finder_folder
     from media.faces import face_finder
     from models.registry import Registry
 
     engine = open_catalog(settings.resolved_database_url)
     registry = Registry.from_settings(settings, engine)
-    return NamaeBot(settings, engine, registry, detector=face_finder(settings), **options)
+    return NamaeBot(
+        settings, engine, registry, detector=face_finder(settings, finder_folder(settings)), **options
+    )
 
 
 def run_bot(settings: Settings) -> None:

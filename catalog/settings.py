@@ -106,6 +106,12 @@ class ImageLimits(BaseModel):
 
 
 class FaceSettings(BaseModel):
+    # Which finder every path uses (bot, CLI, scraper, trainer: `media.faces.face_finder`). "auto":
+    # the trained finder when `namae train-faces` has installed one in the store (or `trained_dir`
+    # names a folder holding one), else the cascade. "trained" fails clearly without one.
+    finder: Literal["auto", "trained", "cascade"] = "auto"
+    trained_dir: Path | None = None
+    net_score_threshold: float | None = Field(default=None, gt=0, lt=1)  # else the finder's card's
     cascade_path: Path | None = None
     cascade_url: HttpUrl = CASCADE_URL
     cascade_sha256: str = Field(default=CASCADE_SHA256, pattern=r"^[0-9a-fA-F]{64}$")
@@ -114,7 +120,10 @@ class FaceSettings(BaseModel):
     min_neighbors: int = Field(default=5, ge=0)
     min_size: Count = 24
     margin: NonNegative = 0.25
-    crop_size: int = Field(default=128, ge=16)
+    # The side of the face crops the scraper stores (the bot and folder training cut theirs at the
+    # model's input size). Catalog training resizes the stored crops to the input size, so this is
+    # the largest input size that never upscales a face (bench measured 96-224).
+    crop_size: int = Field(default=224, ge=16)
     # Detection runs on a copy whose long side is at most this; a face under min_size at that scale
     # (under 5% of the long side at 512) is not found. `python -m bench.inference` measures the
     # choice (detection_side): on 77 faces in 1-12 MP synthetic pictures, 512 found as many as

@@ -1,7 +1,11 @@
-"""Anime face finding (nagadomi's LBP cascade through OpenCV) and square face crops.
+"""Anime face finding and square face crops.
 
-`face_finder(settings)` is the one way the bot, the CLI, the scraper and the trainer get a finder,
-so that all of them see the same faces. `FaceDetector` is safe to share between threads: OpenCV's
+`face_finder(settings, finder_folder(settings))` is the one way the bot, the CLI, the scraper and
+the trainer get a finder, so that all of them see the same faces: the trained finder
+(`media.facenet`, installed by `namae train-faces` into the object store; `catalog.finder_store`
+finds its local folder) when there is one, else nagadomi's LBP cascade through OpenCV (`FaceDetector`), as
+`faces.finder` says. Both frame a face the same way (forehead to chin, cheek to cheek) and crop it
+with the same `crop_square`. `FaceDetector` is safe to share between threads: OpenCV's
 `CascadeClassifier` is not, so each thread gets its own classifier, read from the same bytes. The
 cascade file itself comes from `media.cascade`.
 """
@@ -18,6 +22,7 @@ import numpy as np
 
 from catalog.settings import FaceSettings
 from media.boxes import Box
+from media.crop import as_rgb, clamp, crop_square
 from media.errors import MediaError
 
 if TYPE_CHECKING:
@@ -37,8 +42,22 @@ class FaceFinder(Protocol):
     def crop(self, rgb: np.ndarray, box: Box, size: int | None = None) -> np.ndarray: ...
 
 
-def face_finder(settings: Settings) -> FaceDetector:
-    """The face finder every path uses, as configured (the cascade is fetched once if needed)."""
+def face_finder(settings: Settings, trained: Path | None, *, threads: int = 1) -> FaceFinder:
+    """The face finder every path uses, as configured: the trained one in the local folder
+    `trained` (what `catalog.finder_store.finder_folder` returns: the installed finder, copied out
+    of the object store when it lives in a bucket) when there is one, else the cascade (fetched once
+    if needed). `threads`: onnxruntime's intra-op threads per picture for the trained finder (the
+    bot's pool runs pictures side by side)."""
+    from media.facenet import FACE_ONNX, NetFaceFinder
+
+    if settings.faces.finder != "cascade" and trained is not None and (trained / FACE_ONNX).is_file():
+        return NetFaceFinder(trained, settings.faces, threads=threads)
+    if settings.faces.finder == "trained":
+        where = f"{trained} has no {FACE_ONNX}" if trained is not None else "no face finder is installed"
+        raise MediaError(
+            f"faces.finder is 'trained' but {where}; run `namae train-faces` "
+            "(or set faces.finder to 'auto' or 'cascade')."
+        )
     from media.cascade import resolve_cascade
 
     return FaceDetector(resolve_cascade(settings.faces, settings.data_dir, settings.download), settings.faces)
@@ -85,7 +104,7 @@ class FaceDetector:
 
     def detect(self, rgb: np.ndarray) -> list[Box]:
         """Faces in an HxWx3 uint8 RGB image, left to right, overlapping duplicates merged."""
-        pixels = _as_rgb(rgb)
+        pixels = as_rgb(rgb)
         height, width = pixels.shape[:2]
         scale = min(1.0, self._settings.detect_max_side / max(height, width))
         grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
@@ -101,58 +120,16 @@ class FaceDetector:
             minSize=(min_side, min_side),
         )
         boxes = [
-            _clamp(Box(round(x / scale), round(y / scale), round(w / scale), round(h / scale)), width, height)
+            clamp(Box(round(x / scale), round(y / scale), round(w / scale), round(h / scale)), width, height)
             for x, y, w, h in np.asarray(found, dtype=np.int64).reshape(-1, 4)
         ]
         return sorted(_merge_duplicates(boxes), key=lambda box: (box.x, box.y))
 
     def crop(self, rgb: np.ndarray, box: Box, size: int | None = None) -> np.ndarray:
-        """A square crop around `box`, grown by `settings.margin` on each side, resized to `size`.
-
-        The square is shifted to stay inside the image where it fits; where it is larger than the
-        image, the missing part is filled by repeating the border pixels.
-        """
-        pixels = _as_rgb(rgb)
-        size = self._settings.crop_size if size is None else size
-        if size < 1:
-            raise ValueError(f"crop size must be positive, got {size}")
-        if box.w <= 0 or box.h <= 0:
-            raise ValueError(f"cannot crop an empty box {box}")
-        height, width = pixels.shape[:2]
-        side = max(1, round(max(box.w, box.h) * (1 + 2 * self._settings.margin)))
-        left = _place(box.x + box.w / 2, side, width)
-        top = _place(box.y + box.h / 2, side, height)
-        inside = pixels[max(0, top) : min(height, top + side), max(0, left) : min(width, left + side)]
-        square = cv2.copyMakeBorder(
-            inside,
-            max(0, -top),
-            max(0, top + side - height),
-            max(0, -left),
-            max(0, left + side - width),
-            cv2.BORDER_REPLICATE,
+        """`crop_square` with this finder's margin, at `size` (default `settings.crop_size`)."""
+        return crop_square(
+            rgb, box, self._settings.crop_size if size is None else size, self._settings.margin
         )
-        interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-        return np.ascontiguousarray(cv2.resize(square, (size, size), interpolation=interpolation))
-
-
-def _place(centre: float, side: int, limit: int) -> int:
-    """Start of a `side`-long span centred on `centre`, shifted inside [0, limit) when it fits."""
-    start = round(centre - side / 2)
-    if side <= limit:
-        return min(max(0, start), limit - side)
-    return round((limit - side) / 2)  # larger than the image: centre it, both ends get padding
-
-
-def _as_rgb(rgb: np.ndarray) -> np.ndarray:
-    array = np.asarray(rgb)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8 or 0 in array.shape:
-        raise ValueError(f"expected an HxWx3 uint8 array, got shape {array.shape} and dtype {array.dtype}")
-    return np.ascontiguousarray(array)
-
-
-def _clamp(box: Box, width: int, height: int) -> Box:
-    x, y = max(0, min(box.x, width - 1)), max(0, min(box.y, height - 1))
-    return Box(x, y, max(1, min(box.w, width - x)), max(1, min(box.h, height - y)))
 
 
 def _merge_duplicates(boxes: list[Box]) -> list[Box]:

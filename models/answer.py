@@ -165,7 +165,7 @@ def answer_pixels(
         for index, frame in enumerate(all_frames):
             match = box if index == reference else _match(box, boxes[index])
             if match is not None:
-                crops.append(finder.crop(frame, match))
+                crops.append(finder.crop(frame, match, model.image_size))
                 owners.append(face)
                 if index == reference:
                     shown.append(crops[-1])

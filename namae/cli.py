@@ -457,6 +457,74 @@ def import_folder(
 app.command("train")(train_command)
 
 
+@app.command("train-faces")
+@friendly
+def train_faces_command(
+    boxes: Annotated[
+        list[Path] | None,
+        typer.Option(help="A Pascal VOC folder of pictures with face boxes (Annotations/*.xml); repeatable."),
+    ] = None,
+    heads: Annotated[
+        bool, typer.Option(help="The VOC boxes frame whole heads, hair included (e.g. the paperface set).")
+    ] = False,
+    crops: Annotated[
+        list[Path] | None, typer.Option(help="A folder of face crops to paste onto backgrounds; repeatable.")
+    ] = None,
+    pictures: Annotated[int, typer.Option(min=8, help="Training pictures made from the sources.")] = 5000,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes of the head over them.")] = 10,
+    side: Annotated[
+        int, typer.Option(min=64, help="Long side pictures are resized to when finding faces.")
+    ] = 320,
+    threads: Annotated[int, typer.Option(min=1, help="CPU threads for torch.")] = 2,
+    out: Annotated[
+        Path | None, typer.Option(help="Only write face.onnx + face.json to this folder; install nothing.")
+    ] = None,
+) -> None:
+    """Train the anime face finder (CPU, minutes) and install it in the store, where every bot,
+    worker and trainer finds it (the bot at its next start); without one they use the cascade.
+    With --out, only write it to that folder (try it with NAMAE_FACES__TRAINED_DIR)."""
+    import tempfile
+
+    from catalog.finder_store import finder_location, install_finder
+    from namae.face_scenes import SandboxScenes
+    from trainer.face_train import FaceTrainConfig, train_faces
+
+    settings = load_settings()
+    for folder in [*(boxes or []), *(crops or [])]:
+        if not folder.is_dir():
+            raise CatalogError(f"{folder} is not a folder.")
+    if not boxes and not crops:
+        console.print("no --boxes or --crops: training on synthetic scenes only", highlight=False)
+    config = FaceTrainConfig(
+        pictures=pictures,
+        epochs=epochs,
+        side=side,
+        threads=threads,
+        boxes=list(boxes or []),
+        heads=heads,
+        crops=list(crops or []),
+        synthetic=SandboxScenes(seed=0),
+    )
+    with tempfile.TemporaryDirectory(prefix="namae-train-faces-") as staging:
+        target = out or Path(staging)
+        card = train_faces(config, target, progress=lambda message: console.print(message, highlight=False))
+        installed = None if out else install_finder(settings, target)
+    table = Table("metric", "value", title=f"face finder {card.onnx_sha256[:12]}")
+    held = card.metrics.get("held_out", {})
+    for key in ("pictures", "faces", "precision", "recall", "threshold"):
+        if key in held:
+            table.add_row(f"held out {key}", str(held[key]))
+    table.add_row("seconds", str(card.metrics.get("seconds")))
+    print_table(table)
+    if installed is None:
+        console.print(f"written to {out}", highlight=False)
+    else:
+        console.print(
+            f"installed as {installed.version} in {finder_location(settings)}",
+            highlight=False,
+        )
+
+
 def _registry(settings: Settings, *, writes: bool = False):
     """The model registry; one that writes mirrors its changes into the catalog, if there is one."""
     from models.registry import Registry
@@ -536,6 +604,7 @@ def classify(
     """Who is in these images? A table of faces and their top candidates, from the active model.
 
     Piped or redirected, one tab-separated line per face (image path, face, answer, candidates)."""
+    from catalog.finder_store import finder_folder
     from media.decode import DecodeLimits, ImageRejected
     from media.faces import face_finder
     from models.answer import answer_image
@@ -543,7 +612,7 @@ def classify(
 
     settings = load_settings()
     classifier = Classifier.from_registry(_registry(settings))
-    finder = face_finder(settings)
+    finder = face_finder(settings, finder_folder(settings))
     limits = DecodeLimits.from_settings(settings)
     results: list[dict[str, Any]] = []
     for path in images:

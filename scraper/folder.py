@@ -24,6 +24,7 @@ from sqlalchemy import Engine, select
 from catalog.characters import NewCharacter, add_character, find_character, name_key
 from catalog.db import session_scope
 from catalog.errors import CatalogError
+from catalog.finder_store import finder_folder
 from catalog.schema import LabelOrigin, Source, SourceKind
 from catalog.settings import Settings
 from catalog.store import ImageStore, sha256_of
@@ -102,7 +103,7 @@ def import_folder(
     if not folders:
         raise CatalogError(f"{root} has no character sub-folders (expected <root>/<character name>/<images>)")
     store = ImageStore.from_settings(settings)
-    detector = face_finder(settings)
+    detector = face_finder(settings, finder_folder(settings))
     ingestor = Ingestor(engine, store, settings, detector, HashIndex.load(engine))
     summary = ScrapeSummary()
     workers = max(1, min(4, os.cpu_count() or 1))

@@ -23,6 +23,7 @@ from sqlalchemy.orm import selectinload
 from catalog.characters import find_character
 from catalog.db import session_scope
 from catalog.errors import CatalogError
+from catalog.finder_store import finder_folder
 from catalog.schema import Character, Source, SourceKind, utcnow
 from catalog.settings import RedditSettings, Settings
 from catalog.store import ImageStore
@@ -210,7 +211,7 @@ async def scrape(
     reddit = await _maybe_await((reddit_factory or make_reddit)(settings.reddit))
     try:
         store = ImageStore.from_settings(settings)
-        detector = face_finder(settings)
+        detector = face_finder(settings, finder_folder(settings))
         index = await asyncio.to_thread(HashIndex.load, engine)
         ingestor = Ingestor(engine, store, settings, detector, index)
         budget = RetryBudget(settings.reddit.retry_budget_s)  # shared by every source of the run

@@ -95,16 +95,17 @@ def _phash(rgb: np.ndarray) -> int:
 
 
 class _FaceCropper:
-    """Detect faces and crop them the way the scraper does, so that folder training sees the
-    same kind of pixels as catalog training and the bot."""
+    """Detect faces and crop them the way the bot does (the same finder, cut at the model's input
+    size), so that folder training sees the pixels the bot will show the model."""
 
     def __init__(self, settings: Settings) -> None:
+        from catalog.finder_store import finder_folder
         from media.faces import face_finder
 
-        self.detector = face_finder(settings)
+        self.detector = face_finder(settings, finder_folder(settings))
 
-    def crops(self, rgb: np.ndarray) -> list[np.ndarray]:
-        return [self.detector.crop(rgb, box) for box in self.detector.detect(rgb)]
+    def crops(self, rgb: np.ndarray, size: int) -> list[np.ndarray]:
+        return [self.detector.crop(rgb, box, size) for box in self.detector.detect(rgb)]
 
 
 def _cropper(settings: Settings, assembled: Assembled) -> _FaceCropper | None:
@@ -187,7 +188,7 @@ def from_folder(
         image_sha = hashlib.sha256(data).hexdigest()
         phash = _phash(decoded.rgb)
         mirror_phash = _phash(decoded.rgb[:, ::-1])
-        crops = cropper.crops(decoded.rgb) if cropper else []
+        crops = cropper.crops(decoded.rgb, image_size) if cropper else []
         if len(crops) > 1:
             # Which face is the character is unknown; the catalog sends these to review.
             assembled.skipped["several_faces"] += 1

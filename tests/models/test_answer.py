@@ -65,10 +65,13 @@ def test_one_answer_per_face_left_to_right(
     assert len(boxes) == 3
     assert [a.box for a in answers] == boxes
     assert [a.box.x for a in answers] == sorted(a.box.x for a in answers)
-    crops = [detector.crop(scene, box) for box in boxes]
+    # Faces are cut at the model's input size, not the finder's stored-crop size: no upscaling.
+    assert classifier.image_size != detector.settings.crop_size
+    crops = [detector.crop(scene, box, classifier.image_size) for box in boxes]
     expected = torch_probabilities(crops, temperature=1.0)
     for answer, row, crop in zip(answers, expected, crops, strict=True):
         assert answer.crop is not None and np.array_equal(answer.crop, crop)  # what the model saw
+        assert answer.crop.shape == (classifier.image_size, classifier.image_size, 3)
         assert len(answer.candidates) == 3
         assert sum(c.probability for c in answer.candidates) <= 1.0 + 1e-9
         assert answer.candidates[0].probability == pytest.approx(row.max(), abs=1e-5)

@@ -190,3 +190,18 @@ def test_unreachable_reddit_fails_the_scrape_in_one_line(
     )
     assert rem["last_scrape"] is None and rem["last_attempt"] is not None
     assert emilia["last_attempt"] is None  # the run stopped before its source
+
+
+def test_train_faces_bad_input_is_one_line_and_installs_nothing(env: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, message in [
+        (["train-faces", "--boxes", str(tmp_path / "missing")], "is not a folder"),
+        (["train-faces", "--boxes", str(empty)], "no Annotations/*.xml"),
+        (["train-faces", "--crops", str(empty)], "no pictures found"),
+    ]:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert message in result.output
+        assert "Traceback" not in result.output
+    assert not (env / "faces").exists()

@@ -144,6 +144,17 @@ def test_from_folder_crops_detected_faces(tmp_path: Path, settings: Settings) ->
     crops = [item for item in assembled.items if item.key != item.image_sha256]
     assert crops, "the anime face cascade found no face in any synthetic portrait"
     assert all(item.pixels.shape == (48, 48, 3) and item.pixels.dtype == np.uint8 for item in assembled.items)
+    # Cut by the bot's finder at the input size itself (not cut at the stored-crop size, then resized).
+    from catalog.finder_store import finder_folder
+    from media.decode import decode_image
+    from media.faces import face_finder
+
+    finder = face_finder(settings, finder_folder(settings))
+    expected = set()
+    for path in sorted((tmp_path / "set").rglob("*.jpg")):
+        rgb = decode_image(path.read_bytes(), settings.images).rgb
+        expected |= {finder.crop(rgb, box, 48).tobytes() for box in finder.detect(rgb)}
+    assert {item.pixels.tobytes() for item in crops} <= expected
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,147 @@
+"""The trained anime face finder: a small detector run by onnxruntime (no torch).
+
+`namae train-faces` writes a folder with `face.onnx` and `face.json` (see `FaceNetCard`); `face_finder`
+in `media.faces` uses it when it is there and falls back to the cascade otherwise. The graph takes
+uint8 RGB NHWC with any height and width that are multiples of 32, and returns (N, A, 5): x0, y0,
+x1, y1 in input pixels and a score in [0, 1] for every location of its three feature levels. Here the
+picture is resized so that its long side is the card's `side`, padded to multiples of 32, and the
+detections above the score threshold are thinned by non-maximum suppression.
+
+Boxes follow the cascade's convention (forehead to chin, cheek to cheek), so that `crop` frames a
+face the same way whichever finder found it. An onnxruntime session may be run from several
+threads at once; each run uses `threads` intra-op threads (the bot's pool provides the rest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import cv2
+import numpy as np
+
+from catalog.settings import FaceSettings
+from media.boxes import Box
+from media.crop import as_rgb, clamp, crop_square
+from media.errors import MediaError
+
+FACE_ONNX: Final = "face.onnx"
+FACE_CARD: Final = "face.json"
+STRIDE: Final = 32  # the graph's coarsest stride: inputs are padded to a multiple of it
+PAD_VALUE: Final = 114
+
+
+@dataclass(frozen=True)
+class FaceNetCard:
+    """What `face.json` says about the detector beside it."""
+
+    side: int  # the long side pictures are resized to
+    score_threshold: float  # chosen on held-out pictures (see `metrics`)
+    nms_iou: float
+    onnx_sha256: str
+    created: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def read(cls, folder: Path) -> FaceNetCard:
+        path = folder / FACE_CARD
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                side=int(data["side"]),
+                score_threshold=float(data["score_threshold"]),
+                nms_iou=float(data["nms_iou"]),
+                onnx_sha256=str(data["onnx_sha256"]),
+                created=str(data.get("created", "")),
+                metrics=dict(data.get("metrics", {})),
+                sources=dict(data.get("sources", {})),
+            )
+        except OSError as exc:
+            raise MediaError(f"The face finder card {path} cannot be read: {exc.strerror or exc}.") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MediaError(f"The face finder card {path} is not valid: {exc}.") from exc
+
+
+class NetFaceFinder:
+    """Finds anime faces with the trained detector in `folder`. One instance serves any number of threads."""
+
+    def __init__(self, folder: Path, settings: FaceSettings, *, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        folder = Path(folder)
+        self.card = FaceNetCard.read(folder)
+        path = folder / FACE_ONNX
+        try:
+            model = path.read_bytes()
+        except OSError as exc:
+            raise MediaError(f"The face finder {path} cannot be read: {exc.strerror or exc}.") from exc
+        digest = hashlib.sha256(model).hexdigest()
+        if digest != self.card.onnx_sha256:
+            raise MediaError(
+                f"The face finder {path} has sha256 {digest[:12]}, not the {self.card.onnx_sha256[:12]} its card names."
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for a bad graph
+            raise MediaError(f"The face finder {path} is not a valid ONNX model: {exc}") from exc
+        self._input = self._session.get_inputs()[0].name
+        self._settings = settings
+        self.folder = folder
+        self.threshold = settings.net_score_threshold or self.card.score_threshold
+        self.version = digest[:12]
+
+    @property
+    def settings(self) -> FaceSettings:
+        return self._settings
+
+    def detect(self, rgb: np.ndarray) -> list[Box]:
+        """Faces in an HxWx3 uint8 RGB image, left to right."""
+        return [box for box, _ in self.detect_scored(rgb)]
+
+    def detect_scored(self, rgb: np.ndarray, threshold: float | None = None) -> list[tuple[Box, float]]:
+        """Faces with their scores, left to right (`threshold`: instead of the card's, for curves)."""
+        pixels = as_rgb(rgb)
+        height, width = pixels.shape[:2]
+        scale = self.card.side / max(height, width)
+        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(pixels, (new_w, new_h), interpolation=interpolation)
+        padded_h, padded_w = -(-new_h // STRIDE) * STRIDE, -(-new_w // STRIDE) * STRIDE
+        canvas = np.full((1, padded_h, padded_w, 3), PAD_VALUE, dtype=np.uint8)
+        canvas[0, :new_h, :new_w] = small
+        found = self._session.run(None, {self._input: canvas})[0][0]
+        limit = self.threshold if threshold is None else threshold
+        found = found[found[:, 4] >= limit]
+        if not len(found):
+            return []
+        x0 = found[:, 0].clip(0, new_w)
+        y0 = found[:, 1].clip(0, new_h)
+        x1 = found[:, 2].clip(0, new_w)
+        y1 = found[:, 3].clip(0, new_h)
+        rects = np.stack([x0, y0, x1 - x0, y1 - y0], 1)
+        keep = np.asarray(
+            cv2.dnn.NMSBoxes(rects.tolist(), found[:, 4].tolist(), limit, self.card.nms_iou), dtype=np.int64
+        ).reshape(-1)
+        out = []
+        for i in keep:
+            x, y, w, h = (float(v) / scale for v in rects[i])
+            if w < 1 or h < 1:
+                continue
+            box = clamp(Box(round(x), round(y), round(w), round(h)), width, height)
+            out.append((box, float(found[i, 4])))
+        return sorted(out, key=lambda item: (item[0].x, item[0].y))
+
+    def crop(self, rgb: np.ndarray, box: Box, size: int | None = None) -> np.ndarray:
+        return crop_square(
+            rgb, box, self._settings.crop_size if size is None else size, self._settings.margin
+        )

@@ -1,0 +1,141 @@
+"""The trained face finder's runtime (media.facenet) and how `face_finder` chooses a finder.
+
+The detector here is a real ONNX graph run by onnxruntime that answers fixed detections (in the
+coordinates of the resized input it receives), so that the scaling back to the picture, the score
+threshold, non-maximum suppression and the card checks are tested without training anything;
+`tests/trainer/test_face_train.py` trains and exports a real one, and `tests/catalog/test_finder_store.py`
+installs one in the object store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catalog.settings import FaceSettings, Settings
+from media.boxes import Box
+from media.errors import MediaError
+from media.facenet import FACE_CARD, FACE_ONNX, FaceNetCard, NetFaceFinder
+
+onnx = pytest.importorskip(
+    "onnx", reason="building a stand-in detector graph needs the onnx package (train extra)"
+)
+
+
+def stand_in_graph(detections: list[list[float]]) -> bytes:
+    """uint8 NHWC in -> (1, K, 5) `detections` out (plus 0 x the input, so the input is used)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = np.asarray([detections], dtype=np.float32)
+    nodes = [
+        helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMax", ["f"], ["m"], keepdims=0),
+        helper.make_node("Mul", ["m", "zero"], ["z"]),
+        helper.make_node("Add", ["table", "z"], ["detections"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "stand-in",
+        [helper.make_tensor_value_info("image", TensorProto.UINT8, ["n", "h", "w", 3])],
+        [helper.make_tensor_value_info("detections", TensorProto.FLOAT, [1, len(detections), 5])],
+        initializer=[numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.float32(0), "zero")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def write_finder(
+    folder: Path, detections: list[list[float]], *, side: int = 320, threshold: float = 0.5
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    graph = stand_in_graph(detections)
+    (folder / FACE_ONNX).write_bytes(graph)
+    card = FaceNetCard(
+        side=side, score_threshold=threshold, nms_iou=0.4, onnx_sha256=hashlib.sha256(graph).hexdigest()
+    )
+    (folder / FACE_CARD).write_text(card.to_json())
+    return folder
+
+
+def test_boxes_come_back_in_the_pictures_pixels_thresholded_and_thinned(tmp_path: Path) -> None:
+    # A 640x480 picture is resized to 320x240 (padded to 320x256): half its size.
+    folder = write_finder(
+        tmp_path / "faces",
+        [
+            [200, 20, 260, 80, 0.9],  # right face
+            [10, 20, 110, 120, 0.8],  # left face
+            [14, 22, 112, 118, 0.7],  # the left face again, weaker: suppressed
+            [150, 150, 180, 180, 0.2],  # under the threshold
+        ],
+    )
+    finder = NetFaceFinder(folder, FaceSettings())
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    assert finder.detect(rgb) == [Box(20, 40, 200, 200), Box(400, 40, 120, 120)]
+    scored = finder.detect_scored(rgb, threshold=0.1)
+    assert [round(s, 2) for _, s in scored] == [0.8, 0.2, 0.9]
+
+
+def test_boxes_are_kept_inside_the_picture(tmp_path: Path) -> None:
+    folder = write_finder(tmp_path / "faces", [[-30, -10, 100, 60, 0.9], [300, 200, 400, 300, 0.9]])
+    boxes = NetFaceFinder(folder, FaceSettings()).detect(np.zeros((240, 320, 3), np.uint8))
+    assert boxes == [Box(0, 0, 100, 60), Box(300, 200, 20, 40)]
+
+
+def test_a_settings_threshold_overrides_the_cards(tmp_path: Path) -> None:
+    folder = write_finder(tmp_path / "faces", [[10, 10, 60, 60, 0.3]], threshold=0.5)
+    rgb = np.zeros((320, 320, 3), np.uint8)
+    assert NetFaceFinder(folder, FaceSettings()).detect(rgb) == []
+    assert NetFaceFinder(folder, FaceSettings(net_score_threshold=0.25)).detect(rgb) == [Box(10, 10, 50, 50)]
+
+
+def test_crop_frames_a_face_like_the_cascades_crop(tmp_path: Path, cascade_path: Path) -> None:
+    from media.faces import FaceDetector
+
+    folder = write_finder(tmp_path / "faces", [[10, 10, 60, 60, 0.9]])
+    rgb = np.random.default_rng(1).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    box = Box(100, 80, 60, 60)
+    net = NetFaceFinder(folder, FaceSettings())
+    cascade = FaceDetector(cascade_path, FaceSettings())
+    assert np.array_equal(net.crop(rgb, box, 96), cascade.crop(rgb, box, 96))
+    assert net.crop(rgb, box).shape == (FaceSettings().crop_size, FaceSettings().crop_size, 3)
+
+
+def test_a_graph_that_does_not_match_its_card_is_refused(tmp_path: Path) -> None:
+    folder = write_finder(tmp_path / "faces", [[10, 10, 60, 60, 0.9]])
+    (folder / FACE_ONNX).write_bytes(stand_in_graph([[0, 0, 5, 5, 0.9]]))
+    with pytest.raises(MediaError, match="not the .* its card names"):
+        NetFaceFinder(folder, FaceSettings())
+
+
+def test_a_broken_card_is_a_clear_error(tmp_path: Path) -> None:
+    folder = write_finder(tmp_path / "faces", [[10, 10, 60, 60, 0.9]])
+    (folder / FACE_CARD).write_text(json.dumps({"side": 320}))
+    with pytest.raises(MediaError, match="is not valid"):
+        NetFaceFinder(folder, FaceSettings())
+
+
+def test_face_finder_uses_a_trained_finder_when_there_is_one(settings: Settings, tmp_path: Path) -> None:
+    from media.faces import FaceDetector, face_finder
+
+    assert isinstance(face_finder(settings, None), FaceDetector)
+    assert isinstance(face_finder(settings, tmp_path / "empty"), FaceDetector)
+    folder = write_finder(tmp_path / "faces", [[10, 10, 60, 60, 0.9]])
+    assert isinstance(face_finder(settings, folder), NetFaceFinder)
+    cascade_only = settings.model_copy(
+        update={"faces": settings.faces.model_copy(update={"finder": "cascade"})}
+    )
+    assert isinstance(face_finder(cascade_only, folder), FaceDetector)
+
+
+def test_face_finder_asked_for_a_trained_finder_that_is_missing_says_how_to_get_one(
+    settings: Settings,
+) -> None:
+    from media.faces import face_finder
+
+    wanted = settings.model_copy(update={"faces": settings.faces.model_copy(update={"finder": "trained"})})
+    with pytest.raises(MediaError, match="no face finder is installed; run `namae train-faces`"):
+        face_finder(wanted, None)
