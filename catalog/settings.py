@@ -104,6 +104,9 @@ class TrainSettings(BaseModel):
     min_images_per_class: int = 8
     max_images_per_class: int = 2000
     target_precision: float = 0.9
+    # The objective (trainer.losses): "cross_entropy", or a margin loss over a cosine head.
+    loss: Literal["cross_entropy", "cosface", "arcface"] = "cross_entropy"
+    margin: float = Field(default=0.2, ge=0.0, le=1.0)
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     seed: int = 1234

@@ -192,7 +192,11 @@ def _train(
                 f"images from {len(items)}; add images or lower the minimum per class"
             )
         built = backbones.build(
-            cfg.backbone, len(labels), cfg.image_size, weights_dir=settings.data_dir / "weights"
+            cfg.backbone,
+            len(labels),
+            cfg.image_size,
+            weights_dir=settings.data_dir / "weights",
+            loss=cfg.loss,
         )
         if dist_ctx.is_main:
             if built.pretrained:
@@ -200,7 +204,9 @@ def _train(
             else:
                 log.warning("backbone %s: RANDOM INIT, no ImageNet weights could be had", cfg.backbone)
         if checkpoint is not None:
-            check_compatible(checkpoint, labels=labels, backbone=cfg.backbone, image_size=cfg.image_size)
+            check_compatible(
+                checkpoint, labels=labels, backbone=cfg.backbone, image_size=cfg.image_size, loss=cfg.loss
+            )
         resolved = _resolved_config(
             settings, cfg, device_name, dist_ctx, assembled, data_split, built, from_folder
         )
@@ -227,7 +233,7 @@ def _train(
             config=LoopConfig.from_settings(cfg),
             device=torch_device,
             run_dir=run_dir,
-            meta={"labels": labels, "backbone": cfg.backbone, "image_size": cfg.image_size},
+            meta={"labels": labels, "backbone": cfg.backbone, "image_size": cfg.image_size, "loss": cfg.loss},
             dist_ctx=dist_ctx,
             resume=checkpoint,
             progress=progress,
@@ -347,7 +353,11 @@ def _resolved_config(
         },
         "augmentation": augment.describe(),
         "optimizer": "AdamW, linear warm-up 1 epoch, cosine decay per step",
-        "loss": f"class-balanced cross-entropy, label smoothing {cfg.label_smoothing}",
+        "loss": (
+            f"class-balanced cross-entropy, label smoothing {cfg.label_smoothing}"
+            if cfg.loss == "cross_entropy"
+            else f"class-balanced {cfg.loss}, margin {cfg.margin}, cosine head"
+        ),
         "mixed_precision": "bf16 autocast + channels_last"
         if device_name.startswith("cuda")
         else "fp32 (CPU)",
