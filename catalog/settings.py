@@ -114,6 +114,21 @@ class TrainSettings(BaseModel):
     num_workers: int = 0
 
 
+class MemorySettings(BaseModel):
+    """The character memory (models/memory.py) and the open-set answers fitted with it."""
+
+    # A character the model was not trained on is named once the memory holds this many of its faces.
+    min_examples: int = Field(default=5, ge=1)
+    # Faces kept per character (a random sample past it): the memory's size and the bot's RAM.
+    max_per_character: int = Field(default=200, ge=1)
+    # Precision the "name" threshold is fitted for, on held-out faces.
+    target_precision: float = Field(default=0.98, gt=0.0, le=1.0)
+    # Share of held-out faces of a character left out of the memory that may still be named.
+    max_strangers: float = Field(default=0.05, ge=0.0, le=1.0)
+    # How often the bot reads faces that landed in the catalog since it last looked, seconds.
+    poll_s: float = Field(default=10.0, gt=0.0)
+
+
 class RegistrySettings(BaseModel):
     promotion_margin: float = 0.01
     keep_last: int = 5
@@ -211,6 +226,7 @@ class Settings(BaseSettings):
     download: DownloadSettings = Field(default_factory=DownloadSettings)
     reddit: RedditSettings = Field(default_factory=RedditSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     discord: BotSettings = Field(default_factory=BotSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

@@ -2,8 +2,9 @@
 
 catalog or folder -> class filter and cap -> leak-free split with the frozen test set -> backbone ->
 training loop -> evaluation (per-class table, confusion matrix, curves, worst mistakes) ->
-temperature scaling, ECE before/after and the "unknown" threshold -> report.json/report.md ->
-ONNX export with parity check -> registered candidate. Promotion is the caller's decision.
+temperature scaling, ECE before/after and the "unknown" threshold -> the open-set thresholds and the
+character memory (trainer.openset) -> report.json/report.md -> ONNX export with parity check ->
+registered candidate. Promotion is the caller's decision.
 Every failure before registration leaves the registry, and so the active model, untouched.
 """
 
@@ -26,7 +27,7 @@ from sqlalchemy import Engine
 
 from catalog.objects import ObjectStore, open_objects
 from catalog.settings import Settings, TrainSettings
-from trainer import TrainingError, augment, backbones, calibration, ddp, report
+from trainer import TrainingError, augment, backbones, calibration, ddp, openset, report
 from trainer.dataset import (
     Assembled,
     Item,
@@ -245,6 +246,24 @@ def _train(
             _report_progress(on_progress, 0.87, "evaluating")
             data_split.frozen.save(frozen_test_store(settings), frozen_test_key(from_folder))
             evaluation = _evaluate(built, labels, val_items, test_items, loader, torch_device, cfg)
+            _report_progress(on_progress, 0.89, "fitting the open-set thresholds and the memory")
+            open_world = openset.for_run(
+                built.net,
+                labels=labels,
+                train_items=train_items,
+                val_items=val_items,
+                test_items=test_items,
+                loader=loader,
+                device=torch_device,
+                image_size=cfg.image_size,
+                settings=settings.memory,
+                seed=cfg.seed,
+                batch_size=cfg.batch_size * 2,
+            )
+            evaluation["open_set"] = {
+                **open_world.report,
+                "thresholds": open_world.thresholds.model_dump(mode="json"),
+            }
             metrics = {
                 "test_macro_f1": evaluation["test"]["macro"]["f1"],
                 "test_accuracy": evaluation["test"]["accuracy"],
@@ -260,12 +279,15 @@ def _train(
                 "classes": len(labels),
                 "test_images": len(test_items),
                 "test_set_fingerprint": data_split.frozen.fingerprint(),
+                "open_set_test_coverage": open_world.report.get("test_coverage"),
+                "open_set_test_precision": open_world.report.get("test_precision"),
             }
             if register:
                 _report_progress(on_progress, 0.92, "exporting to ONNX and checking parity")
                 version = _export(
-                    settings, engine, built, labels, cfg, evaluation, metrics, assembled, val_items, loader
-                )
+                    settings, engine, built, labels, cfg, evaluation, metrics, assembled, val_items, loader,
+                    open_world,
+                )  # fmt: skip
                 log.info("registered candidate version %s", version)
             metrics["seconds"] = round(time.monotonic() - started, 2)
             full = {
@@ -508,6 +530,7 @@ def _export(
     assembled: Assembled,
     val_items: list[Item],
     loader: PixelLoader,
+    open_world: openset.RunOpenSet,
 ) -> str:
     from models.registry import Registry
     from trainer.export import export_version
@@ -524,7 +547,9 @@ def _export(
         dataset_fingerprint=assembled.fingerprint(),
         val_images=[loader(item) for item in val_items[:PARITY_IMAGES]],
         backbone=cfg.backbone,
-        extra={"pretrained": built.pretrained, "weights_source": built.weights_source},
+        extra={"pretrained": built.pretrained, "weights_source": built.weights_source, "loss": cfg.loss},
+        open_set=open_world.thresholds,
+        memory=open_world.memory,
     )
     metrics["parity_max_abs_diff"] = parity.max_abs_diff
     return version
