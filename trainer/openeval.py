@@ -32,6 +32,7 @@ from catalog.settings import ImageLimits
 from models.classifier import Classifier, FaceFinder
 from models.memory import CharacterMemory, MemoryEntry
 from models.openset import FaceDecision, Kind, OpenWorld
+from trainer import TrainingError
 from trainer.dataset import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def evaluate(
     """Every figure `namae eval` reports, as plain data (see the module docstring)."""
     card = classifier.card
     if card.open_set is None:
-        raise ValueError(
+        raise TrainingError(
             f"model {card.version} has no open-set thresholds (it was trained before the character "
             "memory); retrain it to evaluate the open-set answer"
         )

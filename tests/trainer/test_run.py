@@ -151,4 +151,6 @@ def test_the_version_carries_its_character_memory_and_open_set_thresholds(tiny_m
     open_set = tiny_model.report["open_set"]
     assert 0.0 <= open_set["test_coverage"] <= 1.0
     assert sum(open_set["test_kinds"].values()) == pytest.approx(1.0)
-    assert "## Open-set answers (character memory)" in (_run_dir(tiny_model.data_dir) / "report.md").read_text()
+    assert (
+        "## Open-set answers (character memory)" in (_run_dir(tiny_model.data_dir) / "report.md").read_text()
+    )
