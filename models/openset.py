@@ -2,7 +2,8 @@
 
     similarity  s_c = cos(embedding, prototype_c)           prototype: mean of c's faces, normalized
     evidence    a_c = s_c + offset(n_c)                      n_c: how many faces of c the memory holds
-    confidence  p   = softmax(sharpness * a)                 over every character that may be named
+    confidence  p   = softmax(sharpness * a)                 over every character that may be named,
+                      averaged with the head's probability for the characters it was trained on
     kind        "not a character" if max s < not_character
                 "a character I don't know" if a_best < known
                 a name if p_best >= name
@@ -12,8 +13,9 @@
 A prototype of n faces sits farther from a new face of its character than one of hundreds: the
 mean of few faces is noisier. `offset(n)` is what that costs on held-out faces, measured when the
 thresholds are fitted, so a character known from five examples competes fairly with one trained on
-five hundred. The head's probabilities stay beside the memory's: a trained character's name needs
-the head to agree, otherwise the answer is "one of these two" (the head's best and the memory's).
+five hundred. The head's calibrated probabilities stay beside the memory's: for a character the
+head was trained on, the confidence is the mean of the two, and its name needs the head to agree,
+otherwise the answer is "one of these two" (the head's best and the memory's).
 
 Every number here is fitted on held-out data by `trainer.openset` and written to the model card
 (`OpenSetThresholds`); a card without them answers as before (the head and its threshold alone).
@@ -91,29 +93,43 @@ def evidence(
     return corrected, softmax(corrected, thresholds.sharpness)
 
 
+def combine(confidence: np.ndarray, head: np.ndarray | None) -> np.ndarray:
+    """The memory's confidence, averaged with the head's calibrated probability for characters the
+    head was trained on (`head[c]` NaN for the others, which keep the memory's alone). The head
+    keeps a trained character's confidence when a new character from a few faces sits close by."""
+    if head is None:
+        return confidence
+    trained = ~np.isnan(head)
+    out = confidence.copy()
+    out[..., trained] = (confidence[..., trained] + head[..., trained]) / 2
+    return out
+
+
 def decide(
     similarity: np.ndarray,
     faces: np.ndarray,
     thresholds: OpenSetThresholds,
     *,
-    head_best: int | None = None,
-    head_knows: np.ndarray | None = None,
+    head: np.ndarray | None = None,
     face_found: bool = True,
 ) -> Decision:
-    """One face: `similarity` to each character's prototype, `faces` per character in the memory.
-    `head_best`: the index (among the same characters) the trained head prefers; `head_knows`: which
-    characters the head was trained on (its opinion counts only about those); `face_found` False:
-    the face detector found none."""
-    corrected, confidence = evidence(similarity[None, :], faces, thresholds)
-    corrected, confidence = corrected[0], confidence[0]
+    """One face: `similarity` to each character's prototype, `faces` per character in the memory,
+    `head` the head's calibrated probability per character (NaN where the head was not trained on
+    it); `face_found` False: the face detector found none."""
+    corrected, memory_confidence = evidence(similarity[None, :], faces, thresholds)
+    corrected = corrected[0]
+    confidence = combine(memory_confidence[0], head)
     order = np.argsort(-confidence, kind="stable")
     best = int(order[0])
     p1 = float(confidence[best])
     p2 = float(confidence[order[1]]) if len(order) > 1 else 0.0
     raw = float(similarity.max())
     ev = float(corrected[best])
-    if head_knows is not None and not head_knows[best]:
-        head_best = None  # a character known from examples only: the head has no say
+    head_best = None
+    if head is not None and not np.isnan(head[best]):
+        # a trained character: the head must prefer it too (a character known from examples only
+        # is the memory's call)
+        head_best = int(np.nanargmax(head))
     if raw < thresholds.not_character or (not face_found and ev < thresholds.known):
         kind = Kind.NOT_CHARACTER
     elif ev < thresholds.known:
@@ -122,8 +138,7 @@ def decide(
         kind = Kind.NAME
     elif head_best is not None and head_best != best and p1 >= thresholds.name:
         # the memory is sure, the head prefers another character: offer both
-        second = head_best
-        order = np.array([best, second, *[i for i in order if i not in (best, second)]])
+        order = np.array([best, head_best, *[i for i in order if i not in (best, head_best)]])
         kind = Kind.PAIR
     elif p1 + p2 >= thresholds.pair:
         kind = Kind.PAIR
@@ -212,18 +227,11 @@ class OpenWorld:
         if not snap.names:
             return [FaceDecision(Kind.STRANGER, (), -1.0, -1.0) for _ in range(len(embeddings))]
         similarity = np.asarray(embeddings, dtype=np.float32) @ snap.prototypes.T
+        probabilities = np.asarray(head_probabilities, dtype=np.float64)
         out = []
         for i in range(len(similarity)):
-            head_column = int(np.argmax(head_probabilities[i])) if head_probabilities.shape[1] else -1
-            where = np.nonzero(snap.head_index == head_column)[0]
-            decision = decide(
-                similarity[i],
-                snap.faces,
-                self.thresholds,
-                head_best=int(where[0]) if len(where) else None,
-                head_knows=snap.trained,
-                face_found=face_found,
-            )
+            head = np.where(snap.trained, probabilities[i][np.maximum(snap.head_index, 0)], np.nan)
+            decision = decide(similarity[i], snap.faces, self.thresholds, head=head, face_found=face_found)
             candidates = tuple(
                 Named(
                     snap.names[j],

@@ -26,7 +26,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from models.memory import CharacterMemory, MemoryEntry
-from models.openset import Kind, OpenSetThresholds, decide, softmax
+from models.openset import Kind, OpenSetThresholds, combine, decide, softmax
 from trainer.evaluate import predict_embeddings, predict_logits
 
 if TYPE_CHECKING:
@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 OFFSET_COUNTS = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 100, 200)
 OFFSET_DRAWS = 8
 FACE_QUANTILE = 0.005  # at most this share of held-out faces may fall under "not a character"
+# When every held-out face is answered right the likelihood keeps rising with the sharpness and
+# would make every answer "100% sure" (as with temperature scaling, trainer.calibration's T_MIN);
+# cosines between characters differ by 0.05-0.3, so 100 already spreads them over the whole range.
+SHARPNESS_RANGE = (1.0, 100.0)
 NEGATIVES_QUANTILE = 0.99
 
 
@@ -84,7 +88,7 @@ def fit_sharpness(evidence: np.ndarray, y: np.ndarray) -> float:
         p = softmax(evidence, float(np.exp(log_k)))
         return float(-np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)).mean())
 
-    grid = np.linspace(np.log(1.0), np.log(500.0), 60)
+    grid = np.linspace(np.log(SHARPNESS_RANGE[0]), np.log(SHARPNESS_RANGE[1]), 60)
     losses = [nll(g) for g in grid]
     i = int(np.argmin(losses))
     lo, hi = grid[max(0, i - 1)], grid[min(len(grid) - 1, i + 1)]
@@ -121,19 +125,22 @@ def fit(
     classes: int,
     *,
     negatives: np.ndarray | None = None,
+    held_head: np.ndarray | None = None,
     target_precision: float = 0.98,
     max_strangers: float = 0.05,
     min_examples: int = 5,
     seed: int = 0,
 ) -> OpenSetFit:
-    """Fit every open-set number on held-out faces (see the module docstring)."""
+    """Fit every open-set number on held-out faces (see the module docstring). `held_head`: the
+    head's calibrated probabilities of the held-out faces, as the answer will combine them."""
     if classes < 2:
         raise ValueError("open-set thresholds need at least two characters")
     offsets = fit_offsets(memory, memory_y, held, held_y, classes, seed)
     protos = prototypes(memory, memory_y, classes)
     similarity = held @ protos.T
     sharpness = fit_sharpness(similarity, held_y)
-    confidence = softmax(similarity, sharpness)
+    # what decide() names by: the memory's confidence, averaged with the head's where it has one
+    confidence = combine(softmax(similarity, sharpness), held_head)
     best = confidence.argmax(1)
 
     # strangers: each character's held-out faces against the other characters' prototypes
@@ -239,6 +246,7 @@ def for_run(
     image_size: int,
     settings: MemorySettings,
     seed: int,
+    temperature: float = 1.0,
     batch_size: int = 128,
 ) -> RunOpenSet:
     """Embed the run's faces with the trained net, fit the thresholds (memory: training faces;
@@ -253,8 +261,13 @@ def for_run(
     train_y = np.array([index[i.label] for i in train_items])
     val_y = np.array([index[i.label] for i in val_items])
     negatives = predict_embeddings(net, synthetic_negatives(image_size, seed=seed), device=device)
+
+    def head(items: list[Item]) -> np.ndarray:
+        logits = predict_logits(net, items, loader, device=device, batch_size=batch_size)
+        return softmax(logits, 1.0 / temperature)
+
     fitted = fit(
-        train_emb, train_y, val_emb, val_y, len(labels),
+        train_emb, train_y, val_emb, val_y, len(labels), held_head=head(val_items),
         negatives=negatives, target_precision=settings.target_precision,
         max_strangers=settings.max_strangers, min_examples=settings.min_examples, seed=seed,
     )  # fmt: skip
@@ -271,14 +284,13 @@ def for_run(
     if test_items:
         test_emb = embed(test_items)
         test_y = np.array([index[i.label] for i in test_items])
-        head_best = predict_logits(net, test_items, loader, device=device, batch_size=batch_size).argmax(1)
+        test_head = head(test_items)
         names, protos = memory.prototypes()
         order = [names.index(label) for label in labels]
         counts = np.array([memory.count(label) for label in labels])
         similarity = test_emb @ protos[order].T
         decisions = [
-            decide(similarity[i], counts, fitted.thresholds, head_best=int(head_best[i]))
-            for i in range(len(test_y))
+            decide(similarity[i], counts, fitted.thresholds, head=test_head[i]) for i in range(len(test_y))
         ]
         kinds = np.array([d.kind.value for d in decisions])
         best = np.array([int(d.order[0]) for d in decisions])

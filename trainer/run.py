@@ -258,6 +258,7 @@ def _train(
                 image_size=cfg.image_size,
                 settings=settings.memory,
                 seed=cfg.seed,
+                temperature=evaluation["calibration"]["temperature"],
                 batch_size=cfg.batch_size * 2,
             )
             evaluation["open_set"] = {

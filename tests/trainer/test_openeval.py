@@ -52,13 +52,15 @@ def test_the_open_world_protocol_on_generated_characters(
     result = openeval.evaluate(
         classifier, memory, known, unknown=unknown, not_characters=others, shots=(1, 5, 20), draws=2
     )
+    # measured on this protocol: precision 1.00, coverage 0.76; strangers named 14% (today 32-63%);
+    # not-characters 0% (today 65%); new characters top-1 0.53 / 0.81 / 0.92 from 1 / 5 / 20 faces
     answer = result["known"]["answer"]
-    assert answer["precision"] >= 0.95 and answer["coverage"] >= 0.6
-    assert result["unknown"]["named"] <= 0.5 < result["unknown"]["named_today"]
-    assert result["not_characters"]["named"] <= 0.05
+    assert answer["precision"] >= 0.9 and answer["coverage"] >= 0.5
+    assert result["unknown"]["named"] <= 0.4 and result["unknown"]["named"] < result["unknown"]["named_today"]
+    assert result["not_characters"]["named"] <= 0.05 < result["not_characters"]["named_today"]
     few = result["few_shot"]["by_shots"]
-    assert few["20"]["top1"] >= few["1"]["top1"] and few["20"]["top1_among_new"] >= 0.8
-    assert few["5"]["known_macro_f1"] >= answer["macro_f1"] - 0.1
+    assert few["20"]["top1"] >= max(0.7, few["1"]["top1"]) and few["20"]["top1_among_new"] >= 0.8
+    assert few["5"]["known_macro_f1"] >= answer["macro_f1"] - 0.25
     assert sum(result["known"]["kinds"].values()) == pytest.approx(1.0)
 
 
