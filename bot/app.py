@@ -79,7 +79,9 @@ class NamaeBot(commands.Bot):
         self.store = ImageStore.from_settings(settings)
         self.guild_settings = GuildSettingsStore(engine, default_threshold=settings.discord.default_threshold)
         self.jobs = JobQueue(engine)
-        self.inference = InferenceService(settings, registry, detector=detector, classifier=classifier)
+        self.inference = InferenceService(
+            settings, registry, detector=detector, classifier=classifier, engine=engine
+        )
         self.sync_commands = sync_commands
         self.fetch_exempt_networks = fetch_exempt_networks
         # Catalog calls block (SQLite fsyncs, PostgreSQL round trips): they run here, off the loop.

@@ -48,6 +48,7 @@ class AnswerRecord:
     tag: str | None = None  # how the reply numbers this answer ("2" or "2.1")
     embedding: bytes | None = None  # float16, for the character memory when a label lands
     kind: str | None = None  # the answer kind (models.answer.Kind) the reply showed
+    examples: tuple[int | None, ...] = ()  # per candidate: None trained, N from N faces in memory
 
     @property
     def face(self) -> FaceCrop | None:
@@ -135,6 +136,7 @@ def record_predictions(
                         "threshold": answer.threshold,
                         "tag": answer.tag,
                         "kind": answer.kind,
+                        "examples": list(answer.examples),
                     },
                     labelled=False,
                     embedding=answer.embedding,

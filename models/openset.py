@@ -38,6 +38,7 @@ class Kind(StrEnum):
     """What the bot says about one face."""
 
     NAME = "name"  # a character, named with a calibrated confidence
+    UNKNOWN = "unknown"  # not sure who this is (the head alone, or below a guild's own threshold)
     PAIR = "pair"  # one of these two
     STRANGER = "stranger"  # a character I don't know
     NOT_CHARACTER = "not_character"  # no character here (not a drawing, no face)
@@ -185,10 +186,18 @@ class OpenWorld:
         self.labels = list(labels)
         self.thresholds = thresholds
         self.memory = memory
+        self.revision = 0  # bumped by every refresh: answers cached before it are stale
         self._snapshot = self._take()
 
     def refresh(self) -> None:
         self._snapshot = self._take()
+        self.revision += 1
+
+    def set_min_examples(self, count: int) -> None:
+        """A deployment's own rule for naming a character known from examples only."""
+        if count != self.thresholds.min_examples:
+            self.thresholds = self.thresholds.model_copy(update={"min_examples": max(1, count)})
+            self.refresh()
 
     def _take(self) -> _Snapshot:
         names, protos = self.memory.prototypes()

@@ -35,6 +35,7 @@ from catalog.retention import discard_predictions
 from media.boxes import same_face
 from media.decode import ImageRejected, encode_png, without_trailing_data
 from media.fetch import FetchError, SafeFetcher
+from models.memory import encode_embedding
 
 if TYPE_CHECKING:
     from bot.app import NamaeBot
@@ -311,6 +312,8 @@ class Classify(commands.Cog):
                         candidates=shown,
                         unknown=face.with_threshold(threshold).unknown,
                         prediction_id=pid,
+                        kind=face.with_threshold(threshold).kind.value,
+                        examples=tuple(c.examples for c in face.candidates),
                     )
                 )
                 if pid is not None:
@@ -528,6 +531,10 @@ def _image_records(
                     crop_png=encode_png(face.crop, compress_level=1) if face.crop is not None else None,
                     threshold=decided.threshold,
                     tag=tag,
+                    # kept with the prediction: a label landing on it puts the face in the memory
+                    embedding=encode_embedding(face.embedding) if face.embedding is not None else None,
+                    kind=decided.kind.value,
+                    examples=tuple(c.examples for c in face.candidates),
                 )
             )
         tags.append(image_tags)

@@ -16,7 +16,7 @@ from discord.ext import commands
 
 from bot.app import UserFacingError
 from bot.checks import moderator_only
-from bot.render import NO_MENTIONS, notice_embed, safe_name
+from bot.render import NO_MENTIONS, known_line, notice_embed, safe_name
 from catalog.characters import (
     NewCharacter,
     add_character,
@@ -24,6 +24,7 @@ from catalog.characters import (
     clean_subreddit,
     list_characters,
     remove_character,
+    resolve_labels,
     search_characters,
 )
 from catalog.errors import CatalogError
@@ -197,9 +198,11 @@ class Moderation(commands.Cog):
     @moderator_only()
     async def character_info_command(self, interaction: discord.Interaction, name: str) -> None:
         info = await self.bot.in_thread(character_info, self.bot.engine, name)
+        known = await self._known(info.id)
         embed = notice_embed(
             "\n".join(
                 [
+                    known,
                     f"Aliases: {', '.join(safe_name(a) for a in info.aliases) or 'none'}",
                     f"Series: {safe_name(info.series) if info.series else 'unknown'}",
                     f"Images: {info.images}",
@@ -212,6 +215,21 @@ class Moderation(commands.Cog):
             title=safe_name(info.name),
         )
         await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    async def _known(self, character_id: int) -> str:
+        """Trained, known from N examples in the memory, or not yet (models.openset)."""
+        classifier = self.bot.inference.classifier
+        world = self.bot.inference.world
+        labels = list(classifier.labels) if classifier is not None else []
+        labels += world.memory.characters() if world is not None else []
+        resolved = await self.bot.in_thread(resolve_labels, self.bot.engine, labels)
+        mine = {label for label, hit in resolved.items() if hit is not None and hit[0] == character_id}
+        return known_line(
+            version=self.bot.inference.version,
+            trained=classifier is not None and bool(mine & set(classifier.labels)),
+            faces=sum(world.memory.count(label) for label in mine) if world is not None else 0,
+            min_examples=self.bot.settings.memory.min_examples,
+        )
 
     # -- work for the worker ---------------------------------------------------------------------
 
