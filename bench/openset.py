@@ -162,7 +162,7 @@ def main() -> None:
         return
     every = 10 if args.quick else 1
     settings = Settings(_env_file=None)
-    from catalog.faces import FaceDetector
+    from media.faces import FaceDetector
 
     finder = FaceDetector(cascade_path(), settings.faces)
     classifier = Classifier.load(Path(args.model), intra_op_threads=1)

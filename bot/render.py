@@ -71,7 +71,9 @@ class ImageView:
 
 def _from_examples(answer: AnswerView, index: int) -> str:
     count = answer.examples[index] if index < len(answer.examples) else None
-    return "" if count is None else f" (from {count} examples, no retrain yet)"
+    if count is None:
+        return ""
+    return f" (from {count} example{'' if count == 1 else 's'}, no retrain yet)"
 
 
 def answer_line(answer: AnswerView) -> str:

@@ -547,9 +547,8 @@ def classify(
                 continue
             for number, face in enumerate(result["faces"], 1):
                 where = "whole image" if face["box"] is None else f"face {number}"
-                best = face["candidates"][0]["label"] if face["candidates"] else ""
                 cells = [f"{c['label']} {c['probability']:.0%}" for c in face["candidates"]]
-                table.add_row(result["image"], where, "not sure" if face["unknown"] else best, *cells)
+                table.add_row(result["image"], where, _answer_words(face), *cells)
         console.print(table)
     if failed:
         raise typer.Exit(1)
@@ -623,13 +622,30 @@ def evaluate(
 
 def _detector_or_none(settings: Settings):
     """The anime face finder, or None (with a note) when its cascade cannot be had."""
-    from catalog.faces import FaceDetector, resolve_cascade
+    from media.errors import MediaError
+    from media.faces import face_finder
 
     try:
-        return FaceDetector(resolve_cascade(settings.faces, settings.data_dir), settings.faces)
-    except CatalogError as exc:
+        return face_finder(settings)
+    except (CatalogError, MediaError) as exc:
         console.print(f"[yellow]no face finder ({exc}); not-characters are answered whole[/yellow]")
         return None
+
+
+def _answer_words(face: dict[str, Any]) -> str:
+    """One face's answer as the bot words it: a name, a pair, a stranger, not a character."""
+    candidates = face["candidates"]
+    kind = face.get("kind")
+    if kind == "not_character":
+        return "not a character"
+    if kind == "stranger" or not candidates:
+        return "a character I don't know"
+    if kind == "pair" and len(candidates) > 1:
+        return f"{candidates[0]['label']} or {candidates[1]['label']}"
+    if face["unknown"]:
+        return "not sure"
+    examples = candidates[0].get("examples")
+    return candidates[0]["label"] + (f" (from {examples} examples)" if examples else "")
 
 
 # --- worker -----------------------------------------------------------------------------------

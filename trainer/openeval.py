@@ -7,8 +7,9 @@
 Every picture is answered by the product's rule (`models.openset.OpenWorld`: the trained head, the
 character memory and the card's fitted thresholds) and, beside it, by today's closed-set rule (the
 head's calibrated top probability against the card's threshold), so each figure has its baseline
-in the same run. Known and unknown pictures are taken as face crops; not-characters go through the
-face finder when one is given, as the bot would see them.
+in the same run. Known and unknown pictures are taken as face crops (in batches, decided by the very
+`OpenWorld.decide` the answer path calls); not-characters go through the answer path itself
+(`models.answer.answer_pixels`, with the face finder when one is given), as the bot sees them.
 
 Few-shot: for each draw, each unknown character's pictures are shuffled; the first k join a copy of
 the memory and the pictures past the largest k are answered, so every k is scored on the same
@@ -27,11 +28,13 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
-from catalog.imaging import ImageRejected, decode_image
 from catalog.settings import ImageLimits
-from models.classifier import Classifier, FaceFinder
+from media.decode import ImageRejected, decode_image
+from media.faces import FaceFinder
+from models.answer import answer_pixels
+from models.classifier import Classifier
 from models.memory import CharacterMemory, MemoryEntry
-from models.openset import FaceDecision, Kind, OpenWorld
+from models.openset import FaceDecision, Kind, Named, OpenWorld
 from trainer import TrainingError
 from trainer.dataset import IMAGE_SUFFIXES
 
@@ -82,18 +85,22 @@ class Answered:
     face_found: np.ndarray  # bool per picture
 
 
-def run_model(classifier: Classifier, pictures: Pictures, finder: FaceFinder | None = None) -> Answered:
-    """Crops as they are; with `finder`, the first face found (else the whole picture)."""
-    inputs, found = [], []
+def run_model(classifier: Classifier, pictures: Pictures) -> Answered:
+    """Every picture as one face crop, in batches (what `models.answer` does for a crop)."""
+    probabilities, embeddings = classifier.infer(pictures.images)
+    return Answered(probabilities, embeddings, np.ones(len(pictures.images), dtype=bool))
+
+
+def answer_whole(classifier: Classifier, pictures: Pictures, finder: FaceFinder | None) -> list[FaceDecision]:
+    """Pictures as the bot sees them, through the one answer path (`models.answer.answer_pixels`:
+    faces found and cropped, or the whole picture): per picture, its most confident face."""
+    out = []
     for rgb in pictures.images:
-        boxes = finder.detect(rgb) if finder is not None else []
-        if boxes:
-            inputs.append(finder.crop(rgb, min(boxes, key=lambda b: (b.x, b.y))))  # type: ignore[union-attr]
-        else:
-            inputs.append(rgb)
-        found.append(bool(boxes) or finder is None)
-    probabilities, embeddings = classifier.infer(inputs)
-    return Answered(probabilities, embeddings, np.asarray(found, dtype=bool))
+        faces = answer_pixels(rgb, model=classifier, finder=finder, top_k=3)
+        face = max(faces, key=lambda f: (f.kind is Kind.NAME, f.best.probability if f.best else 0.0))
+        named = tuple(Named(c.label, c.probability, c.examples) for c in face.candidates)
+        out.append(FaceDecision(face.kind, named, -1.0, -1.0))
+    return out
 
 
 def today(classifier: Classifier, answered: Answered) -> tuple[np.ndarray, np.ndarray]:
@@ -216,16 +223,17 @@ def evaluate(
         )  # fmt: skip
     if not_characters is not None and not_characters.images:
         progress(f"answering {len(not_characters.images)} pictures without a character")
-        others = run_model(classifier, not_characters, finder)
-        other_decisions = decide_all(world, others)
+        # the product's kinds through the bot's own path (faces found, or the whole picture) ...
+        whole = answer_whole(classifier, not_characters, finder)
+        # ... and the scores of the whole pictures, for the AUROC and today's answer
+        others = run_model(classifier, not_characters)
         named_today, _ = today(classifier, others)
         result["not_characters"] = {
             "pictures": len(not_characters.images),
-            "named": _kinds(other_decisions)[Kind.NAME.value],
+            "named": _kinds(whole)[Kind.NAME.value],
             "named_today": float(named_today.mean()),
-            "kinds": _kinds(other_decisions),
-            "faces_found": float(others.face_found.mean()) if finder is not None else None,
-            "auroc": _auroc(known_evidence, np.array([d.evidence for d in other_decisions])),
+            "kinds": _kinds(whole),
+            "auroc": _auroc(known_evidence, np.array([d.evidence for d in decide_all(world, others)])),
             "auroc_today": _auroc(known_today, others.probabilities.max(1)),
         }
     return result

@@ -157,7 +157,11 @@ def fit(
     top_two = ranked[:, -1] + (ranked[:, -2] if classes > 1 else 0.0)
     pair_hit = (np.argsort(-confidence, axis=1)[:, :2] == held_y[:, None]).any(1)
     undecided = passing & (confidence.max(1) < name)
-    pair = _lowest_reaching(top_two[undecided], pair_hit[undecided], target_precision)
+    # Two together must hold at least what one alone needs; with no undecided held-out face to fit
+    # on (a small, clean validation split), that is the threshold itself.
+    pair = name
+    if undecided.any():
+        pair = max(name, _lowest_reaching(top_two[undecided], pair_hit[undecided], target_precision))
 
     face_best = similarity.max(1)
     face_floor = float(np.quantile(face_best, FACE_QUANTILE))
