@@ -238,6 +238,7 @@ class Demo:
                 "imgur_api_url": f"http://api.imgur.com:{reddit.port}",
             },
             train=train,
+            memory={"poll_s": 0.5},
             discord={
                 "token": discord.token,
                 "model_poll_s": 0.5,
