@@ -219,7 +219,7 @@ def main() -> None:
             "not_characters_named_today_over_ours": ratio(
                 result["not_characters"]["named_today"], max(1e-3, result["not_characters"]["named"])
             ),
-            "answer_ms_ours_over_today": ratio(timing["ours"]["median"], timing["today"]["median"]),
+            "answer_ms_ours_over_today": ratio(timing["ours"]["median_ms"], timing["today"]["median_ms"]),
         },
         "targets": targets,
     }
