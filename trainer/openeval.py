@@ -54,6 +54,9 @@ class Pictures:
     skipped: int = 0
 
 
+SKIPS_NAMED = 3  # unreadable pictures named one by one; the rest are counted
+
+
 def read_folder(root: Path, limits: ImageLimits, *, per_character: bool) -> Pictures:
     """`root/<character>/*` (or every picture under `root`); unreadable files are counted, not fatal."""
     out = Pictures()
@@ -68,11 +71,14 @@ def read_folder(root: Path, limits: ImageLimits, *, per_character: bool) -> Pict
             try:
                 out.images.append(decode_image(path.read_bytes(), limits).rgb)
             except (OSError, ImageRejected) as exc:
-                log.warning("skipping %s: %s", path, exc)
                 out.skipped += 1
+                if out.skipped <= SKIPS_NAMED:
+                    log.warning("skipping %s: %s", path, exc)
                 continue
             out.labels.append(label)
             out.names.append(str(path.relative_to(root)))
+    if out.skipped > SKIPS_NAMED:  # one line for the rest, not a screenful
+        log.warning("skipped %d pictures in %s in all", out.skipped, root)
     return out
 
 

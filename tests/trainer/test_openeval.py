@@ -109,3 +109,16 @@ def test_namae_eval_refuses_bad_input_in_one_line(
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 1, (args, result.output)
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_unreadable_pictures_are_counted_and_a_few_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    Image.new("RGB", (64, 64), (200, 120, 90)).save(tmp_path / "good.png")
+    for i in range(5):
+        Image.new("RGB", (10, 10)).save(tmp_path / f"tiny-{i}.png")  # below the decoder's 32 px
+    caplog.set_level("WARNING", logger="trainer.openeval")
+    pictures = openeval.read_folder(tmp_path, ImageLimits(), per_character=False)
+    assert len(pictures.images) == 1 and pictures.skipped == 5
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == openeval.SKIPS_NAMED + 1 and lines[-1] == f"skipped 5 pictures in {tmp_path} in all"
