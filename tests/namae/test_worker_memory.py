@@ -47,13 +47,13 @@ def test_a_memory_job_embeds_a_new_characters_labelled_faces(
     worker = Worker(settings, engine=sqlite_engine)
     assert worker.run_one()
     job = queue.get(first)
-    assert job is not None and job.status is JobStatus.done, job.error if job else None
+    assert job is not None and job.status == JobStatus.succeeded, job.error if job else None
     assert job.result["version"] == tiny_model.version and job.result["added"] > 0
     with session_scope(sqlite_engine) as session:
-        character_id = session.scalar(select(Character.id).where(Character.name == name))
+        [character_id] = session.scalars(select(Character.id)).all()  # the folder's character
     assert face_counts(sqlite_engine, tiny_model.version) == {character_id: job.result["added"]}
 
     again = queue.enqueue(JobKind.memory, MemoryParams(), requested_by="test")
     assert worker.run_one()
     job = queue.get(again)
-    assert job is not None and job.status is JobStatus.done and job.result["added"] == 0
+    assert job is not None and job.status == JobStatus.succeeded and job.result["added"] == 0
