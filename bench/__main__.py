@@ -24,7 +24,18 @@ from rich.table import Table
 
 from bench.harness import RESULTS_DIR, ROOT
 
-BENCHMARKS = ("inference", "dedup", "ingest", "bot", "load", "train", "objectstore", "scale", "faces")
+BENCHMARKS = (
+    "inference",
+    "dedup",
+    "ingest",
+    "bot",
+    "load",
+    "train",
+    "objectstore",
+    "scale",
+    "faces",
+    "openset",
+)
 REQUIRED_KEYS = ("benchmark", "machine", "baseline", "candidate", "results", "ratios", "targets")
 
 
@@ -33,7 +44,10 @@ class BadReport(Exception):
 
 
 def check_report(report: dict[str, Any]) -> None:
-    """A report must compare a candidate with a baseline and say so with finite, positive ratios."""
+    """A report must compare a candidate with a baseline and say so with finite, positive ratios,
+    or say why it skipped (a benchmark on data that is not in the repository)."""
+    if isinstance(report.get("skipped"), str) and report["skipped"]:
+        return
     missing = [key for key in REQUIRED_KEYS if key not in report]
     if missing:
         raise BadReport(f"missing {', '.join(missing)}")
@@ -74,6 +88,9 @@ def table(reports: dict[str, dict[str, Any]]) -> Table:
     for column in ("benchmark", "seconds", "ratios (candidate vs baseline)", "targets"):
         view.add_column(column)
     for name, report in reports.items():
+        if report.get("skipped"):
+            view.add_row(name, f"{report['wall_seconds']:.0f}", f"skipped: {report['skipped']}", "-")
+            continue
         ratios = "\n".join(f"{key}: {value:g}" for key, value in report["ratios"].items())
         targets = "\n".join(
             f"{'met' if t['met'] else 'MISSED'}: {t['name']} {t['measured']} ({t['target']})"

@@ -95,7 +95,9 @@ class NamaeBot(commands.AutoShardedBot):
         self.store = ImageStore.from_settings(settings)
         self.guild_settings = GuildSettingsStore(engine, default_threshold=settings.discord.default_threshold)
         self.jobs = JobQueue(engine)
-        self.inference = InferenceService(settings, registry, detector=detector, classifier=classifier)
+        self.inference = InferenceService(
+            settings, registry, detector=detector, classifier=classifier, engine=engine
+        )
         self.names = LabelNames(engine, self.in_thread)
         self.answered = AnsweredLog()  # posted message -> our reply (tests and the demo wait on it)
         self.sync_commands = sync_commands

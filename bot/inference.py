@@ -2,8 +2,10 @@
 cached, bounded, hot-reloaded.
 
 The answer path runs on a small thread pool (`discord.concurrency` workers, the global bound).
-Answers are cached by (sha256, model version) and identical images already in flight share one
-computation. A `ModelWatcher` poll switches to a newly active model without a restart.
+Answers are cached by (sha256, model version and memory revision) and identical images already in
+flight share one computation. A `ModelWatcher` poll switches to a newly active model without a
+restart; every `memory.poll_s` the faces that landed in the catalog join the model's character
+memory (`models.memory_feed`), so a character labelled a minute ago is named now.
 
 Memory is bounded by configuration: at most `concurrency` images are decoded at once, and at most
 `2 * concurrency` downloaded images wait for a worker (see `ImageSlots`).
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +30,12 @@ from media.decode import DecodeLimits, ImageRejected
 from models.answer import Answer, answer_image
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from media.faces import FaceFinder
     from models.classifier import Classifier
+    from models.memory_feed import MemoryFeed
+    from models.openset import OpenWorld
     from models.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -51,9 +58,13 @@ class InferenceService:
         *,
         detector: FaceFinder | None = None,
         classifier: Classifier | None = None,
+        engine: Engine | None = None,
     ) -> None:
         bot = settings.discord
         self.settings = settings
+        self.engine = engine  # the catalog, where labelled faces for the memory land
+        self._feed: MemoryFeed | None = None
+        self._memory_polled = 0.0
         self.registry = registry
         self.detector = detector
         self.top_k = bot.top_k
@@ -67,7 +78,7 @@ class InferenceService:
         # Answers by (sha256, model version), least recently used out; a new model version misses.
         self.cache: LRUCache[tuple[str, str], Answer] = LRUCache(maxsize=max(0, bot.cache_size))
         self._inflight: dict[tuple[str, str], asyncio.Future[Answer]] = {}
-        self._classifier = classifier
+        self._classifier = self._with_settings(classifier)
         self._watcher: Any = None
         self.model_changed = asyncio.Condition()
         self.timings: deque[float] = deque(maxlen=TIMINGS_KEPT)  # seconds per computed answer
@@ -82,6 +93,17 @@ class InferenceService:
     def version(self) -> str | None:
         return self._classifier.version if self._classifier is not None else None
 
+    @property
+    def world(self) -> OpenWorld | None:
+        """The active model's head + character memory + thresholds; None without a memory."""
+        return self._classifier.world if self._classifier is not None else None
+
+    def _with_settings(self, classifier: Classifier | None) -> Classifier | None:
+        """This deployment's rule for characters known from examples only (memory.min_examples)."""
+        if classifier is not None and classifier.world is not None:
+            classifier.world.set_min_examples(self.settings.memory.min_examples)
+        return classifier
+
     def _load_kw(self) -> dict[str, Any]:
         return {"intra_op_threads": 1}
 
@@ -92,7 +114,8 @@ class InferenceService:
 
         if self._classifier is None:
             try:
-                self._classifier = await self.run(Classifier.from_registry, self.registry, **self._load_kw())
+                loaded = await self.run(Classifier.from_registry, self.registry, **self._load_kw())
+                self._classifier = self._with_settings(loaded)
             except NoActiveModel:
                 log.warning("no active model in %s; classification waits for one", self.registry.location)
         self._watcher = ModelWatcher(self.registry, self._classifier, **self._load_kw())
@@ -105,7 +128,7 @@ class InferenceService:
         if fresh is None:
             return False
         old = self.version
-        self._classifier = fresh
+        self._classifier = self._with_settings(fresh)
         log.info("now classifying with model %s (was %s)", fresh.version, old)
         async with self.model_changed:
             self.model_changed.notify_all()
@@ -116,13 +139,29 @@ class InferenceService:
             async with self.model_changed:
                 await self.model_changed.wait_for(lambda: self.version == version)
 
+    async def check_memory(self) -> int:
+        """Apply the faces that landed in the catalog since the last look (models.memory_feed)."""
+        classifier = self._classifier
+        if classifier is None or classifier.world is None or self.engine is None:
+            return 0
+        from models.memory_feed import MemoryFeed
+
+        if self._feed is None or self._feed.world is not classifier.world:
+            self._feed = await self.run(MemoryFeed, self.engine, classifier.world, classifier.version)
+        return await self.run(self._feed.poll)
+
     async def watch(self, interval: float) -> None:
-        """The background task: poll the registry pointer (one stat or HEAD while nothing changes)."""
+        """The background task: poll the registry pointer (one stat or HEAD while nothing changes)
+        and, every `memory.poll_s`, the catalog's new memory rows."""
         while True:
             try:
-                await self.check_model()
+                changed = await self.check_model()
+                now = time.monotonic()
+                if changed or now - self._memory_polled >= self.settings.memory.poll_s:
+                    self._memory_polled = now
+                    await self.check_memory()
             except Exception:
-                log.exception("model check failed; will try again")
+                log.exception("model or memory check failed; will try again")
             await asyncio.sleep(interval)
 
     # -- work ---------------------------------------------------------------------------------
@@ -141,7 +180,8 @@ class InferenceService:
                 "too_large", f"The file has {len(data):,} bytes, more than the limit of {self.max_bytes:,}."
             )
         sha = await asyncio.to_thread(_sha256, data) if len(data) > 1 << 20 else _sha256(data)
-        key = (sha, classifier.version)
+        # with the memory's revision: a face learned since must not be answered from an older entry
+        key = (sha, f"{classifier.version}#{classifier.world.revision if classifier.world else 0}")
         cached = self.cache.get(key)
         if cached is not None:
             return replace(cached, seconds=0.0)

@@ -50,6 +50,8 @@ class AnswerView:
     unknown: bool
     prediction_id: int | None = None
     tally: Tally | None = None
+    kind: str | None = None  # models.openset.Kind; None: the head alone answered
+    examples: tuple[int | None, ...] = ()  # per candidate: None trained, N known from N faces
 
     @property
     def tag(self) -> str:
@@ -66,19 +68,54 @@ class ImageView:
     animated: bool = False
 
 
+def _from_examples(answer: AnswerView, index: int) -> str:
+    count = answer.examples[index] if index < len(answer.examples) else None
+    if count is None:
+        return ""
+    return f" (from {count} example{'' if count == 1 else 's'}, no retrain yet)"
+
+
 def answer_line(answer: AnswerView) -> str:
+    if answer.kind == "not_character":
+        return _with_tally("not a character", answer)
     if not answer.candidates:
         return "no guess (the model knows no characters yet)"
     best_name, best_p = answer.candidates[0]
     others = " · ".join(f"{safe_name(n)} {percent(p)}" for n, p in answer.candidates[1:])
+    if answer.kind == "stranger":
+        return _with_tally("a character I don't know", answer)
+    if answer.kind == "pair" and len(answer.candidates) > 1:
+        second, second_p = answer.candidates[1]
+        line = (
+            f"one of these two: **{safe_name(best_name)}** {percent(best_p)}{_from_examples(answer, 0)} "
+            f"or **{safe_name(second)}** {percent(second_p)}{_from_examples(answer, 1)}"
+        )
+        return _with_tally(line, answer)
     if answer.unknown:
         head = f"not sure (best guess {safe_name(best_name)} {percent(best_p)})"
     else:
-        head = f"**{safe_name(best_name)}** {percent(best_p)}"
+        head = f"**{safe_name(best_name)}** {percent(best_p)}{_from_examples(answer, 0)}"
     line = f"{head} · {others}" if others else head
+    return _with_tally(line, answer)
+
+
+def _with_tally(line: str, answer: AnswerView) -> str:
     if answer.tally is not None and answer.tally.total:
         line += "\n" + tally_line(answer.tally)
     return line
+
+
+def known_line(*, version: str | None, trained: bool, faces: int, min_examples: int) -> str:
+    """How the active model knows a character, for /character info."""
+    if version is None:
+        return "Known: no model is active yet"
+    if trained:
+        return f"Known: trained into model {version} ({faces} faces in its memory)"
+    if faces >= min_examples:
+        return f"Known: from {faces} examples in the memory, no retrain (model {version})"
+    if faces:
+        return f"Known: not named yet, {faces} of {min_examples} labelled faces in the memory"
+    return f"Known: not by model {version} (no labelled faces in its memory)"
 
 
 def tally_line(tally: Tally) -> str:

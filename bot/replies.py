@@ -17,6 +17,7 @@ from bot.render import AnswerView, ImageView
 from catalog.predictions import AnswerRecord, ImageRecord
 from media.decode import encode_png
 from models.answer import Answer
+from models.memory import encode_embedding
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ def image_records(outcomes: Sequence[Outcome], threshold: float | None) -> list[
                     crop_png=encode_png(face.crop, compress_level=1) if face.crop is not None else None,
                     threshold=decided.threshold,
                     tag=tag,
+                    # kept with the prediction: a label landing on it puts the face in the memory
+                    embedding=encode_embedding(face.embedding) if face.embedding is not None else None,
+                    kind=decided.kind.value,
+                    examples=tuple(c.examples for c in face.candidates),
                 )
             )
         records.append(
@@ -105,13 +110,16 @@ def compose_reply(
         views = []
         for j, (face, tag) in enumerate(zip(result.faces, face_tags(result, outcome.number), strict=True)):
             pid = ids[j] if j < len(ids) else None
+            decided = face.with_threshold(threshold)
             views.append(
                 AnswerView(
                     image_number=outcome.number,
                     face_number=(j + 1) if face.box is not None else None,
                     candidates=[(names.get(c.label, c.label), c.probability) for c in face.candidates],
-                    unknown=face.with_threshold(threshold).unknown,
+                    unknown=decided.unknown,
                     prediction_id=pid,
+                    kind=decided.kind.value,
+                    examples=tuple(c.examples for c in face.candidates),
                 )
             )
             if pid is not None:

@@ -52,6 +52,10 @@ class PromoteParams(JobParams):
     force: bool = False
 
 
+class MemoryParams(JobParams):
+    """Embed the labelled faces the active version's memory lacks (no parameters)."""
+
+
 class JobKind(enum.StrEnum):
     """Every kind of job the queue holds; `params` is the model its parameters must fit."""
 
@@ -59,6 +63,7 @@ class JobKind(enum.StrEnum):
     import_folder = "import_folder"
     train = "train"
     promote = "promote"
+    memory = "memory"
 
     @property
     def params(self) -> type[JobParams]:
@@ -77,6 +82,7 @@ _PARAMS: dict[JobKind, type[JobParams]] = {
     JobKind.import_folder: ImportFolderParams,
     JobKind.train: TrainParams,
     JobKind.promote: PromoteParams,
+    JobKind.memory: MemoryParams,
 }
 
 

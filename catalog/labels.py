@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from catalog.memory import remember_label
 from catalog.schema import LABEL_TRUST, Character, Label, LabelOrigin, Prediction, utcnow
 
 # The labels a scrape or a folder import wrote; a vote that contradicts one goes to review.
@@ -62,6 +63,8 @@ def put_label(
     label.created_by = created_by
     label.created_at = utcnow()
     session.flush()
+    # The face joins (or, for "not a character", leaves) the memory now, not at the next retrain.
+    remember_label(session, prediction, choice, origin.value)
     return label
 
 

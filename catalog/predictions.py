@@ -46,6 +46,9 @@ class AnswerRecord:
     crop_png: bytes | None = None
     threshold: float | None = None
     tag: str | None = None  # how the reply numbers this answer ("2" or "2.1")
+    embedding: bytes | None = None  # float16, for the character memory when a label lands
+    kind: str | None = None  # the answer kind (models.answer.Kind) the reply showed
+    examples: tuple[int | None, ...] = ()  # per candidate: None trained, N from N faces in memory
 
     @property
     def face(self) -> FaceCrop | None:
@@ -132,8 +135,11 @@ def record_predictions(
                         "unknown": answer.unknown,
                         "threshold": answer.threshold,
                         "tag": answer.tag,
+                        "kind": answer.kind,
+                        "examples": list(answer.examples),
                     },
                     labelled=False,
+                    embedding=answer.embedding,
                 )
                 session.add(prediction)
                 session.flush()

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from catalog.db import session_scope
+from catalog.memory import forget_keys
 from catalog.predictions import DISCORD_AUTHOR_PREFIX, discord_author
 from catalog.schema import Face, Image, Label, Prediction, Provenance, Vote, utcnow
 from catalog.store import ImageStore
@@ -43,6 +44,7 @@ def forget_member(engine: Engine, member_id: int, store: ImageStore | None = Non
         image_ids = set(session.scalars(select(Provenance.image_id).where(Provenance.author == author)))
         session.execute(delete(Provenance).where(Provenance.author == author))
         counts.images, counts.files = _drop_unreferenced(session, image_ids)
+        forget_keys(session, counts.files)
     _delete_files(store, counts.files, engine)
     return counts
 

@@ -271,6 +271,9 @@ class Prediction(Base):
     model_version: Mapped[str] = mapped_column(String(40))
     topk: Mapped[dict[str, Any]]
     labelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The face's embedding under `model_version` (float16 bytes): a label that lands on this
+    # prediction goes into that version's character memory at once (catalog/memory.py).
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     votes: Mapped[list[Vote]] = relationship(back_populates="prediction", cascade="all, delete-orphan")
@@ -348,6 +351,23 @@ class ModelVersion(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     promoted_at: Mapped[datetime | None]
+
+
+class MemoryFace(Base):
+    """One labelled face in a model version's character memory, appended as labels land (a scraped
+    character, an import, a vote confirmed by quorum or a moderator). The bot polls rows past the
+    last id it has seen. `embedding` NULL is a tombstone: the face leaves the memory."""
+
+    __tablename__ = "memory_faces"
+    __table_args__ = (Index("ix_memory_faces_version_id", "model_version", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(64))  # the face crop's (or whole image's) sha256
+    character_id: Mapped[int | None] = mapped_column(ForeignKey("characters.id", ondelete="CASCADE"))
+    origin: Mapped[str] = mapped_column(String(20))
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class GuildSettings(Base):

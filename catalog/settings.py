@@ -194,6 +194,9 @@ class TrainSettings(BaseModel):
     min_images_per_class: Count = 8
     max_images_per_class: Count = 2000
     target_precision: float = Field(default=0.9, gt=0.0, le=1.0)
+    # The objective (trainer.losses): "cross_entropy", or a margin loss over a cosine head.
+    loss: Literal["cross_entropy", "cosface", "arcface"] = "cross_entropy"
+    margin: float = Field(default=0.2, ge=0.0, le=1.0)
     val_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
     test_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
     seed: int = Field(default=1234, ge=0)
@@ -219,6 +222,21 @@ class TrainSettings(BaseModel):
                 f"min_images_per_class {self.min_images_per_class}"
             )
         return self
+
+
+class MemorySettings(BaseModel):
+    """The character memory (models/memory.py) and the open-set answers fitted with it."""
+
+    # A character the model was not trained on is named once the memory holds this many of its faces.
+    min_examples: int = Field(default=5, ge=1)
+    # Faces kept per character (a random sample past it): the memory's size and the bot's RAM.
+    max_per_character: int = Field(default=200, ge=1)
+    # Precision the "name" threshold is fitted for, on held-out faces.
+    target_precision: float = Field(default=0.98, gt=0.0, le=1.0)
+    # Share of held-out faces of a character left out of the memory that may still be named.
+    max_strangers: float = Field(default=0.05, ge=0.0, le=1.0)
+    # How often the bot reads faces that landed in the catalog since it last looked, seconds.
+    poll_s: float = Field(default=10.0, gt=0.0)
 
 
 class RegistrySettings(BaseModel):
@@ -372,6 +390,7 @@ class Settings(BaseSettings):
     download: DownloadSettings = Field(default_factory=DownloadSettings)
     reddit: RedditSettings = Field(default_factory=RedditSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     discord: BotSettings = Field(default_factory=BotSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

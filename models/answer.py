@@ -5,9 +5,12 @@
 
 The bot, `namae classify`, the demo and the benchmarks all call `answer_image`, so the same file
 gets the same answer everywhere. Faces are answered left to right; when no face is found the
-whole picture is answered once. Probabilities are calibrated (the card's temperature); whether the
-best candidate is named is decided by the card's thresholds (per class, else global), unless the
-caller passes an explicit `threshold` (a guild's own setting).
+whole picture is answered once. With a character memory (a version trained with it), each face
+gets one of the open-set kinds (`models.openset`: a name, one of two, a character I don't know,
+not a character) from the head, the memory and the card's open-set thresholds; without one,
+probabilities are calibrated (the card's temperature) and whether the best candidate is named is
+decided by the card's thresholds (per class, else global). Either way a caller's explicit
+`threshold` (a guild's own setting) replaces the naming confidence threshold.
 
 Animated pictures: faces are found in every sampled frame; the frame with the most faces (the
 earliest on a tie) sets the face positions. Each of its faces is matched in every other frame to
@@ -21,26 +24,23 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from media.boxes import Box
 from media.decode import DecodedImage, DecodeLimits
+from models.openset import Kind
+
+__all__ = ["Answer", "FaceAnswer", "Kind", "answer_image", "answer_pixels"]
+
+from models.classifier import Candidate
 
 if TYPE_CHECKING:
     from media.faces import FaceFinder
-    from models.classifier import Candidate, Classifier
+    from models.classifier import Classifier
 
 FRAME_MATCH_IOU = 0.3
-
-
-class Kind(StrEnum):
-    """What the bot says about one face."""
-
-    NAME = "name"  # a known character, named with a calibrated confidence
-    UNKNOWN = "unknown"  # not sure who this is
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,10 @@ class FaceAnswer:
         return self.kind is not Kind.NAME
 
     def with_threshold(self, threshold: float | None) -> FaceAnswer:
-        """This answer decided by an explicit threshold instead of the card's (None: unchanged)."""
-        if threshold is None:
+        """This answer decided by an explicit threshold instead of the card's (None: unchanged).
+        The threshold is on the naming confidence: a pair, a stranger or a picture with no
+        character stay what the open-set rule found them to be."""
+        if threshold is None or self.kind not in (Kind.NAME, Kind.UNKNOWN):
             return self
         return replace(self, kind=_kind(self.candidates, threshold), threshold=threshold)
 
@@ -73,7 +75,8 @@ class FaceAnswer:
             "kind": self.kind.value,
             "unknown": self.unknown,
             "candidates": [
-                {"label": c.label, "probability": round(c.probability, 6)} for c in self.candidates
+                {"label": c.label, "probability": round(c.probability, 6), "examples": c.examples}
+                for c in self.candidates
             ],
         }
 
@@ -159,7 +162,9 @@ def answer_pixels(
     reference = max(range(len(all_frames)), key=lambda i: (len(boxes[i]), -i))
     if finder is None or not boxes[reference]:
         probabilities, embeddings = model.infer(all_frames)
-        return [_decide(model, None, probabilities.mean(0), embeddings.mean(0), top_k)]
+        # a face finder that found nothing: the picture likelier has no character at all
+        found = finder is None
+        return [_decide(model, None, probabilities.mean(0), embeddings.mean(0), top_k, face_found=found)]
     crops, owners, shown = [], [], []
     for face, box in enumerate(boxes[reference]):
         for index, frame in enumerate(all_frames):
@@ -191,16 +196,26 @@ def _decide(
     embedding: np.ndarray,
     top_k: int,
     crop: np.ndarray | None = None,
+    *,
+    face_found: bool = True,
 ) -> FaceAnswer:
+    norm = float(np.linalg.norm(embedding))
+    unit = (embedding / norm).astype(np.float32) if norm > 0 else embedding
+    if model.world is not None:
+        # the head, the character memory and the card's open-set thresholds (models.openset)
+        decision = model.world.decide(
+            unit[None, :], probabilities[None, :], top_k=top_k, face_found=face_found
+        )[0]
+        named = tuple(Candidate(c.label, c.probability, c.examples) for c in decision.candidates)
+        return FaceAnswer(box, named, decision.kind, model.world.thresholds.name, unit, crop)
     candidates = tuple(model.top(probabilities, top_k))
     limit = model.card.thresholds.for_label(candidates[0].label)
-    norm = float(np.linalg.norm(embedding))
     return FaceAnswer(
         box=box,
         candidates=candidates,
         kind=_kind(candidates, limit),
         threshold=limit,
-        embedding=(embedding / norm).astype(np.float32) if norm > 0 else embedding,
+        embedding=unit,
         crop=crop,
     )
 

@@ -1,7 +1,8 @@
 """`model.json`, the card beside every `model.onnx`: what the graph expects and how to read its output.
 
-Everything the bot needs to turn logits into an answer lives here (labels, temperature, thresholds),
-so that a version folder is self-contained and never depends on the trainer's code or run folder.
+Everything the bot needs to turn logits into an answer lives here (labels, temperature, thresholds,
+the open-set thresholds fitted with the character memory in `memory.npz`), so that a version folder
+is self-contained and never depends on the trainer's code or run folder.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from models import preprocess
 from models.errors import ModelLoadError
+from models.openset import OpenSetThresholds
 
 CARD_NAME = "model.json"
 ONNX_NAME = "model.onnx"
@@ -105,6 +107,8 @@ class ModelCard(BaseModel):
     preprocessing: dict[str, Any] = Field(default_factory=default_preprocessing)
     temperature: float = Field(default=1.0, gt=0.0)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    # Fitted with the character memory (memory.npz beside the card); None: the head alone answers.
+    open_set: OpenSetThresholds | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     dataset_fingerprint: str | None = None
     parent: str | None = None

@@ -17,6 +17,8 @@ import numpy as np
 from models import preprocess
 from models.card import ONNX_NAME, VERSION_RE, ModelCard, read_card
 from models.errors import ModelLoadError
+from models.memory import MEMORY_NAME, CharacterMemory
+from models.openset import OpenWorld
 from models.runtime import check_signature, open_session, session_provider
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ DEFAULT_BATCH = 32
 class Candidate:
     label: str
     probability: float
+    examples: int | None = None  # None: the head was trained on it; N: known from N faces in memory
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -61,6 +64,11 @@ class Classifier:
         self.provider: str = session_provider(session)
         self.embedding_dim: int = check_signature(session, card, path)
         self._input_name = session.get_inputs()[0].name
+        # The head, the character memory and the card's open-set thresholds answering together;
+        # None for a version trained before the memory (the head and its threshold answer alone).
+        self.world: OpenWorld | None = None
+        if card.open_set is not None and (path / MEMORY_NAME).is_file():
+            self.world = OpenWorld(self.labels, card.open_set, CharacterMemory.load(path / MEMORY_NAME))
 
     @classmethod
     def load(

@@ -6,8 +6,9 @@ Keys under the registry's root::
 
     ACTIVE                      the pointer (JSON): the registered versions, the active one and
                                 its rollback history; replaced whole, only by compare-and-swap
-    versions/<version>/         model.onnx + model.json (+ whatever else the exporter wrote);
-                                never modified once registered
+    versions/<version>/         model.onnx + model.json (+ whatever else the exporter wrote:
+                                memory.npz, the character memory of its training faces, travels
+                                with the version to every machine); never modified once registered
     reserved/<number>           a version number taken by an export in progress (create-only)
 
 A version is registered when the pointer lists it, and active when the pointer names it, so both
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from catalog.fsutil import fsync_dir, fsync_file
 from catalog.objects import FolderObjects, ObjectMissing, ObjectStore, open_objects
-from models.card import CARD_NAME, ONNX_NAME, VERSION_RE, ModelCard, parse_card, read_card
+from models.card import CARD_NAME, VERSION_RE, ModelCard, parse_card, read_card
 from models.errors import ModelLoadError, NoActiveModel, RegistryError
 from models.pointer import POINTER_KEY, Pointer, RegistryState, version_number
 from models.versions import (
@@ -341,8 +342,9 @@ class Registry:
             staging_dir = copy
         version_number(version)
         card = validate_folder(staging_dir, expect_version=version)
-        for name in (ONNX_NAME, CARD_NAME):
-            fsync_file(staging_dir / name)
+        for path in staging_dir.iterdir():
+            if path.is_file():
+                fsync_file(path)
         fsync_dir(staging_dir)
         self.checkpoint("register:validated")
         if version in (self._state().registered or []):

@@ -13,6 +13,7 @@ import numpy as np
 
 from models.card import ONNX_NAME, ModelCard, read_card
 from models.errors import ModelLoadError
+from models.memory import MEMORY_NAME, CharacterMemory
 from models.runtime import check_signature, open_session
 
 # Statuses as the catalog's ModelStatus spells them (models may import catalog, but the registry
@@ -62,7 +63,8 @@ class VersionEntry:
 
 def validate_folder(folder: Path, *, expect_version: str | None = None) -> ModelCard:
     """Everything a reader will rely on: the card parses and matches the folder and the ONNX bytes,
-    the graph loads in onnxruntime, takes the card's input and runs on one image."""
+    the graph loads in onnxruntime, takes the card's input and runs on one image, and a card with
+    open-set thresholds has its character memory beside it."""
     card = read_card(folder, expect_version=expect_version, verify_hash=True)
     session = open_session(folder / ONNX_NAME, providers=["CPUExecutionProvider"], intra_op_threads=1)
     check_signature(session, card, folder)
@@ -76,4 +78,10 @@ def validate_folder(folder: Path, *, expect_version: str | None = None) -> Model
             f"{folder / ONNX_NAME} returned logits {logits.shape} and embedding {embedding.shape} "
             f"for one image; the card has {len(card.labels)} labels"
         )
+    if card.open_set is not None:
+        memory = CharacterMemory.load(folder / MEMORY_NAME)
+        if memory.dim != embedding.shape[1]:
+            raise ModelLoadError(
+                f"{folder / MEMORY_NAME} holds {memory.dim}-wide embeddings, the graph gives {embedding.shape[1]}"
+            )
     return card

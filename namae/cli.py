@@ -644,12 +644,105 @@ def classify(
                 continue
             for number, face in enumerate(result["faces"], 1):
                 where = "whole image" if face["box"] is None else f"face {number}"
-                best = face["candidates"][0]["label"] if face["candidates"] else ""
                 cells = [escape(f"{c['label']} {c['probability']:.0%}") for c in face["candidates"]]
-                table.add_row(escape(name), where, "not sure" if face["unknown"] else escape(best), *cells)
+                table.add_row(escape(name), where, escape(_answer_words(face)), *cells)
         print_table(table)
     if any("error" in result for result in results):
         raise typer.Exit(1)
+
+
+@app.command("eval")
+@friendly
+def evaluate(
+    known: Annotated[Path, typer.Argument(help="Folder per character the model knows: KNOWN/<character>/*.")],
+    unknown: Annotated[
+        Path | None, typer.Option(help="Folder per character the model does not know (strangers, few-shot).")
+    ] = None,
+    not_characters: Annotated[Path | None, typer.Option(help="Pictures with no character in them.")] = None,
+    version: Annotated[str | None, typer.Option(help="Model version (default: the active one).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder (default: <data>/evals/<version>-<time>).")
+    ] = None,
+    draws: Annotated[int, typer.Option(help="Random draws per few-shot size.")] = 3,
+) -> None:
+    """Evaluate a model version in the open world: report.md, plots and report.json."""
+    from datetime import UTC, datetime
+
+    from models.classifier import Classifier
+    from models.memory import MEMORY_NAME, CharacterMemory
+    from trainer import openeval, openeval_report
+
+    settings = load_settings()
+    for label, folder in (("known", known), ("--unknown", unknown), ("--not-characters", not_characters)):
+        if folder is not None and not folder.is_dir():
+            raise CatalogError(f"{label} {folder}: not a folder")
+    registry = _registry(settings)
+    chosen = version or registry.require_active()[0]
+    folder = registry.version_dir(chosen)
+    detector = _detector_or_none(settings)
+    classifier = Classifier.load(folder)
+    if not (folder / MEMORY_NAME).is_file():
+        raise CatalogError(f"model {chosen} has no character memory ({MEMORY_NAME}); retrain it first")
+    memory = CharacterMemory.load(folder / MEMORY_NAME)
+
+    def say(message: str) -> None:
+        console.print(f"[dim]{message}[/dim]", highlight=False)
+
+    say(f"reading {known}")
+    known_set = openeval.read_folder(known, settings.images, per_character=True)
+    if not known_set.images:
+        raise CatalogError(f"{known}: no readable pictures in its character folders")
+    unknown_set = openeval.read_folder(unknown, settings.images, per_character=True) if unknown else None
+    others = (
+        openeval.read_folder(not_characters, settings.images, per_character=False) if not_characters else None
+    )
+    result = openeval.evaluate(
+        classifier, memory, known_set, unknown=unknown_set, not_characters=others, finder=detector,
+        draws=draws, progress=say,
+    )  # fmt: skip
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    target = out or settings.data_dir / "evals" / f"{chosen}-{stamp}"
+    path = openeval_report.write(result, known_set, target)
+    table = Table("figure", "head + memory", "today", title=f"model {chosen}")
+    k = result["known"]
+    table.add_row("known: coverage", f"{k['answer']['coverage']:.1%}", f"{k['today']['coverage']:.1%}")
+    table.add_row("known: precision", f"{k['answer']['precision']:.1%}", f"{k['today']['precision']:.1%}")
+    table.add_row("known: macro-F1", f"{k['answer']['macro_f1']:.4f}", f"{k['today']['macro_f1']:.4f}")
+    for key, words in (("unknown", "unknown named"), ("not_characters", "not-characters named")):
+        if key in result:
+            table.add_row(words, f"{result[key]['named']:.1%}", f"{result[key]['named_today']:.1%}")
+    for shots, row in result.get("few_shot", {}).get("by_shots", {}).items():
+        table.add_row(f"new character from {shots} faces: top-1", f"{row['top1']:.1%}", "")
+    console.print(table)
+    console.print(f"report: {path}", highlight=False)
+
+
+def _detector_or_none(settings: Settings):
+    """The anime face finder, or None (with a note) when its cascade cannot be had."""
+    from media.errors import MediaError
+    from media.faces import face_finder
+
+    try:
+        return face_finder(settings)
+    except (CatalogError, MediaError) as exc:
+        console.print(f"[yellow]no face finder ({exc}); not-characters are answered whole[/yellow]")
+        return None
+
+
+def _answer_words(face: dict[str, Any]) -> str:
+    """One face's answer as the bot words it: a name, a pair, a stranger, not a character."""
+    candidates = face["candidates"]
+    kind = face.get("kind")
+    if kind == "not_character":
+        return "not a character"
+    if kind == "stranger" or not candidates:
+        return "a character I don't know"
+    if kind == "pair" and len(candidates) > 1:
+        return f"{candidates[0]['label']} or {candidates[1]['label']}"
+    if face["unknown"]:
+        return "not sure"
+    examples = candidates[0].get("examples")
+    return candidates[0]["label"] + (f" (from {examples} examples)" if examples else "")
 
 
 # --- worker -----------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ class DemoOptions:
     seed: int = 2026
     out: Path = Path("demo-report")
     cascade: Path | None = None
+    newcomer_images: int = 12  # posts of the character added after training (its scrape)
+    open_world_posts: int = 3  # pictures each of the newcomer and of a stranger, posted after it
 
 
 @dataclass
@@ -77,6 +79,8 @@ class DemoResult:
     train_metrics: dict[str, Any] = field(default_factory=dict)
     scrape: dict[str, Any] = field(default_factory=dict)
     correction: dict[str, Any] = field(default_factory=dict)
+    newcomer: dict[str, Any] = field(default_factory=dict)  # added after training, named from examples
+    stranger: dict[str, Any] = field(default_factory=dict)  # never added: "a character I don't know"
     seconds: dict[str, float] = field(default_factory=dict)
     report_dir: Path | None = None
 
@@ -145,9 +149,13 @@ class Demo:
         self.result.report_dir = out
         specs = make_characters(options.characters, options.seed)
         self.step(f"drew {len(specs)} synthetic characters: {', '.join(s.name for s in specs)}")
+        taken = {s.name for s in specs}
+        extra = [s for s in make_characters(options.characters + 2, options.seed + 1) if s.name not in taken]
+        self.newcomer_spec, self.stranger_spec = extra[0], extra[1]
 
         reddit = FakeReddit()
         await reddit.start()
+        self._reddit_world = reddit.world
         discord = FakeDiscord(heartbeat_interval_ms=5000)
         await discord.start()
         target = point_discord_py_at(discord.api_base, discord.gateway_url)
@@ -233,6 +241,7 @@ class Demo:
                 "imgur_api_url": f"http://api.imgur.com:{reddit.port}",
             },
             train=train,
+            memory={"poll_s": 0.5},
             discord={
                 "token": discord.token,
                 "model_poll_s": 0.5,
@@ -288,6 +297,7 @@ class Demo:
                 await self.slash(discord, guild.id, channel, moderator, "character add", options, "mod_mika")
             self.step(f"moderator added {len(specs)} characters with /character add; scrape jobs are queued")
             scrape_jobs = await self.wait_for_jobs(engine, "scrape", len(specs))
+            self.scrape_jobs = len(scrape_jobs)
             self.result.scrape = self._scrape_totals(scrape_jobs)
             self.result.seconds["scrape"] = time.monotonic() - started
             self.step(
@@ -320,6 +330,7 @@ class Demo:
 
             await self.post_held_back(bot, discord, channel, members, specs)
             await self.correct_one(engine, discord, members)
+            await self.open_world(bot, engine, discord, guild.id, channel, moderator, members)
 
     async def slash(
         self, discord: Any, guild: int, channel: int, member: int, command: str, options: dict, who: str
@@ -501,6 +512,99 @@ class Demo:
             + ("quorum reached, a label landed in the catalog" if landed else "no label (quorum not reached)")
         )
 
+    async def open_world(
+        self,
+        bot: Any,
+        engine: Any,
+        discord: Any,
+        guild: int,
+        channel: int,
+        moderator: int,
+        members: dict[str, int],
+    ) -> None:
+        """A character added after training is named from its scraped faces (no retrain), and one
+        the community never added is answered "a character I don't know"."""
+        from sandbox.characters.render import render_character
+
+        spec, stranger = self.newcomer_spec, self.stranger_spec
+        world = self._reddit_world
+        rng = np.random.default_rng(self.options.seed + 7)
+        subreddit = f"{spec.slug.replace('_', '')[:18]}Fans"
+        for number in range(self.options.newcomer_images):
+            image, _ = render_character(spec, rng, 256)
+            url = world.add_file("i.redd.it", f"/{world.next_id()}new{number}.jpg", _jpeg(image))
+            world.add_post(subreddit, f"{spec.name} fanart #{number + 1}", url=url, post_hint="image",
+                           domain="i.redd.it")  # fmt: skip
+        started = time.monotonic()
+        options = {"name": spec.name, "series": spec.series, "subreddits": subreddit}
+        await self.slash(discord, guild, channel, moderator, "character add", options, "mod_mika")
+        jobs = await self.wait_for_jobs(engine, "scrape", self.scrape_jobs + 1)
+        memory = (jobs[-1].result or {}).get("memory") or {}
+        scraped = time.monotonic()
+        needed = bot.settings.memory.min_examples
+        known = await self._wait_until_known(bot, spec.name, needed, timeout=60)
+        self.result.seconds["newcomer_known"] = time.monotonic() - scraped
+        self.step(
+            f"moderator added {spec.name} after training; its scrape put {memory.get('added', 0)} faces in the "
+            f"memory and the bot could name it {time.monotonic() - scraped:.1f}s later, without a retrain"
+        )
+        await self.slash(
+            discord, guild, channel, moderator, "character info", {"name": spec.name}, "mod_mika"
+        )
+        posters = list(members.items())
+        newcomer = await self._post_pictures(engine, discord, channel, posters, spec, rng, "new")
+        strangers = await self._post_pictures(engine, discord, channel, posters, stranger, rng, "stranger")
+        self.result.newcomer = {"name": spec.name, "faces_in_memory": known, "answers": newcomer,
+                                "seconds_after_scrape": round(self.result.seconds["newcomer_known"], 1),
+                                "seconds_add_to_named": round(time.monotonic() - started, 1)}  # fmt: skip
+        self.result.stranger = {"name": stranger.name, "answers": strangers}
+        named = sum(a["kind"] == "name" and a["answer"] == spec.name for a in newcomer)
+        unknown = sum(a["kind"] == "stranger" for a in strangers)
+        self.step(
+            f"{spec.name} (from {known} examples) named in {named}/{len(newcomer)} new pictures; "
+            f"{stranger.name}, never added, answered 'a character I don't know' in {unknown}/{len(strangers)}"
+        )
+
+    async def _wait_until_known(self, bot: Any, name: str, needed: int, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            world = bot.inference.world
+            faces = (world.characters().get(name) or 0) if world is not None else 0
+            if faces >= needed:
+                return faces
+            if time.monotonic() > deadline:
+                raise CatalogError(f"the bot did not learn {name} within {timeout:.0f}s of its scrape")
+            await asyncio.sleep(0.25)  # the bot polls the catalog's memory rows on its own
+
+    async def _post_pictures(
+        self,
+        engine: Any,
+        discord: Any,
+        channel: int,
+        posters: list[tuple[str, int]],
+        spec: Any,
+        rng: Any,
+        tag: str,
+    ) -> list[dict[str, Any]]:
+        from sandbox.characters.render import render_character
+
+        out = []
+        for number in range(self.options.open_world_posts):
+            who, member = posters[number % len(posters)]
+            image, _ = render_character(spec, rng, 256)
+            picture = f"{tag}-{number + 1}.jpg"
+            message = await discord.post_message(
+                channel, member, "who is this?", attachments=[(picture, _jpeg(image), "image/jpeg")]
+            )
+            reply = await discord.wait_for_message(reply_to=message, timeout=120)
+            self.say(who, f"who is this? [{picture}]")
+            self.say("namae", reply.text())
+            for prediction in self._predictions(engine, message):
+                best = (prediction.topk.get("candidates") or [{"label": "", "probability": 0.0}])[0]
+                out.append({"picture": picture, "truth": spec.name, "kind": prediction.topk.get("kind"),
+                            "answer": best["label"], "confidence": best["probability"]})  # fmt: skip
+        return out
+
     # --- the report ----------------------------------------------------------------------------
 
     def write_report(self, out: Path) -> None:
@@ -523,6 +627,8 @@ class Demo:
             "train_metrics": result.train_metrics,
             "scrape": result.scrape,
             "correction": result.correction,
+            "newcomer": result.newcomer,
+            "stranger": result.stranger,
             "seconds": {k: round(v, 1) for k, v in result.seconds.items()},
             "answers": [asdict(a) | {"correct": a.correct} for a in result.answers],
         }
@@ -533,6 +639,8 @@ class Demo:
             f"- model: `{result.model_version}`; test macro-F1 {result.train_metrics.get('test_macro_f1', 'n/a')}",
             f"- held-back pictures answered correctly: {summary['correct']}/{summary['held_back_pictures']} ({result.accuracy:.1%}); not sure: {summary['not_sure']}",
             f"- correction: {result.correction}",
+            f"- added after training: {_open_world_line(result.newcomer)}",
+            f"- never added: {_open_world_line(result.stranger)}",
             f"- time: {summary['seconds']}",
             "",
             "| picture | posted by | truth | bot's answer | confidence | correct |",
@@ -544,6 +652,21 @@ class Demo:
                 f"| {a.picture} | {a.member} | {a.truth} | {answer} | {a.confidence:.0%} | {'yes' if a.correct else 'no'} |"
             )
         (out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+KIND_WORDS = {"name": "named", "pair": "one of two", "stranger": "a character I don't know",
+              "not_character": "not a character"}  # fmt: skip
+
+
+def _open_world_line(part: dict[str, Any]) -> str:
+    if not part:
+        return "not run"
+    answers = ", ".join(
+        f"{KIND_WORDS.get(a['kind'], a['kind'])}{' ' + a['answer'] if a['kind'] == 'name' else ''}"
+        for a in part.get("answers", [])
+    )
+    known = f" (from {part['faces_in_memory']} examples)" if "faces_in_memory" in part else ""
+    return f"{part['name']}{known}: {answers}"
 
 
 def _callback_text(data: dict[str, Any] | None) -> str:
@@ -593,6 +716,8 @@ def summary_table(result: DemoResult) -> Table:
         "correction",
         "label landed in the catalog" if result.correction.get("label_in_catalog") else "no label",
     )
+    table.add_row("character added after training (no retrain)", _open_world_line(result.newcomer))
+    table.add_row("character never added", _open_world_line(result.stranger))
     table.add_row("time", ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items()))
     table.add_row("report", escape(str(result.report_dir)))
     return table

@@ -35,6 +35,7 @@ from catalog.jobs import (
     JobKind,
     JobParams,
     JobQueue,
+    MemoryParams,
     PromoteParams,
     ScrapeParams,
     TrainParams,
@@ -208,7 +209,7 @@ def _handle_scrape(
     )
     if summary.error:  # the job fails (and is tried again later), its message says why
         raise CatalogError(f"the scrape stopped: {summary.error}")
-    return summary.as_dict()
+    return {**summary.as_dict(), "memory": _remember(settings, engine)}
 
 
 def _handle_import_folder(
@@ -219,7 +220,21 @@ def _handle_import_folder(
     from scraper.folder import import_folder
 
     progress(0.01, f"importing {params.path}")
-    return import_folder(settings, engine, Path(params.path)).as_dict()
+    summary = import_folder(settings, engine, Path(params.path)).as_dict()
+    return {**summary, "memory": _remember(settings, engine)}
+
+
+def _handle_memory(
+    settings: Settings, engine: Engine, params: MemoryParams, progress: Progress
+) -> dict[str, Any]:
+    return _remember(settings, engine, progress)
+
+
+def _remember(settings: Settings, engine: Engine, progress: Progress | None = None) -> dict[str, Any]:
+    """Labelled faces the active version's memory lacks go into it now (trainer.memory_sync)."""
+    from trainer.memory_sync import remember_new_faces
+
+    return remember_new_faces(settings, engine, progress=progress)
 
 
 def _handle_train(
@@ -265,6 +280,8 @@ def _promote(settings: Settings, engine: Engine, version: str | None, *, force: 
         "promoted": result.promoted,
         "reason": result.reason,
         "previous": result.previous,
+        # the new version's memory gets the faces labelled since its training set was drawn
+        "memory": _remember(settings, engine) if result.promoted else None,
     }
 
 
@@ -274,6 +291,7 @@ HANDLERS: dict[JobKind, Callable[[Settings, Engine, Any, Progress], dict[str, An
     JobKind.import_folder: _handle_import_folder,
     JobKind.train: _handle_train,
     JobKind.promote: _handle_promote,
+    JobKind.memory: _handle_memory,
 }
 
 

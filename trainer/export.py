@@ -28,6 +28,8 @@ from catalog.fsutil import atomic_write_text, fsync_file
 from models import preprocess
 from models.card import CARD_NAME, ONNX_NAME, ModelCard, Thresholds, default_preprocessing, sha256_file
 from models.errors import RegistryError
+from models.memory import MEMORY_NAME
+from models.openset import OpenSetThresholds
 from models.registry import Registry
 from models.runtime import open_session, session_provider
 
@@ -178,9 +180,12 @@ def export_version(
     backbone: str | None,
     extra: dict[str, Any] | None = None,
     opset: int = DEFAULT_OPSET,
+    open_set: OpenSetThresholds | None = None,
+    memory: bytes | None = None,
 ) -> tuple[str, ParityReport]:
     """Export, check parity on the validation images and register a candidate. Raises ExportError
-    (and registers nothing) when top-1 agreement is below 100% or the logits drift too far."""
+    (and registers nothing) when top-1 agreement is below 100% or the logits drift too far.
+    `memory`: the character memory file (`models.memory`), written beside the card."""
     version, staging = registry.new_version_dir()
     try:
         onnx_path = staging / ONNX_NAME
@@ -208,6 +213,7 @@ def export_version(
             preprocessing=default_preprocessing(),
             temperature=float(temperature),
             thresholds=Thresholds.coerce(thresholds),
+            open_set=open_set,
             metrics={**metrics, "parity": parity.as_dict()},
             dataset_fingerprint=dataset_fingerprint,
             parent=registry.active_version(),
@@ -216,6 +222,9 @@ def export_version(
             onnx_sha256=sha256_file(onnx_path),
             extra={"opset": opset, "torch": torch.__version__, **(extra or {})},
         )
+        if memory is not None:
+            (staging / MEMORY_NAME).write_bytes(memory)
+            fsync_file(staging / MEMORY_NAME)
         atomic_write_text(staging / CARD_NAME, card.to_json())
         registry.checkpoint("export:card_written")
         registry.register(staging)

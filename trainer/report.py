@@ -200,6 +200,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> Path:
         "",
         threshold,
         "",
+        *_open_set_lines(report.get("open_set")),
         "## Plots",
         "",
         f"![confusion matrix]({CONFUSION_PNG})",
@@ -218,6 +219,40 @@ def write_markdown(report: dict[str, Any], path: Path) -> Path:
     lines += ["", "## Augmentation", "", *[f"- {a}" for a in report["augmentation"]], ""]
     path.write_text("\n".join(lines))
     return path
+
+
+def _open_set_lines(open_set: dict[str, Any] | None) -> list[str]:
+    """The open-set thresholds fitted with the character memory, and what they do on test faces."""
+    if not open_set:
+        return []
+    th = open_set["thresholds"]
+    kinds = open_set.get("test_kinds", {})
+    lines = [
+        "## Open-set answers (character memory)",
+        "",
+        (
+            f"Fitted on {th['fitted_on'].get('held_out_faces', 0)} validation faces against a memory of "
+            f"{th['fitted_on'].get('memory_faces', 0)} training faces, for a target precision of "
+            f"{th['target_precision']:.2f}: name at confidence >= {th['name']:.3f}, "
+            f'"one of these two" at >= {th["pair"]:.3f}, "a character I don\'t know" below evidence '
+            f'{th["known"]:.3f}, "not a character" below similarity {th["not_character"]:.3f}; characters '
+            f"outside the trained head are named from {th['min_examples']} faces."
+        ),
+        "",
+        (
+            f"- validation: coverage {open_set.get('held_out_coverage', 0):.3f}, precision "
+            f"{open_set.get('held_out_precision', 0):.3f}; characters left out of the memory named "
+            f"{open_set.get('pseudo_strangers_named', 0):.3f}"
+        ),
+    ]
+    if "test_coverage" in open_set:
+        lines.append(
+            f"- test: coverage **{open_set['test_coverage']:.3f}**, precision "
+            f"**{open_set['test_precision']:.3f}**, macro-F1 of what is answered "
+            f"{open_set['test_macro_f1_answered']:.4f}; kinds "
+            + ", ".join(f"{k} {v:.3f}" for k, v in kinds.items())
+        )
+    return [*lines, ""]
 
 
 def write_json(report: dict[str, Any], path: Path) -> Path:

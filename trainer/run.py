@@ -2,8 +2,9 @@
 
 catalog or folder -> class filter and cap -> leak-free split with the frozen test set -> backbone ->
 training loop -> evaluation (per-class table, confusion matrix, curves, worst mistakes) ->
-temperature scaling, ECE before/after and the "unknown" threshold -> report.json/report.md ->
-ONNX export with parity check -> registered candidate. Promotion is the caller's decision.
+temperature scaling, ECE before/after and the "unknown" threshold -> the open-set thresholds and the
+character memory (trainer.openset) -> report.json/report.md -> ONNX export with parity check ->
+registered candidate. Promotion is the caller's decision.
 Every failure before registration leaves the registry, and so the active model, untouched.
 """
 
@@ -28,7 +29,7 @@ from sqlalchemy import Engine
 
 from catalog.objects import ObjectStore, open_objects
 from catalog.settings import Settings, TrainSettings
-from trainer import TrainingError, TrainingInterrupted, augment, backbones, calibration, ddp, report
+from trainer import TrainingError, TrainingInterrupted, augment, backbones, calibration, ddp, openset, report
 from trainer.dataset import (
     Assembled,
     Item,
@@ -205,7 +206,11 @@ def _train(
                 f"images from {len(items)}; add images or lower the minimum per class"
             )
         built = backbones.build(
-            cfg.backbone, len(labels), cfg.image_size, weights_dir=settings.data_dir / "weights"
+            cfg.backbone,
+            len(labels),
+            cfg.image_size,
+            weights_dir=settings.data_dir / "weights",
+            loss=cfg.loss,
         )
         if dist_ctx.is_main:
             if built.pretrained:
@@ -213,7 +218,9 @@ def _train(
             else:
                 log.warning("backbone %s: RANDOM INIT, no ImageNet weights could be had", cfg.backbone)
         if checkpoint is not None:
-            check_compatible(checkpoint, labels=labels, backbone=cfg.backbone, image_size=cfg.image_size)
+            check_compatible(
+                checkpoint, labels=labels, backbone=cfg.backbone, image_size=cfg.image_size, loss=cfg.loss
+            )
         resolved = _resolved_config(
             settings, cfg, device_name, dist_ctx, assembled, data_split, built, from_folder
         )
@@ -240,7 +247,7 @@ def _train(
             config=LoopConfig.from_settings(cfg),
             device=torch_device,
             run_dir=run_dir,
-            meta={"labels": labels, "backbone": cfg.backbone, "image_size": cfg.image_size},
+            meta={"labels": labels, "backbone": cfg.backbone, "image_size": cfg.image_size, "loss": cfg.loss},
             dist_ctx=dist_ctx,
             resume=checkpoint,
             progress=display or False,
@@ -252,6 +259,25 @@ def _train(
             _report_progress(on_progress, 0.87, "evaluating")
             data_split.frozen.save(frozen_test_store(settings), frozen_test_key(from_folder))
             evaluation = _evaluate(built, labels, val_items, test_items, loader, torch_device, cfg)
+            _report_progress(on_progress, 0.89, "fitting the open-set thresholds and the memory")
+            open_world = openset.for_run(
+                built.net,
+                labels=labels,
+                train_items=train_items,
+                val_items=val_items,
+                test_items=test_items,
+                loader=loader,
+                device=torch_device,
+                image_size=cfg.image_size,
+                settings=settings.memory,
+                seed=cfg.seed,
+                temperature=evaluation["calibration"]["temperature"],
+                batch_size=cfg.batch_size * 2,
+            )
+            evaluation["open_set"] = {
+                **open_world.report,
+                "thresholds": open_world.thresholds.model_dump(mode="json"),
+            }
             metrics = {
                 "test_macro_f1": evaluation["test"]["macro"]["f1"],
                 "test_accuracy": evaluation["test"]["accuracy"],
@@ -267,12 +293,15 @@ def _train(
                 "classes": len(labels),
                 "test_images": len(test_items),
                 "test_set_fingerprint": data_split.frozen.fingerprint(),
+                "open_set_test_coverage": open_world.report.get("test_coverage"),
+                "open_set_test_precision": open_world.report.get("test_precision"),
             }
             if register:
                 _report_progress(on_progress, 0.92, "exporting to ONNX and checking parity")
                 version = _export(
-                    settings, engine, built, labels, cfg, evaluation, metrics, assembled, val_items, loader
-                )
+                    settings, engine, built, labels, cfg, evaluation, metrics, assembled, val_items, loader,
+                    open_world,
+                )  # fmt: skip
                 log.info("registered candidate version %s", version)
             metrics["seconds"] = round(time.monotonic() - started, 2)
             full = {
@@ -392,7 +421,11 @@ def _resolved_config(
         },
         "augmentation": augment.describe(),
         "optimizer": "AdamW, linear warm-up 1 epoch, cosine decay per step",
-        "loss": f"class-balanced cross-entropy, label smoothing {cfg.label_smoothing}",
+        "loss": (
+            f"class-balanced cross-entropy, label smoothing {cfg.label_smoothing}"
+            if cfg.loss == "cross_entropy"
+            else f"class-balanced {cfg.loss}, margin {cfg.margin}, cosine head"
+        ),
         "mixed_precision": "bf16 autocast + channels_last"
         if device_name.startswith("cuda")
         else "fp32 (CPU)",
@@ -543,6 +576,7 @@ def _export(
     assembled: Assembled,
     val_items: list[Item],
     loader: PixelLoader,
+    open_world: openset.RunOpenSet,
 ) -> str:
     from models.registry import Registry
     from trainer.export import export_version
@@ -559,7 +593,9 @@ def _export(
         dataset_fingerprint=assembled.fingerprint(),
         val_images=[loader(item) for item in val_items[:PARITY_IMAGES]],
         backbone=cfg.backbone,
-        extra={"pretrained": built.pretrained, "weights_source": built.weights_source},
+        extra={"pretrained": built.pretrained, "weights_source": built.weights_source, "loss": cfg.loss},
+        open_set=open_world.thresholds,
+        memory=open_world.memory,
     )
     metrics["parity_max_abs_diff"] = parity.max_abs_diff
     return version

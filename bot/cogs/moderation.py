@@ -21,7 +21,7 @@ from discord.ext import commands
 from bot import outgoing
 from bot.app import UserFacingError
 from bot.checks import may_moderate, moderator_only
-from bot.render import notice_embed, safe_name
+from bot.render import known_line, notice_embed, safe_name
 from bot.views import MODERATION_ITEMS, CharacterPages, pages_view
 from catalog.characters import (
     NAME_MAX,
@@ -32,6 +32,7 @@ from catalog.characters import (
     clean_subreddit,
     list_characters,
     remove_character,
+    resolve_labels,
     search_characters,
 )
 from catalog.errors import CatalogError
@@ -226,6 +227,7 @@ class Moderation(commands.Cog, CharacterPages):
         info = await self.bot.in_thread(character_info, self.bot.engine, name)
         aliases = outgoing.join_limited([safe_name(a) for a in info.aliases], ALIASES_SHOWN) or "none"
         lines = [
+            await self._known(info.id),
             f"Aliases: {aliases}",
             f"Series: {safe_name(info.series) if info.series else 'unknown'}",
             f"Images: {info.images}",
@@ -244,6 +246,21 @@ class Moderation(commands.Cog, CharacterPages):
             title=safe_name(info.name),
         )
         await outgoing.respond(interaction, embed=embed)
+
+    async def _known(self, character_id: int) -> str:
+        """Trained, known from N examples in the memory, or not yet (models.openset)."""
+        classifier = self.bot.inference.classifier
+        world = self.bot.inference.world
+        labels = list(classifier.labels) if classifier is not None else []
+        labels += world.memory.characters() if world is not None else []
+        resolved = await self.bot.in_thread(resolve_labels, self.bot.engine, labels)
+        mine = {label for label, hit in resolved.items() if hit is not None and hit[0] == character_id}
+        return known_line(
+            version=self.bot.inference.version,
+            trained=classifier is not None and bool(mine & set(classifier.labels)),
+            faces=sum(world.memory.count(label) for label in mine) if world is not None else 0,
+            min_examples=self.bot.settings.memory.min_examples,
+        )
 
     # -- work for the worker ---------------------------------------------------------------------
 

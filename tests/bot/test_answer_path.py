@@ -120,8 +120,9 @@ async def test_the_cards_per_class_threshold_decides_not_sure(card_harness: BotH
 
     # The same picture, a card that is strict for exactly this character: "not sure". (A high
     # temperature keeps the ranking and flattens the probabilities under the strict threshold.)
+    # Head-only versions (no memory): with one, the open-set thresholds decide instead.
     strict = {"global": 0.0, "per_class": {best: 0.99}}
-    version = card_harness.promote_variant(temperature=50.0, thresholds=strict)
+    version = card_harness.promote_variant(temperature=50.0, thresholds=strict, open_set=False)
     assert card_harness.bot is not None
     await card_harness.bot.inference.wait_for_version(version, timeout=10)
     message = await card_harness.post(("b.jpg", picture, "image/jpeg"))
@@ -132,7 +133,7 @@ async def test_the_cards_per_class_threshold_decides_not_sure(card_harness: BotH
 
     # A card that is strict for everyone but lenient for this character: named.
     lenient = {"global": 0.99, "per_class": {best: 0.0}}
-    version = card_harness.promote_variant(temperature=50.0, thresholds=lenient)
+    version = card_harness.promote_variant(temperature=50.0, thresholds=lenient, open_set=False)
     await card_harness.bot.inference.wait_for_version(version, timeout=10)
     message = await card_harness.post(("c.jpg", picture, "image/jpeg"))
     reply = await card_harness.reply_to(message)

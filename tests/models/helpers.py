@@ -10,6 +10,8 @@ import numpy as np
 
 from catalog.settings import Settings, StoreSettings
 from models.card import CARD_NAME, ONNX_NAME, ModelCard, Thresholds, sha256_file
+from models.memory import MEMORY_NAME, CharacterMemory
+from models.openset import OpenSetThresholds
 from models.registry import Registry
 
 IMAGE_SIZE = 32
@@ -44,8 +46,11 @@ def stage_version(
     temperature: float = 1.0,
     thresholds: Any = 0.5,
     register: bool = True,
+    memory: CharacterMemory | None = None,
+    open_set: OpenSetThresholds | None = None,
 ) -> tuple[str, Path]:
-    """A version folder around an existing ONNX file, with the card the exporter would write."""
+    """A version folder around an existing ONNX file, with the card the exporter would write (and,
+    when given, the character memory and its open-set thresholds)."""
     version, staging = registry.new_version_dir()
     shutil.copyfile(onnx_path, staging / ONNX_NAME)
     metrics = {} if f1 is None else {"test_macro_f1": f1}
@@ -60,7 +65,10 @@ def stage_version(
         parent=registry.active_version(),
         backbone="tiny",
         onnx_sha256=sha256_file(staging / ONNX_NAME),
+        open_set=open_set,
     )
+    if memory is not None:
+        memory.save(staging / MEMORY_NAME)
     (staging / CARD_NAME).write_text(card.to_json())
     if register:
         registry.register(staging)

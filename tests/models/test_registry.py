@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, select
 
@@ -15,6 +16,8 @@ from catalog.settings import StoreSettings
 from models.card import CARD_NAME, ONNX_NAME
 from models.classifier import Classifier
 from models.errors import ModelLoadError, NoActiveModel, RegistryError
+from models.memory import MEMORY_NAME, CharacterMemory, MemoryEntry, MemoryFileError
+from models.openset import OpenSetThresholds
 from models.pointer import POINTER_KEY
 from models.registry import Registry
 from tests.models.helpers import make_registry
@@ -270,3 +273,42 @@ def _edit_card(folder: Path, **changes) -> None:
     raw = json.loads(path.read_text())
     raw.update(changes)
     path.write_text(json.dumps(raw))
+
+
+def _memory(per: int = 3, dim: int = 16) -> CharacterMemory:
+    rng = np.random.default_rng(7)
+    memory = CharacterMemory(dim)
+    for index in range(per * len(LABELS)):
+        vector = rng.standard_normal(dim).astype(np.float32)
+        memory.add(
+            [
+                MemoryEntry(
+                    f"k{index}", LABELS[index % len(LABELS)], "training", vector / np.linalg.norm(vector)
+                )
+            ]
+        )
+    return memory
+
+
+OPEN_SET = OpenSetThresholds(sharpness=10.0, name=0.9, pair=0.95, known=0.3, not_character=0.1)
+
+
+def test_a_versions_memory_travels_with_it_to_a_machine_with_its_own_data_dir(
+    tmp_path: Path, store_settings: StoreSettings, tiny_onnx: Path
+) -> None:
+    trainer = make_registry(tmp_path / "trainer", store_settings)
+    version, _ = stage_version(trainer, tiny_onnx, f1=0.8, memory=_memory(), open_set=OPEN_SET)
+    trainer.promote(version)
+    # a bucket: the bot's data directory starts empty; a folder: the registry is the folder
+    bot = make_registry(tmp_path / ("trainer" if store_settings.url is None else "bot"), store_settings)
+    classifier = Classifier.from_registry(bot)
+    assert classifier.version == version and classifier.world is not None
+    assert classifier.world.memory.counts() == {label: 3 for label in LABELS}
+    assert classifier.world.thresholds == OPEN_SET
+
+
+def test_open_set_thresholds_without_their_memory_are_refused(registry: Registry, tiny_onnx: Path) -> None:
+    _, staging = stage_version(registry, tiny_onnx, f1=0.8, open_set=OPEN_SET, register=False)
+    with pytest.raises(MemoryFileError, match=MEMORY_NAME):
+        registry.register(staging)
+    assert registry.versions() == []

@@ -35,6 +35,12 @@ def test_small_demo_answers_every_held_back_picture_and_writes_a_report(
     assert len(list((out / "training").glob("*.png"))) >= 3
     conversation = (out / "conversation.md").read_text()
     assert "/character add" in conversation and "/retrain" in conversation
+    # the open world: a character added after training, known from its scraped faces without a
+    # retrain, and one never added
+    assert result.newcomer["faces_in_memory"] >= 5
+    assert len(result.newcomer["answers"]) == len(result.stranger["answers"]) == 3
+    assert all(a["kind"] in ("name", "pair", "stranger", "not_character") for a in result.stranger["answers"])
+    assert summary["newcomer"]["name"] in conversation and "Known: from" in conversation
 
 
 def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path: Path) -> None:

@@ -132,3 +132,25 @@ def test_train_run_from_the_catalog_keeps_each_post_on_one_side(
     test_posts = {post_of[sha] for sha in frozen["members"]}
     others = {post for sha, post in post_of.items() if sha not in frozen["members"]}
     assert test_posts and not test_posts & others
+
+
+def test_the_version_carries_its_character_memory_and_open_set_thresholds(tiny_model: TinyModel) -> None:
+    from models.memory import MEMORY_NAME, CharacterMemory
+
+    registry = Registry(tiny_model.registry_root)
+    card = registry.card(tiny_model.version)
+    assert card.open_set is not None
+    th = card.open_set
+    assert th.sharpness > 0 and 0 < th.name <= 1 and th.not_character < th.known
+    assert th.fitted_on["held_out_faces"] > 0 and th.fitted_on["negatives"] > 0
+    memory = CharacterMemory.load(registry.version_dir(tiny_model.version) / MEMORY_NAME)
+    assert memory.dim == card.embedding_dim
+    assert set(memory.characters()) == set(card.labels)
+    split = tiny_model.report["dataset"]
+    assert len(memory) == split["train"] + split["val"]  # every face but the test split's
+    open_set = tiny_model.report["open_set"]
+    assert 0.0 <= open_set["test_coverage"] <= 1.0
+    assert sum(open_set["test_kinds"].values()) == pytest.approx(1.0)
+    assert (
+        "## Open-set answers (character memory)" in (_run_dir(tiny_model.data_dir) / "report.md").read_text()
+    )

@@ -1,0 +1,253 @@
+"""The open-set decision: from a face's embedding and the character memory to one answer kind.
+
+    similarity  s_c = cos(embedding, prototype_c)           prototype: mean of c's faces, normalized
+    evidence    a_c = s_c + offset(n_c)                      n_c: how many faces of c the memory holds
+    confidence  p   = softmax(sharpness * a)                 over every character that may be named,
+                      averaged with the head's probability for the characters it was trained on
+    kind        "not a character" if max s < not_character
+                "a character I don't know" if a_best < known
+                a name if p_best >= name
+                "one of these two" if p_best + p_second >= pair
+                else "a character I don't know"
+
+A prototype of n faces sits farther from a new face of its character than one of hundreds: the
+mean of few faces is noisier. `offset(n)` is what that costs on held-out faces, measured when the
+thresholds are fitted, so a character known from five examples competes fairly with one trained on
+five hundred. The head's calibrated probabilities stay beside the memory's: for a character the
+head was trained on, the confidence is the mean of the two, and its name needs the head to agree,
+otherwise the answer is "one of these two" (the head's best and the memory's).
+
+Every number here is fitted on held-out data by `trainer.openset` and written to the model card
+(`OpenSetThresholds`); a card without them answers as before (the head and its threshold alone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from models.memory import CharacterMemory
+
+
+class Kind(StrEnum):
+    """What the bot says about one face."""
+
+    NAME = "name"  # a character, named with a calibrated confidence
+    UNKNOWN = "unknown"  # not sure who this is (the head alone, or below a guild's own threshold)
+    PAIR = "pair"  # one of these two
+    STRANGER = "stranger"  # a character I don't know
+    NOT_CHARACTER = "not_character"  # no character here (not a drawing, no face)
+
+
+class OpenSetThresholds(BaseModel):
+    """What `trainer.openset` fitted on held-out faces, as the card keeps it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sharpness: float = Field(gt=0.0)  # softmax(sharpness * evidence) is calibrated on held-out faces
+    name: float = Field(ge=0.0, le=1.0)  # confidence that names a character at the target precision
+    pair: float = Field(ge=0.0, le=2.0)  # top-two confidence for "one of these two"
+    known: float  # evidence below which a face is "a character I don't know"
+    not_character: float  # similarity below which it is "not a character"
+    offsets: dict[int, float] = Field(default_factory=dict)  # faces in memory -> evidence offset
+    min_examples: int = Field(default=5, ge=1)  # a memory-only character is named from this many faces
+    target_precision: float = Field(default=0.98, gt=0.0, le=1.0)
+    fitted_on: dict[str, int] = Field(default_factory=dict)  # what the thresholds were fitted on
+
+    def offset(self, faces: np.ndarray) -> np.ndarray:
+        """The evidence offset for characters with `faces` examples (interpolated; 0 past the table)."""
+        if not self.offsets:
+            return np.zeros(len(faces), dtype=np.float32)
+        ns = np.array(sorted(self.offsets), dtype=np.float64)
+        values = np.array([self.offsets[int(n)] for n in ns], dtype=np.float64)
+        out = np.interp(np.asarray(faces, dtype=np.float64), ns, values, right=0.0)
+        return out.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: Kind
+    order: np.ndarray  # character indices, most likely first
+    confidence: np.ndarray  # calibrated probability per character (same indexing as the input)
+    similarity: float  # cosine to the best character's prototype
+    evidence: float  # the best character's count-corrected evidence
+
+
+def softmax(x: np.ndarray, sharpness: float) -> np.ndarray:
+    z = np.asarray(x, dtype=np.float64) * sharpness
+    z -= z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
+
+
+def evidence(
+    similarity: np.ndarray, faces: np.ndarray, thresholds: OpenSetThresholds
+) -> tuple[np.ndarray, np.ndarray]:
+    """(count-corrected evidence, calibrated confidence) for a batch of similarity rows."""
+    corrected = similarity + thresholds.offset(faces)[None, :]
+    return corrected, softmax(corrected, thresholds.sharpness)
+
+
+def combine(confidence: np.ndarray, head: np.ndarray | None) -> np.ndarray:
+    """The memory's confidence, averaged with the head's calibrated probability for characters the
+    head was trained on (`head[c]` NaN for the others, which keep the memory's alone). The head
+    keeps a trained character's confidence when a new character from a few faces sits close by."""
+    if head is None:
+        return confidence
+    trained = ~np.isnan(head)
+    out = confidence.copy()
+    out[..., trained] = (confidence[..., trained] + head[..., trained]) / 2
+    return out
+
+
+def decide(
+    similarity: np.ndarray,
+    faces: np.ndarray,
+    thresholds: OpenSetThresholds,
+    *,
+    head: np.ndarray | None = None,
+    face_found: bool = True,
+) -> Decision:
+    """One face: `similarity` to each character's prototype, `faces` per character in the memory,
+    `head` the head's calibrated probability per character (NaN where the head was not trained on
+    it); `face_found` False: the face detector found none."""
+    corrected, memory_confidence = evidence(similarity[None, :], faces, thresholds)
+    corrected = corrected[0]
+    confidence = combine(memory_confidence[0], head)
+    order = np.argsort(-confidence, kind="stable")
+    best = int(order[0])
+    p1 = float(confidence[best])
+    p2 = float(confidence[order[1]]) if len(order) > 1 else 0.0
+    raw = float(similarity.max())
+    ev = float(corrected[best])
+    head_best = None
+    if head is not None and not np.isnan(head[best]):
+        # a trained character: the head must prefer it too (a character known from examples only
+        # is the memory's call)
+        head_best = int(np.nanargmax(head))
+    if raw < thresholds.not_character or (not face_found and ev < thresholds.known):
+        kind = Kind.NOT_CHARACTER
+    elif ev < thresholds.known:
+        kind = Kind.STRANGER
+    elif p1 >= thresholds.name and (head_best is None or head_best == best):
+        kind = Kind.NAME
+    elif head_best is not None and head_best != best and p1 >= thresholds.name:
+        # the memory is sure, the head prefers another character: offer both
+        order = np.array([best, head_best, *[i for i in order if i not in (best, head_best)]])
+        kind = Kind.PAIR
+    elif p1 + p2 >= thresholds.pair:
+        kind = Kind.PAIR
+    else:
+        kind = Kind.STRANGER
+    return Decision(kind, order, confidence, float(similarity[best]), ev)
+
+
+@dataclass(frozen=True)
+class Named:
+    """A character an answer offers: calibrated confidence, and how it is known (None: trained;
+    N: from N examples in the memory, no retrain)."""
+
+    label: str
+    probability: float
+    examples: int | None = None
+
+
+@dataclass(frozen=True)
+class FaceDecision:
+    kind: Kind
+    candidates: tuple[Named, ...]  # best first
+    similarity: float
+    evidence: float
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    names: list[str]
+    prototypes: np.ndarray  # (characters, dim)
+    faces: np.ndarray  # faces per character in the memory
+    trained: np.ndarray  # bool: the head was trained on it
+    head_index: np.ndarray  # the head's column for each character, -1 when it has none
+
+
+class OpenWorld:
+    """The trained head, the character memory and the fitted thresholds, answering faces together.
+
+    Characters are the head's labels plus every memory character with at least `min_examples`
+    faces. A snapshot of the memory's prototypes is taken by `refresh()` (after the memory changed);
+    answers read whichever snapshot is current, so a refresh from another thread is safe."""
+
+    def __init__(self, labels: list[str], thresholds: OpenSetThresholds, memory: CharacterMemory) -> None:
+        self.labels = list(labels)
+        self.thresholds = thresholds
+        self.memory = memory
+        self.revision = 0  # bumped by every refresh: answers cached before it are stale
+        self._snapshot = self._take()
+
+    def refresh(self) -> None:
+        self._snapshot = self._take()
+        self.revision += 1
+
+    def set_min_examples(self, count: int) -> None:
+        """A deployment's own rule for naming a character known from examples only."""
+        if count != self.thresholds.min_examples:
+            self.thresholds = self.thresholds.model_copy(update={"min_examples": max(1, count)})
+            self.refresh()
+
+    def _take(self) -> _Snapshot:
+        names, protos = self.memory.prototypes()
+        counts = self.memory.counts()
+        column = {label: i for i, label in enumerate(self.labels)}
+        keep = [
+            j
+            for j, name in enumerate(names)
+            if name in column or counts[name] >= self.thresholds.min_examples
+        ]
+        return _Snapshot(
+            names=[names[j] for j in keep],
+            prototypes=protos[keep] if keep else np.zeros((0, self.memory.dim), dtype=np.float32),
+            faces=np.array([counts[names[j]] for j in keep], dtype=np.int64),
+            trained=np.array([names[j] in column for j in keep], dtype=bool),
+            head_index=np.array([column.get(names[j], -1) for j in keep], dtype=np.int64),
+        )
+
+    def characters(self) -> dict[str, int | None]:
+        """Every character an answer may name: None for trained ones, else its number of faces."""
+        snap = self._snapshot
+        return {
+            name: None if trained else int(n)
+            for name, trained, n in zip(snap.names, snap.trained, snap.faces, strict=True)
+        }
+
+    def decide(
+        self,
+        embeddings: np.ndarray,
+        head_probabilities: np.ndarray,
+        *,
+        top_k: int = 3,
+        face_found: bool = True,
+    ) -> list[FaceDecision]:
+        snap = self._snapshot
+        if not snap.names:
+            return [FaceDecision(Kind.STRANGER, (), -1.0, -1.0) for _ in range(len(embeddings))]
+        similarity = np.asarray(embeddings, dtype=np.float32) @ snap.prototypes.T
+        probabilities = np.asarray(head_probabilities, dtype=np.float64)
+        out = []
+        for i in range(len(similarity)):
+            head = np.where(snap.trained, probabilities[i][np.maximum(snap.head_index, 0)], np.nan)
+            decision = decide(similarity[i], snap.faces, self.thresholds, head=head, face_found=face_found)
+            candidates = tuple(
+                Named(
+                    snap.names[j],
+                    float(decision.confidence[j]),
+                    None if snap.trained[j] else int(snap.faces[j]),
+                )
+                for j in decision.order[: max(1, top_k)]
+            )
+            out.append(FaceDecision(decision.kind, candidates, decision.similarity, decision.evidence))
+        return out

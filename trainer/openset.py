@@ -1,0 +1,318 @@
+"""Fitting the open-set thresholds (`models.openset.OpenSetThresholds`) on held-out faces.
+
+Inputs: the memory (embeddings and labels of the training faces), held-out faces of the same
+characters with their labels (the validation split), and pictures that are no character at all
+(generated here: noise, flat colours, gradients, stripes). Steps:
+
+1. Offsets: for n faces, how much lower a held-out face's cosine to a prototype of n random faces
+   of its character is than to the prototype of all of them (averaged over characters and draws).
+2. Sharpness: the softmax scale that minimizes the held-out faces' negative log-likelihood.
+3. "A character I don't know": every character in turn is taken out of the memory and its held-out
+   faces become strangers; `known` is the lowest evidence at which at most `max_strangers` of them
+   would still be named. No stranger of the real world is ever needed to fit it.
+4. Names: the lowest confidence whose named held-out faces reach `target_precision`; pairs: the
+   lowest top-two confidence whose pair holds the right character at that precision.
+5. "Not a character": between the generated non-pictures' best similarity and the held-out faces'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+from models.memory import CharacterMemory, MemoryEntry
+from models.openset import Kind, OpenSetThresholds, combine, decide, softmax
+from trainer.evaluate import predict_embeddings, predict_logits
+
+if TYPE_CHECKING:
+    from catalog.settings import MemorySettings
+    from trainer.dataset import Item
+
+OFFSET_COUNTS = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 100, 200)
+OFFSET_DRAWS = 8
+FACE_QUANTILE = 0.005  # at most this share of held-out faces may fall under "not a character"
+# When every held-out face is answered right the likelihood keeps rising with the sharpness and
+# would make every answer "100% sure" (as with temperature scaling, trainer.calibration's T_MIN);
+# cosines between characters differ by 0.05-0.3, so 100 already spreads them over the whole range.
+SHARPNESS_RANGE = (1.0, 100.0)
+NEGATIVES_QUANTILE = 0.99
+
+
+@dataclass
+class OpenSetFit:
+    thresholds: OpenSetThresholds
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def prototypes(embeddings: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
+    means = np.stack([embeddings[labels == c].mean(0) for c in range(classes)])
+    return (means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def fit_offsets(
+    memory: np.ndarray, memory_y: np.ndarray, held: np.ndarray, held_y: np.ndarray, classes: int, seed: int
+) -> dict[int, float]:
+    rng = np.random.default_rng(seed)
+    full = prototypes(memory, memory_y, classes)
+    offsets: dict[int, float] = {}
+    for n in OFFSET_COUNTS:
+        gaps = []
+        for c in range(classes):
+            rows = np.nonzero(memory_y == c)[0]
+            queries = held[held_y == c]
+            if len(rows) <= n or not len(queries):
+                continue
+            for _ in range(OFFSET_DRAWS):
+                mean = memory[rng.choice(rows, n, replace=False)].mean(0)
+                proto = mean / max(float(np.linalg.norm(mean)), 1e-12)
+                gaps.append(float((queries @ full[c] - queries @ proto).mean()))
+        if gaps:
+            offsets[n] = max(0.0, float(np.mean(gaps)))
+    # never rising with more faces: noise between draws must not reorder the table
+    running = np.inf
+    for n in sorted(offsets):
+        running = min(running, offsets[n])
+        offsets[n] = running
+    return offsets
+
+
+def fit_sharpness(evidence: np.ndarray, y: np.ndarray) -> float:
+    """The scale k minimizing the NLL of softmax(k * evidence): a grid in log k, then golden section."""
+
+    def nll(log_k: float) -> float:
+        p = softmax(evidence, float(np.exp(log_k)))
+        return float(-np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)).mean())
+
+    grid = np.linspace(np.log(SHARPNESS_RANGE[0]), np.log(SHARPNESS_RANGE[1]), 60)
+    losses = [nll(g) for g in grid]
+    i = int(np.argmin(losses))
+    lo, hi = grid[max(0, i - 1)], grid[min(len(grid) - 1, i + 1)]
+    golden = (np.sqrt(5) - 1) / 2
+    for _ in range(40):
+        a, b = hi - golden * (hi - lo), lo + golden * (hi - lo)
+        if nll(a) < nll(b):
+            hi = b
+        else:
+            lo = a
+    return float(np.exp((lo + hi) / 2))
+
+
+def _lowest_reaching(scores: np.ndarray, correct: np.ndarray, target: float) -> float:
+    """The lowest score threshold whose accepted items (score >= threshold) reach `target` precision;
+    above every score (nothing accepted) when none does."""
+    if not len(scores):
+        return 1.0
+    order = np.argsort(-scores, kind="stable")
+    precision = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    ranked = scores[order]
+    distinct = np.r_[ranked[1:] < ranked[:-1], True]
+    good = np.nonzero((precision >= target) & distinct)[0]
+    if not len(good):
+        return float(np.nextafter(ranked[0], np.inf))
+    return float(ranked[good[-1]])
+
+
+def fit(
+    memory: np.ndarray,
+    memory_y: np.ndarray,
+    held: np.ndarray,
+    held_y: np.ndarray,
+    classes: int,
+    *,
+    negatives: np.ndarray | None = None,
+    held_head: np.ndarray | None = None,
+    target_precision: float = 0.98,
+    max_strangers: float = 0.05,
+    min_examples: int = 5,
+    seed: int = 0,
+) -> OpenSetFit:
+    """Fit every open-set number on held-out faces (see the module docstring). `held_head`: the
+    head's calibrated probabilities of the held-out faces, as the answer will combine them."""
+    if classes < 2:
+        raise ValueError("open-set thresholds need at least two characters")
+    offsets = fit_offsets(memory, memory_y, held, held_y, classes, seed)
+    protos = prototypes(memory, memory_y, classes)
+    similarity = held @ protos.T
+    sharpness = fit_sharpness(similarity, held_y)
+    # what decide() names by: the memory's confidence, averaged with the head's where it has one
+    confidence = combine(softmax(similarity, sharpness), held_head)
+    best = confidence.argmax(1)
+
+    # strangers: each character's held-out faces against the other characters' prototypes
+    stranger_evidence = np.empty(len(held_y), dtype=np.float64)
+    for c in range(classes):
+        rows = held_y == c
+        others = np.delete(similarity[rows], c, axis=1)
+        stranger_evidence[rows] = others.max(1) if others.shape[1] else -1.0
+    known = float(np.quantile(stranger_evidence, 1.0 - max_strangers)) if len(held_y) else 0.0
+    passing = similarity[np.arange(len(held_y)), best] >= known
+    right = best == held_y
+    name = _lowest_reaching(confidence.max(1)[passing], right[passing], target_precision)
+    ranked = np.sort(confidence, axis=1)
+    top_two = ranked[:, -1] + (ranked[:, -2] if classes > 1 else 0.0)
+    pair_hit = (np.argsort(-confidence, axis=1)[:, :2] == held_y[:, None]).any(1)
+    undecided = passing & (confidence.max(1) < name)
+    # Two together must hold at least what one alone needs; with no undecided held-out face to fit
+    # on (a small, clean validation split), that is the threshold itself.
+    pair = name
+    if undecided.any():
+        pair = max(name, _lowest_reaching(top_two[undecided], pair_hit[undecided], target_precision))
+
+    face_best = similarity.max(1)
+    face_floor = float(np.quantile(face_best, FACE_QUANTILE))
+    if negatives is not None and len(negatives):
+        negative_best = (negatives @ protos.T).max(1)
+        ceiling = float(np.quantile(negative_best, NEGATIVES_QUANTILE))
+        not_character = (ceiling + face_floor) / 2 if ceiling < face_floor else face_floor
+    else:
+        negative_best = np.zeros(0)
+        not_character = face_floor
+    thresholds = OpenSetThresholds(
+        sharpness=sharpness,
+        name=float(np.clip(name, 0.0, 1.0)),
+        pair=float(np.clip(pair, 0.0, 2.0)),
+        known=known,
+        not_character=not_character,
+        offsets=offsets,
+        min_examples=min_examples,
+        target_precision=target_precision,
+        fitted_on={
+            "memory_faces": len(memory_y),
+            "held_out_faces": len(held_y),
+            "negatives": len(negative_best),
+        },
+    )
+    named = passing & (confidence.max(1) >= thresholds.name)
+    report = {
+        "held_out_coverage": float(named.mean()) if len(named) else 0.0,
+        "held_out_precision": float(right[named].mean()) if named.any() else 0.0,
+        "held_out_pairs": float((undecided & (top_two >= thresholds.pair)).mean()) if len(named) else 0.0,
+        "pseudo_strangers_named": float((stranger_evidence >= known).mean()) if len(held_y) else 0.0,
+        "negatives_best_similarity_p99": float(np.quantile(negative_best, 0.99))
+        if len(negative_best)
+        else None,
+        "faces_best_similarity_p0.5": face_floor,
+    }
+    return OpenSetFit(thresholds, report)
+
+
+def synthetic_negatives(size: int, count: int = 96, seed: int = 0) -> list[np.ndarray]:
+    """Pictures with no character in them: uniform and blurred noise, flat colours, gradients and
+    stripes, RGB uint8 of `size` x `size`."""
+    rng = np.random.default_rng(seed)
+    out: list[np.ndarray] = []
+    for i in range(count):
+        kind = i % 5
+        if kind == 0:
+            img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        elif kind == 1:
+            coarse = rng.integers(0, 256, (max(2, size // 8), max(2, size // 8), 3)).astype(np.uint8)
+            img = np.kron(coarse, np.ones((8, 8, 1), dtype=np.uint8))[:size, :size]
+            img = np.pad(img, ((0, size - img.shape[0]), (0, size - img.shape[1]), (0, 0)), mode="edge")
+        elif kind == 2:
+            img = np.broadcast_to(rng.integers(0, 256, 3, dtype=np.uint8), (size, size, 3)).copy()
+        elif kind == 3:
+            t = np.linspace(0.0, 1.0, size)[:, None, None]
+            a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+            img = np.repeat((a * (1 - t) + b * t).astype(np.uint8), size, axis=1)
+        else:
+            period = int(rng.integers(4, max(5, size // 4)))
+            band = (np.arange(size) // period) % 2
+            a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+            img = np.where(band[None, :, None] == 0, a, b).astype(np.uint8).repeat(size, axis=0)
+        out.append(np.ascontiguousarray(img, dtype=np.uint8))
+    return out
+
+
+@dataclass
+class RunOpenSet:
+    """What a training run adds for the open world: the thresholds, the memory file, a report."""
+
+    thresholds: OpenSetThresholds
+    memory: bytes
+    report: dict[str, Any]
+
+
+def for_run(
+    net: torch.nn.Module,
+    *,
+    labels: list[str],
+    train_items: list[Item],
+    val_items: list[Item],
+    test_items: list[Item],
+    loader: Callable[[Item], np.ndarray],
+    device: torch.device,
+    image_size: int,
+    settings: MemorySettings,
+    seed: int,
+    temperature: float = 1.0,
+    batch_size: int = 128,
+) -> RunOpenSet:
+    """Embed the run's faces with the trained net, fit the thresholds (memory: training faces;
+    held out: validation faces), build the version's memory (training and validation faces, at
+    most `max_per_character` each) and score the open-set answer on the test faces."""
+    index = {label: i for i, label in enumerate(labels)}
+
+    def embed(items: list[Item]) -> np.ndarray:
+        return predict_embeddings(net, [loader(i) for i in items], device=device, batch_size=batch_size)
+
+    train_emb, val_emb = embed(train_items), embed(val_items)
+    train_y = np.array([index[i.label] for i in train_items])
+    val_y = np.array([index[i.label] for i in val_items])
+    negatives = predict_embeddings(net, synthetic_negatives(image_size, seed=seed), device=device)
+
+    def head(items: list[Item]) -> np.ndarray:
+        logits = predict_logits(net, items, loader, device=device, batch_size=batch_size)
+        return softmax(logits, 1.0 / temperature)
+
+    fitted = fit(
+        train_emb, train_y, val_emb, val_y, len(labels), held_head=head(val_items),
+        negatives=negatives, target_precision=settings.target_precision,
+        max_strangers=settings.max_strangers, min_examples=settings.min_examples, seed=seed,
+    )  # fmt: skip
+    memory = CharacterMemory(train_emb.shape[1])
+    rng = np.random.default_rng(seed)
+    items = train_items + val_items
+    vectors = np.concatenate([train_emb, val_emb])
+    for label in labels:
+        rows = [i for i, item in enumerate(items) if item.label == label]
+        if len(rows) > settings.max_per_character:
+            rows = sorted(rng.choice(rows, settings.max_per_character, replace=False).tolist())
+        memory.add(MemoryEntry(items[i].key, label, items[i].origin, vectors[i]) for i in rows)
+    report = dict(fitted.report)
+    if test_items:
+        test_emb = embed(test_items)
+        test_y = np.array([index[i.label] for i in test_items])
+        test_head = head(test_items)
+        names, protos = memory.prototypes()
+        order = [names.index(label) for label in labels]
+        counts = np.array([memory.count(label) for label in labels])
+        similarity = test_emb @ protos[order].T
+        decisions = [
+            decide(similarity[i], counts, fitted.thresholds, head=test_head[i]) for i in range(len(test_y))
+        ]
+        kinds = np.array([d.kind.value for d in decisions])
+        best = np.array([int(d.order[0]) for d in decisions])
+        named = kinds == Kind.NAME.value
+        report.update(
+            {
+                "test_coverage": float(named.mean()),
+                "test_precision": float((best[named] == test_y[named]).mean()) if named.any() else 0.0,
+                "test_macro_f1_answered": float(
+                    f1_score(
+                        test_y,
+                        np.where(named, best, -1),
+                        labels=list(range(len(labels))),
+                        average="macro",
+                        zero_division=0,
+                    )
+                ),
+                "test_kinds": {kind.value: float((kinds == kind.value).mean()) for kind in Kind},
+            }
+        )
+    return RunOpenSet(fitted.thresholds, memory.to_bytes(), report)
