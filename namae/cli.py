@@ -509,7 +509,8 @@ def train_faces_command(
         target = out or Path(staging)
         card = train_faces(config, target, progress=lambda message: console.print(message, highlight=False))
         installed = None if out else install_finder(settings, target)
-    table = Table("metric", "value", title=f"face finder {card.onnx_sha256[:12]}")
+    console.print(f"face finder {card.onnx_sha256[:12]}", highlight=False)
+    table = Table("metric", "value")
     held = card.metrics.get("held_out", {})
     for key in ("pictures", "faces", "precision", "recall", "threshold"):
         if key in held:
