@@ -714,19 +714,22 @@ def evaluate(
             table.add_row(words, f"{result[key]['named']:.1%}", f"{result[key]['named_today']:.1%}")
     for shots, row in result.get("few_shot", {}).get("by_shots", {}).items():
         table.add_row(f"new character from {shots} faces: top-1", f"{row['top1']:.1%}", "")
-    console.print(table)
+    print_table(table)
     console.print(f"report: {path}", highlight=False)
 
 
 def _detector_or_none(settings: Settings):
     """The anime face finder, or None (with a note) when its cascade cannot be had."""
+    from catalog.finder_store import finder_folder
     from media.errors import MediaError
     from media.faces import face_finder
 
     try:
-        return face_finder(settings)
+        return face_finder(settings, finder_folder(settings))
     except (CatalogError, MediaError) as exc:
-        console.print(f"[yellow]no face finder ({exc}); not-characters are answered whole[/yellow]")
+        console.print(
+            f"[yellow]no face finder ({escape(str(exc))}); not-characters are answered whole[/yellow]"
+        )
         return None
 
 

@@ -112,18 +112,22 @@ async def test_the_bot_and_namae_classify_answer_alike(
 
 
 async def test_the_cards_per_class_threshold_decides_not_sure(card_harness: BotHarness) -> None:
+    # Head-only versions (no memory): with one, the open-set thresholds decide instead, and the
+    # memory's evidence can change the ranking. A high temperature flattens the probabilities under
+    # the strict threshold below; the ranking stays the head's.
     picture = jpeg(1, 4)
+    version = card_harness.promote_variant(temperature=50.0, thresholds={"global": 0.0}, open_set=False)
+    assert card_harness.bot is not None
+    await card_harness.bot.inference.wait_for_version(version, timeout=10)
     first = await card_harness.post(("a.jpg", picture, "image/jpeg"))
     await card_harness.reply_to(first)
     [answer] = _answers_in_catalog(card_harness.engine, first)
     best = answer["candidates"][0][0]
+    assert answer["unknown"] is False
 
-    # The same picture, a card that is strict for exactly this character: "not sure". (A high
-    # temperature keeps the ranking and flattens the probabilities under the strict threshold.)
-    # Head-only versions (no memory): with one, the open-set thresholds decide instead.
+    # The same picture, a card that is strict for exactly this character: "not sure".
     strict = {"global": 0.0, "per_class": {best: 0.99}}
     version = card_harness.promote_variant(temperature=50.0, thresholds=strict, open_set=False)
-    assert card_harness.bot is not None
     await card_harness.bot.inference.wait_for_version(version, timeout=10)
     message = await card_harness.post(("b.jpg", picture, "image/jpeg"))
     reply = await card_harness.reply_to(message)

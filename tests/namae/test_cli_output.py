@@ -109,7 +109,7 @@ def test_piped_tables_are_tab_separated_lines(env: Path) -> None:
     ok(runner.invoke(app, ["characters", "add", "Emilia", "-s", "Emilia", "-s", "RezeroEmilia"]))
     ok(runner.invoke(app, ["jobs", "add", "scrape", "--character", "Emilia"]))
     characters = ok(runner.invoke(app, ["characters", "list"])).stdout.splitlines()
-    assert characters[0] == "name\taliases\tseries\timages\tsources\tlast scrape\tactive"
+    assert characters[0] == "name\taliases\tseries\timages\tsources\tlast scrape\tlast attempt\tactive"
     assert characters[1].split("\t")[0] == "Emilia" and len(characters) == 2
     assert "r/Emilia" in characters[1] and BOX not in characters[1]
     jobs = ok(runner.invoke(app, ["jobs"])).stdout.splitlines()

@@ -214,7 +214,10 @@ async def test_bot_answers_each_hostile_attachment_plainly_and_keeps_going(harne
             assert first == f"**Image 1**: {detail[0].lower()}{detail[1:]}", (case, first)
             assert PLAIN_WORDS[REJECTED[case]] in first.lower(), first
         else:
-            assert "%" in first or "no guess" in first, (case, first)
+            # Answered as any picture is: a name or a guess, or (a plain picture with no face) "not
+            # a character" from the open-set answer.
+            answered = ("%", "no guess", "not a character", "a character I don't know")
+            assert any(words in first for words in answered), (case, first)
 
     # Still answering afterwards, and nothing of the refused files was kept.
     after = await harness.post(("after.jpg", jpeg(2, 62), "image/jpeg"))

@@ -53,11 +53,15 @@ def test_the_open_world_protocol_on_generated_characters(
         classifier, memory, known, unknown=unknown, not_characters=others, shots=(1, 5, 20), draws=2
     )
     # measured on this protocol: precision 1.00, coverage 0.76; strangers named 14% (today 32-63%);
-    # not-characters 0% (today 65%); new characters top-1 0.53 / 0.81 / 0.92 from 1 / 5 / 20 faces
+    # not-characters 0% (today 0-65%, with AUROC 0.97 against the memory's 1.00: how many the head
+    # names depends on where its card's threshold lands); new characters top-1 0.53 / 0.81 / 0.92
+    # from 1 / 5 / 20 faces
     answer = result["known"]["answer"]
     assert answer["precision"] >= 0.9 and answer["coverage"] >= 0.5
     assert result["unknown"]["named"] <= 0.4 and result["unknown"]["named"] < result["unknown"]["named_today"]
-    assert result["not_characters"]["named"] <= 0.05 < result["not_characters"]["named_today"]
+    others = result["not_characters"]
+    assert others["named"] <= 0.05 and others["named"] <= others["named_today"]
+    assert others["auroc"] >= others["auroc_today"]
     few = result["few_shot"]["by_shots"]
     assert few["20"]["top1"] >= max(0.7, few["1"]["top1"]) and few["20"]["top1_among_new"] >= 0.8
     assert few["5"]["known_macro_f1"] >= answer["macro_f1"] - 0.25
