@@ -1,6 +1,7 @@
 """The worker: APScheduler turns schedules into jobs in the catalog's queue, and a runner claims
 queued jobs (scheduled ones and those moderators queued from Discord) and runs each in a child
-process, so that a crash in scraping or training cannot take the worker, or the bot beside it, down.
+process (`namae.job_process`, with the handlers of `namae.job_handlers`), so that a crash in
+scraping or training cannot take the worker, or the bot beside it, down.
 
 Every job goes through the queue, so `/jobs` and `namae jobs` show scheduled and requested work
 alike, with live progress written back by the child.
@@ -9,34 +10,26 @@ alike, with live progress written back by the child.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import multiprocessing
 import os
-import signal
 import socket
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from catalog.db import make_engine, session_scope
-from catalog.errors import CatalogError
 from catalog.jobs import (
     ClaimedJob,
-    ImportFolderParams,
     JobKind,
     JobParams,
     JobQueue,
-    MemoryParams,
-    PromoteParams,
     ScrapeParams,
     TrainParams,
     stored_params,
@@ -44,21 +37,10 @@ from catalog.jobs import (
 from catalog.schedules import parse_schedule
 from catalog.schema import Job, JobStatus, Label, ModelVersion
 from catalog.settings import Settings
-from media.retry import RetryPolicy
+from namae.job_handlers import HANDLERS
+from namae.job_process import DB_UNAVAILABLE, run_job_in_child, with_db_retry
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[float, str], None]  # fraction done, what is happening
-# What a database restart or a dropped connection looks like; the work waits for it to come back.
-DB_UNAVAILABLE = (OperationalError, InterfaceError)
-
-
-def with_db_retry(action: Callable[[], Any], what: str, *, patience_s: float = 120.0) -> Any:
-    """Run `action`, retrying with backoff (0.2 s doubling to 5 s, `media.retry`'s policy) while the
-    database is unavailable, for at most `patience_s`, so that a restarted PostgreSQL costs a
-    pause, not a job."""
-    policy = RetryPolicy(tries=None, base=0.2, cap=5.0, jitter=False, patience=patience_s)
-    return policy.synchronous(what, retry_on=lambda error: isinstance(error, DB_UNAVAILABLE))(action)
 
 
 @dataclass(frozen=True)
@@ -135,164 +117,6 @@ def new_labels_since_last_model(engine: Engine) -> int:
         if last is not None:
             query = query.where(Label.created_at > last)
         return session.scalar(query) or 0
-
-
-# --- running one job, in a child process ---------------------------------------------------------
-
-
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this child when the worker dies, even by SIGKILL, so that a killed
-    worker leaves no orphan still writing to the catalog."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def run_job_in_child(settings: Settings, job: ClaimedJob, worker: str, parent_pid: int) -> None:
-    """Entry point of the child process. Settings travel pickled, not as JSON: a JSON dump masks
-    secrets, and the child needs the real Reddit credentials."""
-    _die_with_parent()
-    if os.getppid() != parent_pid:
-        os._exit(1)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    engine = make_engine(settings.resolved_database_url)
-    queue = JobQueue(engine)
-
-    def progress(fraction: float, message: str) -> None:
-        try:
-            still_ours = queue.progress(job.id, worker, fraction, message)
-        except DB_UNAVAILABLE:
-            log.warning("job %s: progress not recorded, the database is unavailable", job.id)
-            return  # progress is informative; the work goes on
-        if not still_ours:
-            # The job was requeued to another worker: stop instead of doing the work twice.
-            raise CatalogError(f"job {job.id} is no longer ours")
-
-    try:
-        result = HANDLERS[job.kind](settings, engine, job.typed_params, progress)
-    except Exception as exc:
-        log.exception("job %s (%s) failed", job.id, job.kind)
-        with_db_retry(partial(queue.fail, job.id, worker, exc), f"job {job.id}")
-        return
-    with_db_retry(lambda: queue.finish(job.id, worker, result), f"job {job.id}")
-
-
-def _handle_scrape(
-    settings: Settings, engine: Engine, params: ScrapeParams, progress: Progress
-) -> dict[str, Any]:
-    import asyncio
-
-    from catalog.characters import find_character
-
-    character = params.character
-    if character:
-        with session_scope(engine) as session:
-            found = find_character(session, character)
-            if not found.active:
-                raise CatalogError(f"character {found.name!r} was removed")
-    from scraper.run import scrape
-
-    progress(0.01, f"scraping {character or 'every active source'}")
-    summary = asyncio.run(
-        scrape(
-            settings,
-            engine,
-            character=character,
-            source_kind=params.source,
-            limit=params.limit,
-            on_progress=progress,
-            retry_rejected=params.retry_rejected,
-        )
-    )
-    if summary.error:  # the job fails (and is tried again later), its message says why
-        raise CatalogError(f"the scrape stopped: {summary.error}")
-    return {**summary.as_dict(), "memory": _remember(settings, engine)}
-
-
-def _handle_import_folder(
-    settings: Settings, engine: Engine, params: ImportFolderParams, progress: Progress
-) -> dict[str, Any]:
-    from pathlib import Path
-
-    from scraper.folder import import_folder
-
-    progress(0.01, f"importing {params.path}")
-    summary = import_folder(settings, engine, Path(params.path)).as_dict()
-    return {**summary, "memory": _remember(settings, engine)}
-
-
-def _handle_memory(
-    settings: Settings, engine: Engine, params: MemoryParams, progress: Progress
-) -> dict[str, Any]:
-    return _remember(settings, engine, progress)
-
-
-def _remember(settings: Settings, engine: Engine, progress: Progress | None = None) -> dict[str, Any]:
-    """Labelled faces the active version's memory lacks go into it now (trainer.memory_sync)."""
-    from trainer.memory_sync import remember_new_faces
-
-    return remember_new_faces(settings, engine, progress=progress)
-
-
-def _handle_train(
-    settings: Settings, engine: Engine, params: TrainParams, progress: Progress
-) -> dict[str, Any]:
-    from trainer.run import train_run
-
-    result = train_run(
-        settings,
-        engine,
-        backbone=params.backbone,
-        epochs=params.epochs,
-        image_size=params.image_size,
-        progress=False,
-        on_progress=lambda fraction, message: progress(0.95 * fraction, message),
-    )
-    outcome: dict[str, Any] = {
-        "version": result.version,
-        "metrics": result.metrics,
-        "run_dir": str(result.run_dir),
-    }
-    if params.promote and result.version:
-        outcome["promotion"] = _promote(settings, engine, result.version, force=params.force)
-    return outcome
-
-
-def _handle_promote(
-    settings: Settings, engine: Engine, params: PromoteParams, progress: Progress
-) -> dict[str, Any]:
-    return _promote(settings, engine, params.version, force=params.force)
-
-
-def _promote(settings: Settings, engine: Engine, version: str | None, *, force: bool) -> dict[str, Any]:
-    """Promote `version` (default: the newest candidate) through the registry's gate."""
-    from models.registry import Registry
-
-    registry = Registry.from_settings(settings, engine)
-    version = version or registry.newest_candidate()
-    result = registry.promote(version, force=force)
-    registry.prune()
-    return {
-        "version": version,
-        "promoted": result.promoted,
-        "reason": result.reason,
-        "previous": result.previous,
-        # the new version's memory gets the faces labelled since its training set was drawn
-        "memory": _remember(settings, engine) if result.promoted else None,
-    }
-
-
-# One handler per `JobKind` (a test checks both ways, and that each takes its kind's parameters).
-HANDLERS: dict[JobKind, Callable[[Settings, Engine, Any, Progress], dict[str, Any]]] = {
-    JobKind.scrape: _handle_scrape,
-    JobKind.import_folder: _handle_import_folder,
-    JobKind.train: _handle_train,
-    JobKind.promote: _handle_promote,
-    JobKind.memory: _handle_memory,
-}
 
 
 # --- the worker loop ------------------------------------------------------------------------------

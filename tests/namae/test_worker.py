@@ -17,7 +17,9 @@ from catalog.jobs import JobKind, JobQueue
 from catalog.schedules import parse_schedule
 from catalog.schema import JobStatus
 from catalog.settings import Settings
-from namae.worker import HANDLERS, Worker, with_db_retry
+from namae.job_handlers import HANDLERS
+from namae.job_process import with_db_retry
+from namae.worker import Worker
 from tests.namae.waiting import wait_until
 
 
