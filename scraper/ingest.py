@@ -41,10 +41,12 @@ from catalog.schema import (
 )
 from catalog.settings import Settings
 from catalog.store import ImageStore, sha256_of
-from media.decode import ImageRejected, decode_image, encode_png, without_trailing_data
+from media.decode import ImageRejected, decode_image
+from media.encode import encode_png
 from media.faces import FaceDetector
 from media.fetch import FetchError, SafeFetcher
 from media.hashes import Fingerprint, crop_hashes_to_text, fingerprint, int_to_hash, perceptual_hashes
+from media.trailing import without_trailing_data
 from scraper.candidates import ImageCandidate, ImageOrigin
 from scraper.claims import (
     claim,
