@@ -29,9 +29,10 @@ from catalog.settings import RedditSettings, Settings
 from catalog.store import ImageStore
 from media.faces import face_finder
 from media.fetch import SafeFetcher
-from scraper.candidates import ImageCandidate, SourceView
+from scraper.candidates import ImageCandidate, ImageOrigin, SourceView
 from scraper.dedup import HashIndex
-from scraper.ingest import ImageOrigin, Ingestor, IngestOutcome, OutcomeKind
+from scraper.ingest import Ingestor
+from scraper.outcomes import IngestOutcome, OutcomeKind
 from scraper.rejections import rejections_to_retry
 from scraper.summary import ScrapeSummary, SourceCounts
 

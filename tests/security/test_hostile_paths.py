@@ -36,7 +36,7 @@ from namae.cli import app
 from sandbox.characters.render import render_character
 from sandbox.characters.traits import make_characters
 from scraper.folder import import_folder
-from scraper.ingest import reject_code
+from scraper.rejections import reject_code
 from tests.fixtures.bot import BotHarness, jpeg
 from tests.fixtures.model import TinyModel
 from tests.hostile_files import EXPECTED, HOSTILE_CASES
