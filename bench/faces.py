@@ -186,7 +186,8 @@ def as_scored(finder: Any) -> Finder:
 def timing(found: dict[str, Any], repeats: int, seed: int) -> dict[str, Any]:
     """Decode a 1.5 MP JPEG as the bot does, then find faces; each finder, interleaved."""
     from catalog.settings import Settings
-    from media.decode import DecodeLimits, encode_jpeg
+    from media.decode import DecodeLimits
+    from media.encode import encode_jpeg
     from sandbox.characters.render import render_scene
     from sandbox.characters.traits import make_characters
 

@@ -12,8 +12,9 @@ import discord
 
 from bot.inference import InferenceService, NoModel
 from bot.sources import PROXY_HOSTS, Collected, ImageSource
-from media.decode import ImageRejected, without_trailing_data
+from media.decode import ImageRejected
 from media.fetch import FetchError, SafeFetcher
+from media.trailing import without_trailing_data
 
 if TYPE_CHECKING:
     from catalog.settings import Settings

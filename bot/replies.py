@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from bot.answering import Outcome
 from bot.render import AnswerView, ImageView
 from catalog.predictions import AnswerRecord, ImageRecord
-from media.decode import encode_png
+from media.encode import encode_png
 from models.answer import Answer
 from models.memory import encode_embedding
 

@@ -13,6 +13,10 @@ and a sentence for a person. Its time and memory are bounded by `ImageLimits`:
   pixel budget (`ImageLimits.max_animation_pixels`) lets seeking reach: a long animation is answered
   from its reachable part, and a large canvas with many frames cannot make seeking slow;
 - Pillow's `ImageFile.LOAD_TRUNCATED_IMAGES` must stay False (the default): truncated files are refused.
+
+Its parts live beside it: format sniffing in `media.sniff`, frame counting and sampling in
+`media.frames`, pixel conversion in `media.pixels`, the greyscale test in `media.greyscale`; encoding
+is `media.encode`, and cutting data appended after an image is `media.trailing`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,10 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError, features
 
 from catalog.settings import ImageLimits
+from media.frames import reachable_frames, sample_indices, scan_gif
+from media.greyscale import is_greyscale
+from media.pixels import exif_orientation, to_rgb, upright
+from media.sniff import known_unsupported_format, sniff_format
 
 if TYPE_CHECKING:
     from catalog.settings import Settings
@@ -68,25 +75,12 @@ _AVIF_READABLE: Final = bool(features.check("avif"))
 MAX_PNG_CHUNKS: Final = 100_000
 MAX_PNG_EXIF_BYTES: Final = 64 * 1024
 MAX_JPEG_SCANS: Final = 1_000
-# Seeking to frame k of a GIF/APNG/WebP decodes every frame before it at canvas size, so sampling only
-# reaches as far as `ImageLimits.max_animation_pixels` allows (e.g. 96 frames of a 1000x1000
-# animation at the default). Each frame also costs a fixed amount whatever its size, measured at about as much as
-# decoding this many canvas pixels (Pillow 13: 90 us a frame of a 64x64 GIF, 2.5 ns a canvas pixel
-# of a 320x240 one), so 10,000 tiny frames are not free either.
-FRAME_OVERHEAD_PIXELS: Final = 32_768
-_COMPOSITE_BAND_PIXELS: Final = 1 << 20
 
 # PNG chunks Pillow needs for pixels, transparency, animation and orientation; everything else
 # (tEXt/zTXt/iTXt, iCCP, unknown private chunks) is metadata we never use.
 _PNG_KEPT_CHUNKS: Final = frozenset(
     {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"acTL", b"fcTL", b"fdAT", b"eXIf"}
 )
-
-_BMP_HEADER_SIZES: Final = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
-_AVIF_BRANDS: Final = frozenset({b"avif", b"avis"})
-_HEIF_BRANDS: Final = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
-
-_EXIF_ORIENTATION_TAG: Final = 0x0112
 
 
 class ImageRejected(Exception):
@@ -165,191 +159,6 @@ class DecodeLimits:
         return data
 
 
-def sniff_format(data: bytes) -> str | None:
-    """The image format named by the file's magic bytes, or None for anything we do not decode."""
-    head = bytes(data[:32])
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    if _ftyp_brands(data) & _AVIF_BRANDS:
-        return "avif"
-    if head[:2] == b"BM" and len(head) >= 18 and struct.unpack_from("<I", head, 14)[0] in _BMP_HEADER_SIZES:
-        return "bmp"
-    return None
-
-
-def _ftyp_brands(data: bytes) -> set[bytes]:
-    """Major and compatible brands of an ISO-BMFF `ftyp` box (AVIF, HEIC), empty if there is none."""
-    if len(data) < 16 or data[4:8] != b"ftyp":
-        return set()
-    box_size = min(struct.unpack_from(">I", data, 0)[0], len(data), 512)
-    brands = {bytes(data[8:12])}
-    brands.update(bytes(data[offset : offset + 4]) for offset in range(16, box_size - 3, 4))
-    return brands
-
-
-def _known_unsupported_format(data: bytes) -> str | None:
-    """Name of a real image format we deliberately do not decode, to tell it apart from non-images."""
-    head = bytes(data[:16])
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if head[:4] == b"8BPS":
-        return "PSD"
-    if head[:4] == b"\x00\x00\x01\x00" and len(data) > 6:
-        return "ICO"
-    if head[:2] == b"\xff\x0a" or head[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
-        return "JPEG XL"
-    if head[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n":
-        return "JPEG 2000"
-    if head[:4] == b"qoif":
-        return "QOI"
-    brands = _ftyp_brands(data)
-    if brands & _AVIF_BRANDS:
-        return "AVIF"
-    if brands & _HEIF_BRANDS:
-        return "HEIC/HEIF"
-    return None
-
-
-def strip_trailing_data(data: bytes, fmt: str | None) -> bytes:
-    """The bytes of the image itself: everything after the format's own end (e.g. an appended ZIP) cut off.
-
-    JPEG ends at the EOI that follows the last scan, PNG after IEND's CRC, GIF at its trailer, WebP at
-    the end its RIFF header declares. Other formats (AVIF, BMP), unknown formats and any file whose
-    structure does not walk cleanly to its end come back unchanged: whether those are acceptable is
-    `decode_image`'s decision. Never raises; a normal image's bytes come back as they are.
-    """
-    data = bytes(data)
-    walk = _IMAGE_END_WALKERS.get(fmt or "")
-    if walk is None:
-        return data
-    try:
-        end = walk(data)
-    except (IndexError, struct.error):  # a structure that runs off the end: not ours to judge
-        return data
-    return data[:end] if end is not None and 0 < end < len(data) else data
-
-
-def without_trailing_data(data: bytes) -> bytes:
-    """`strip_trailing_data` for the format the magic bytes name: the bytes worth storing."""
-    return strip_trailing_data(data, sniff_format(data))
-
-
-# After a JPEG scan's entropy-coded data, the next marker: 0xFF followed by anything except a stuffed
-# zero, a restart marker (RST0-7) or another 0xFF (fill bytes before a marker).
-_JPEG_MARKER_AFTER_SCAN: Final = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
-_JPEG_STANDALONE_MARKERS: Final = frozenset({0x01, *range(0xD0, 0xD8)})
-
-
-def _jpeg_end(data: bytes) -> int | None:
-    if not data.startswith(b"\xff\xd8"):
-        return None
-    size, pos = len(data), 2
-    while pos < size:
-        if data[pos] != 0xFF:
-            return None  # bytes between segments: damaged, leave it to the decoder
-        while pos + 1 < size and data[pos + 1] == 0xFF:
-            pos += 1  # fill bytes
-        if pos + 1 >= size:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xD9:  # EOI
-            return pos + 2
-        if marker in _JPEG_STANDALONE_MARKERS:
-            pos += 2
-            continue
-        if marker in (0x00, 0xD8) or pos + 4 > size:
-            return None
-        segment_end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
-        if segment_end < pos + 4 or segment_end > size:
-            return None
-        if marker != 0xDA:  # SOS: entropy-coded data follows, up to the next real marker
-            pos = segment_end
-            continue
-        found = _JPEG_MARKER_AFTER_SCAN.search(data, segment_end)
-        if found is None:
-            return None
-        pos = found.start()
-    return None
-
-
-def _png_end(data: bytes) -> int | None:
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return None
-    size, pos = len(data), 8
-    while pos + 12 <= size:
-        length, kind = struct.unpack_from(">I4s", data, pos)
-        if length > 0x7FFFFFFF or not kind.isalpha():
-            return None
-        pos += 12 + length
-        if pos > size:
-            return None
-        if kind == b"IEND":
-            return pos
-    return None
-
-
-def _gif_end(data: bytes) -> int | None:
-    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
-        return None
-    size, pos = len(data), 13
-    if data[10] & 0x80:  # global colour table
-        pos += 3 << ((data[10] & 7) + 1)
-    while pos < size:
-        block = data[pos]
-        if block == 0x3B:  # trailer
-            return pos + 1
-        if block == 0x21:  # extension: label, then data sub-blocks
-            pos = _gif_sub_blocks_end(data, pos + 2)
-        elif block == 0x2C:  # image descriptor, optional local colour table, LZW code size, sub-blocks
-            if pos + 10 > size:
-                return None
-            flags = data[pos + 9]
-            pos += 10
-            if flags & 0x80:
-                pos += 3 << ((flags & 7) + 1)
-            pos = _gif_sub_blocks_end(data, pos + 1)
-        else:
-            return None
-        if pos < 0:
-            return None
-    return None
-
-
-def _gif_sub_blocks_end(data: bytes, pos: int) -> int:
-    """Position after the terminating empty sub-block, or -1 when the data ends first."""
-    size = len(data)
-    while pos < size:
-        block = data[pos]
-        pos += 1 + block
-        if block == 0:
-            return pos
-    return -1
-
-
-def _webp_end(data: bytes) -> int | None:
-    if len(data) < 20 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
-        return None
-    riff_size = struct.unpack_from("<I", data, 4)[0]
-    end = 8 + riff_size + (riff_size & 1)
-    if end > len(data):
-        return None
-    # The chunks must fill the RIFF body exactly, or the size field is not to be trusted.
-    pos = 12
-    while pos + 8 <= end:
-        chunk_size = struct.unpack_from("<I", data, pos + 4)[0]
-        pos += 8 + chunk_size + (chunk_size & 1)
-    return end if pos == end else None
-
-
-_IMAGE_END_WALKERS: Final = {"jpeg": _jpeg_end, "png": _png_end, "gif": _gif_end, "webp": _webp_end}
-
-
 def decode_image(data: bytes, limits: ImageLimits, *, draft_long_side: int | None = None) -> DecodedImage:
     """Decode untrusted bytes into upright RGB pixels, or raise `ImageRejected`.
 
@@ -367,7 +176,7 @@ def decode_image(data: bytes, limits: ImageLimits, *, draft_long_side: int | Non
     if fmt == "avif" and not _AVIF_READABLE:
         fmt = None
     if fmt is None:
-        other = _known_unsupported_format(data)
+        other = known_unsupported_format(data)
         if other is not None:
             raise ImageRejected("unsupported_format", f"{other} images are not supported.")
         raise ImageRejected(
@@ -383,7 +192,7 @@ def decode_image(data: bytes, limits: ImageLimits, *, draft_long_side: int | Non
     if declared is not None:
         _check_pixels(*declared, limits)
     if fmt == "gif":
-        gif_frame_count, extent = _scan_gif(data, max(1, limits.max_frames_scanned))
+        gif_frame_count, extent = scan_gif(data, max(1, limits.max_frames_scanned))
         _check_pixels(*extent, limits)
 
     if ImageFile.LOAD_TRUNCATED_IMAGES:
@@ -424,17 +233,17 @@ def _decode_opened(
         width, height = image.size
 
     image.load()
-    orientation = _orientation(image)
+    orientation = exif_orientation(image)
     if orientation >= 5:  # these turn the picture a quarter
         full_size = full_size[::-1]
-    first = _upright(_to_rgb(image), orientation)
+    first = upright(to_rgb(image), orientation)
     frames, indices = [first], [0]
-    for index in _sample_indices(
-        _reachable_frames(frame_count, width * height, limits), limits.max_frames_sampled
+    for index in sample_indices(
+        reachable_frames(frame_count, width * height, limits), limits.max_frames_sampled
     )[1:]:
         try:
             image.seek(index)
-            frame = _upright(_to_rgb(image), orientation)
+            frame = upright(to_rgb(image), orientation)
         except EOFError:
             break  # fewer frames than declared: keep what was read
         if frame.shape == first.shape:  # a GIF frame may grow the canvas; keep frames stackable
@@ -482,12 +291,6 @@ def _check_shape(width: int, height: int, limits: ImageLimits) -> None:
         raise ImageRejected(
             "too_small", f"The image is {width}x{height}; each side needs at least {limits.min_side} pixels."
         )
-
-
-def _reachable_frames(frame_count: int, canvas_pixels: int, limits: ImageLimits) -> int:
-    """How many leading frames seeking may go through within the limits (at least the first)."""
-    per_frame = max(1, canvas_pixels) + FRAME_OVERHEAD_PIXELS
-    return max(1, min(frame_count, limits.max_frames_scanned, limits.max_animation_pixels // per_frame))
 
 
 def _declared_size(fmt: str, data: bytes) -> tuple[int, int] | None:
@@ -539,166 +342,3 @@ def _strip_png_metadata(data: bytes) -> bytes:
         else:
             kept.append(view[pos:])
     return b"".join(kept) if dropped else data
-
-
-def _scan_gif(data: bytes, cap: int) -> tuple[int, tuple[int, int]]:
-    """Count a GIF's frames (stopping at `cap`) and the canvas their extents need, without decoding.
-
-    Pillow's own `n_frames` walks every frame, which for a 20 MB file of 1x1 frames is a million steps.
-    """
-    size = len(data)
-    canvas_w, canvas_h = struct.unpack_from("<HH", data, 6) if size >= 10 else (0, 0)
-    pos = 13
-    if size >= 13 and data[10] & 0x80:
-        pos += 3 << ((data[10] & 7) + 1)
-    frames = 0
-    while pos < size and frames < cap:
-        marker = data[pos]
-        if marker == 0x21:  # extension: label, then data sub-blocks
-            pos = _skip_gif_sub_blocks(data, pos + 2)
-        elif marker == 0x2C:  # image descriptor
-            if pos + 10 > size:
-                break
-            left, top, width, height, flags = struct.unpack_from("<HHHHB", data, pos + 1)
-            canvas_w, canvas_h = max(canvas_w, left + width), max(canvas_h, top + height)
-            pos += 10
-            if flags & 0x80:
-                pos += 3 << ((flags & 7) + 1)
-            pos = _skip_gif_sub_blocks(data, pos + 1)  # after the LZW minimum code size byte
-            frames += 1
-        else:  # trailer (0x3B) or garbage: Pillow stops there too
-            break
-    return max(frames, 1), (canvas_w, canvas_h)
-
-
-def _skip_gif_sub_blocks(data: bytes, pos: int) -> int:
-    size = len(data)
-    while pos < size:
-        block = data[pos]
-        pos += 1 + block
-        if block == 0:
-            break
-    return pos
-
-
-def _orientation(image: Image.Image) -> int:
-    try:
-        value = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
-    except Exception:  # damaged EXIF must not cost the picture; it only loses its rotation
-        logger.debug("unreadable EXIF ignored", exc_info=True)
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
-
-
-def _upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
-    """Undo the EXIF orientation: the stored pixels become what a viewer shows."""
-    if orientation == 2:
-        pixels = pixels[:, ::-1]
-    elif orientation == 3:
-        pixels = pixels[::-1, ::-1]
-    elif orientation == 4:
-        pixels = pixels[::-1]
-    elif orientation == 5:
-        pixels = pixels.transpose(1, 0, 2)
-    elif orientation == 6:
-        pixels = np.rot90(pixels, -1)
-    elif orientation == 7:
-        pixels = np.rot90(pixels, -1)[::-1]
-    elif orientation == 8:
-        pixels = np.rot90(pixels, 1)
-    return np.ascontiguousarray(pixels)
-
-
-def _to_rgb(image: Image.Image) -> np.ndarray:
-    """HxWx3 uint8 pixels of the current frame, alpha composited on white, deep colour scaled down."""
-    mode = image.mode
-    if mode == "RGB" and "transparency" not in image.info:
-        return np.array(image, dtype=np.uint8)
-    if mode.startswith("I;16") or mode == "I":
-        # Pillow's convert("L") clips 16-bit values at 255 instead of scaling them.
-        deep = np.asarray(image)
-        if deep.dtype.itemsize > 2:
-            deep = np.clip(deep, 0, 65535)
-        grey = (deep >> 8).astype(np.uint8)
-        return np.repeat(grey[:, :, None], 3, axis=2)
-    if mode == "F":
-        grey = np.clip(np.nan_to_num(np.asarray(image)), 0, 255).astype(np.uint8)
-        return np.repeat(grey[:, :, None], 3, axis=2)
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        return _over_white(np.asarray(image if mode == "RGBA" else image.convert("RGBA")))
-    return np.array(image.convert("RGB"), dtype=np.uint8)
-
-
-def _over_white(rgba: np.ndarray) -> np.ndarray:
-    """Composite on white, a band of rows at a time so the 16-bit arithmetic never spans the image."""
-    height, width = rgba.shape[:2]
-    out = np.empty((height, width, 3), np.uint8)
-    rows = max(1, _COMPOSITE_BAND_PIXELS // max(1, width))
-    for top in range(0, height, rows):
-        band = rgba[top : top + rows].astype(np.uint16)
-        alpha = band[:, :, 3:4]
-        out[top : top + rows] = (band[:, :, :3] * alpha + 255 * (255 - alpha) + 127) // 255
-    return out
-
-
-def _sample_indices(frame_count: int, wanted: int) -> list[int]:
-    """The first frame plus up to `wanted - 1` more, evenly spaced, ascending (cheap sequential seeks)."""
-    wanted = max(1, min(wanted, frame_count))
-    if wanted == 1:
-        return [0]
-    return sorted({round(i * (frame_count - 1) / (wanted - 1)) for i in range(wanted)})
-
-
-def _as_rgb_array(rgb: np.ndarray) -> np.ndarray:
-    array = np.asarray(rgb)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise ValueError(f"expected an HxWx3 uint8 array, got shape {array.shape} and dtype {array.dtype}")
-    return array
-
-
-def saturation_score(rgb: np.ndarray) -> float:
-    """How colourful a picture is, from 0 (grey) to 1.
-
-    The picture is box-averaged down to about 128 pixels a side (scanner and JPEG chroma noise
-    averages out, areas of colour do not), white balanced on its brightest pixels (so the tint of
-    yellowed paper reads as grey), and scored by the 95th percentile of per-pixel chroma
-    (max - min channel): a coloured picture needs only 5% coloured area (hair, eyes) to score high.
-    """
-    array = _as_rgb_array(rgb)
-    height, width = array.shape[:2]
-    if height == 0 or width == 0:
-        return 0.0
-    factor = max(1, math.ceil(max(height, width) / 128))
-    rows, cols = max(1, height // factor), max(1, width // factor)
-    block_h, block_w = height // rows, width // cols
-    cropped = array[: rows * block_h, : cols * block_w].astype(np.float32)
-    small = cropped.reshape(rows, block_h, cols, block_w, 3).mean(axis=(1, 3)).reshape(-1, 3)
-    white = np.maximum(np.percentile(small, 99, axis=0), 128.0)
-    balanced = np.minimum(small * (255.0 / white), 255.0)
-    chroma = balanced.max(axis=1) - balanced.min(axis=1)
-    return float(np.percentile(chroma, 95) / 255.0)
-
-
-def is_greyscale(rgb: np.ndarray, threshold: float) -> bool:
-    """True for greyscale pictures (manga pages, sketches), also when scanned on tinted paper."""
-    return saturation_score(rgb) < threshold
-
-
-def encode_png(rgb: np.ndarray, compress_level: int = 6) -> bytes:
-    """Lossless, metadata-free PNG; the same pixels (and level) always give the same bytes."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(_as_rgb_array(rgb))).save(
-        buffer, "PNG", compress_level=compress_level, optimize=False
-    )
-    return buffer.getvalue()
-
-
-def encode_jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
-    """Baseline JPEG without EXIF or ICC; the same pixels and quality always give the same bytes."""
-    if not 1 <= quality <= 100:
-        raise ValueError(f"JPEG quality must be between 1 and 100, got {quality}")
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(_as_rgb_array(rgb))).save(
-        buffer, "JPEG", quality=quality, subsampling="4:2:0", optimize=False, progressive=False
-    )
-    return buffer.getvalue()

@@ -24,8 +24,8 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from catalog.settings import DownloadSettings
-from media.decode import sniff_format
 from media.retry import RetryLater, RetryPolicy, parse_retry_after
+from media.sniff import sniff_format
 
 log = logging.getLogger(__name__)
 

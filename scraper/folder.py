@@ -29,8 +29,10 @@ from catalog.schema import LabelOrigin, Source, SourceKind
 from catalog.settings import Settings
 from catalog.store import ImageStore, sha256_of
 from media.faces import face_finder
+from scraper.candidates import ImageOrigin
 from scraper.dedup import HashIndex
-from scraper.ingest import ImageOrigin, Ingestor, IngestOutcome, OutcomeKind, Prepared, unfetched_key
+from scraper.ingest import Ingestor
+from scraper.outcomes import IngestOutcome, OutcomeKind, Prepared, unfetched_key
 from scraper.summary import ScrapeSummary, SourceCounts
 
 log = logging.getLogger(__name__)

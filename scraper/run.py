@@ -29,9 +29,10 @@ from catalog.settings import RedditSettings, Settings
 from catalog.store import ImageStore
 from media.faces import face_finder
 from media.fetch import SafeFetcher
-from scraper.candidates import ImageCandidate, SourceView
+from scraper.candidates import ImageCandidate, ImageOrigin, SourceView
 from scraper.dedup import HashIndex
-from scraper.ingest import ImageOrigin, Ingestor, IngestOutcome, OutcomeKind
+from scraper.ingest import Ingestor
+from scraper.outcomes import IngestOutcome, OutcomeKind
 from scraper.rejections import rejections_to_retry
 from scraper.summary import ScrapeSummary, SourceCounts
 
@@ -201,7 +202,8 @@ async def scrape(
     First, earlier rejections of these sources that a changed setting may now let in are tried
     again (`scraper.rejections`); with `retry_rejected`, every one that is not final.
     """
-    from scraper.reddit import RedditUnavailable, RetryBudget, make_reddit, scan_source  # asyncpraw
+    from scraper.reddit import RetryBudget, scan_source  # asyncpraw
+    from scraper.reddit_client import RedditUnavailable, make_reddit
 
     views = await asyncio.to_thread(source_views, engine, character=character, kind=source_kind)
     summary = ScrapeSummary(dry_run=dry_run)

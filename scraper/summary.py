@@ -11,7 +11,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from scraper.ingest import IngestOutcome, OutcomeKind
+from scraper.outcomes import IngestOutcome, OutcomeKind
 
 
 @dataclass

@@ -10,7 +10,7 @@ same corpus through its own entry point:
 
 Polyglots, decided: `polyglot_jpeg_zip` (a valid JPEG with a ZIP archive appended after EOI) is accepted,
 because its pixels are a valid picture; what is stored is the image up to its end marker
-(`media.decode.strip_trailing_data`), so the archive is never kept or served on. `polyglot_gif_js` (a GIF header that
+(`media.trailing.strip_trailing_data`), so the archive is never kept or served on. `polyglot_gif_js` (a GIF header that
 is also JavaScript, `GIF89a/*...*/=alert(1)`) is rejected: the `/*` it needs makes the width 10799 and
 the height is 1, so it is a 10799x1 strip (`bad_aspect`).
 """

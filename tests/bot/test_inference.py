@@ -10,7 +10,7 @@ import pytest
 
 from bot.inference import TIMINGS_KEPT, InferenceService
 from catalog.settings import Settings
-from media.decode import encode_png
+from media.encode import encode_png
 from models.classifier import Classifier
 from models.registry import Registry
 from tests.models.conftest import tiny_onnx  # noqa: F401  (the fixture)

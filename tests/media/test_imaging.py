@@ -12,16 +12,9 @@ import pytest
 from PIL import Image, ImageOps, features
 
 from catalog.settings import ImageLimits
-from media.decode import (
-    MAX_JPEG_SCANS,
-    REASONS,
-    DecodedImage,
-    ImageRejected,
-    decode_image,
-    encode_jpeg,
-    encode_png,
-    sniff_format,
-)
+from media.decode import MAX_JPEG_SCANS, REASONS, DecodedImage, ImageRejected, decode_image
+from media.encode import encode_jpeg, encode_png
+from media.sniff import sniff_format
 from tests import hostile_files as hf
 
 LIMITS = ImageLimits()

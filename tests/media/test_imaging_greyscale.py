@@ -17,7 +17,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from catalog.settings import ImageLimits
-from media.decode import ImageRejected, decode_image, encode_png, is_greyscale, saturation_score
+from media.decode import ImageRejected, decode_image
+from media.encode import encode_png
+from media.greyscale import is_greyscale, saturation_score
 from sandbox.characters.render import render_character
 from sandbox.characters.traits import make_characters
 from tests.hostile_files import pattern

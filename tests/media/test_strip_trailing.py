@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 from catalog.settings import ImageLimits
-from media.decode import decode_image, sniff_format, strip_trailing_data, without_trailing_data
+from media.decode import decode_image
+from media.sniff import sniff_format
+from media.trailing import strip_trailing_data, without_trailing_data
 
 LIMITS = ImageLimits(reject_greyscale=False, min_side=1)
 

@@ -24,8 +24,9 @@ from catalog.settings import Settings
 from catalog.store import ImageStore, sha256_of
 from media.faces import FaceDetector
 from sandbox.characters.render import render_character
+from scraper.candidates import ImageOrigin
 from scraper.dedup import HashIndex
-from scraper.ingest import ImageOrigin, Ingestor
+from scraper.ingest import Ingestor
 from scraper.run import scrape
 from tests.scraper import small_world
 from tests.scraper.small_world import ClaimsWorld

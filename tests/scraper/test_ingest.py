@@ -31,8 +31,11 @@ from media.boxes import same_face
 from media.faces import FaceDetector
 from sandbox.characters.render import render_character, render_scene
 from sandbox.characters.traits import make_characters
+from scraper.candidates import ImageOrigin
 from scraper.dedup import HashIndex
-from scraper.ingest import ImageOrigin, Ingestor, OutcomeKind, reject_code
+from scraper.ingest import Ingestor
+from scraper.outcomes import OutcomeKind
+from scraper.rejections import reject_code
 from tests.hostile_files import EXPECTED, HOSTILE_CASES
 
 SPECS = make_characters(3, seed=11)

@@ -13,7 +13,8 @@ import pytest
 
 from catalog.settings import RedditSettings
 from scraper.candidates import SourceView
-from scraper.reddit import MAX_TRIES, scan_source
+from scraper.reddit import scan_source
+from scraper.reddit_client import MAX_TRIES
 from tests.fixtures.reddit import RedditWorld
 
 # (how many, status, path prefix, query parameter the request must carry)

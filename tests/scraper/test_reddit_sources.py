@@ -14,7 +14,8 @@ from catalog.errors import CatalogError
 from catalog.schema import LabelOrigin
 from catalog.settings import RedditSettings
 from scraper.candidates import SourceView
-from scraper.reddit import ScanResult, make_reddit, scan_source
+from scraper.reddit import scan_source
+from scraper.reddit_client import ScanResult, make_reddit
 from tests.fixtures.reddit import RedditWorld
 
 KINDS = ("subreddit", "title_search", "comment_links")

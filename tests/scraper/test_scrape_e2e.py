@@ -39,7 +39,8 @@ from catalog.schema import (
 )
 from catalog.settings import DownloadSettings, RedditSettings, Settings
 from catalog.store import ImageStore
-from scraper.ingest import reject_code, unfetched_key
+from scraper.outcomes import unfetched_key
+from scraper.rejections import reject_code
 from scraper.run import scrape
 from scraper.summary import ScrapeSummary, summary_table
 from tests.fixtures import reddit as reddit_fixtures

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 from catalog.db import session_scope
 from catalog.schema import Image, ImageStatus, Label, Provenance
 from catalog.settings import Settings
-from scraper.ingest import reject_code
+from scraper.rejections import reject_code
 from scraper.run import scrape
 from tests.scraper import small_world
 from tests.scraper.small_world import ClaimsWorld

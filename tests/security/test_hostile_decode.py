@@ -24,7 +24,8 @@ import pytest
 from PIL import Image, ImageFile, PngImagePlugin
 
 from catalog.settings import ImageLimits
-from media.decode import DecodedImage, ImageRejected, decode_image, encode_png
+from media.decode import DecodedImage, ImageRejected, decode_image
+from media.encode import encode_png
 from tests.hostile_files import EXPECTED, HOSTILE_CASES, pattern
 
 CPU_LIMIT_S = 2.0

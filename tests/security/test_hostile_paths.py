@@ -30,12 +30,13 @@ from catalog.db import session_scope
 from catalog.schema import Image, ImageStatus, Prediction
 from catalog.settings import ImageLimits, Settings
 from catalog.store import ImageStore, sha256_of
-from media.decode import ImageRejected, decode_image, without_trailing_data
+from media.decode import ImageRejected, decode_image
+from media.trailing import without_trailing_data
 from namae.cli import app
 from sandbox.characters.render import render_character
 from sandbox.characters.traits import make_characters
 from scraper.folder import import_folder
-from scraper.ingest import reject_code
+from scraper.rejections import reject_code
 from tests.fixtures.bot import BotHarness, jpeg
 from tests.fixtures.model import TinyModel
 from tests.hostile_files import EXPECTED, HOSTILE_CASES
