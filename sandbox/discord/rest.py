@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from sandbox.discord.entities import EPHEMERAL, LOADING, FakeChannel, FakeMessage, StoredFile, iso_now
 from sandbox.discord.http_util import (
     ApiError,
     form_error,
@@ -16,6 +17,13 @@ from sandbox.discord.http_util import (
     too_many_requests,
     unknown,
 )
+from sandbox.discord.permissions import (
+    ATTACH_FILES,
+    MANAGE_MESSAGES,
+    READ_MESSAGE_HISTORY,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
+)
 from sandbox.discord.records import InteractionCallback, InteractionHandle, RequestRecord
 from sandbox.discord.validation import (
     check_autocomplete,
@@ -23,19 +31,6 @@ from sandbox.discord.validation import (
     check_commands,
     check_message,
     check_modal,
-)
-from sandbox.discord.world import (
-    ATTACH_FILES,
-    EPHEMERAL,
-    LOADING,
-    MANAGE_MESSAGES,
-    READ_MESSAGE_HISTORY,
-    SEND_MESSAGES,
-    VIEW_CHANNEL,
-    FakeChannel,
-    FakeMessage,
-    StoredFile,
-    iso_now,
 )
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from sandbox.discord import interactions as ix
+from sandbox.discord.entities import FakeMember, FakeMessage, FakeRole, StoredFile, iso_now
 from sandbox.discord.gateway import (
     DIRECT_MESSAGES,
     GUILD_MEMBERS,
@@ -28,7 +29,19 @@ from sandbox.discord.gateway import (
     Gateway,
     GatewaySession,
 )
+from sandbox.discord.guild import FakeGuild
 from sandbox.discord.http_util import RateLimiter
+from sandbox.discord.permissions import (
+    ADD_REACTIONS,
+    ATTACH_FILES,
+    DEFAULT_BOT_PERMISSIONS,
+    EMBED_LINKS,
+    READ_MESSAGE_HISTORY,
+    SEND_MESSAGES,
+    USE_APPLICATION_COMMANDS,
+    USE_EXTERNAL_EMOJIS,
+    VIEW_CHANNEL,
+)
 from sandbox.discord.records import (
     Changes,
     ForcedRateLimit,
@@ -41,26 +54,7 @@ from sandbox.discord.records import (
 )
 from sandbox.discord.rest import RestApi
 from sandbox.discord.sharding import IdentifyRecord, Shard, ShardingRules
-from sandbox.discord.world import (
-    ADD_REACTIONS,
-    ATTACH_FILES,
-    DEFAULT_BOT_PERMISSIONS,
-    EMBED_LINKS,
-    READ_MESSAGE_HISTORY,
-    SEND_MESSAGES,
-    USE_APPLICATION_COMMANDS,
-    USE_EXTERNAL_EMOJIS,
-    USER_MENTION,
-    VIEW_CHANNEL,
-    FakeGuild,
-    FakeMember,
-    FakeMessage,
-    FakeRole,
-    StoredFile,
-    World,
-    image_size,
-    iso_now,
-)
+from sandbox.discord.world import USER_MENTION, World, image_size
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
