@@ -228,7 +228,7 @@ class FakeDiscord(MemberActions, MemberInteractions, GatewayControls, Recording)
             data["width"], data["height"] = size
         return data
 
-    # ---- internals shared with rest.py / gateway.py ------------------------------------
+    # ---- internals shared with rest*.py, gateway.py and the mixins ---------------------
 
     def _token_accepted(self, token: str) -> bool:
         if token in self.revoked_tokens:
