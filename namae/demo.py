@@ -148,7 +148,7 @@ class Demo(DiscordActs, OpenWorldAct, ReportWriter):
         """The scripted variety (galleries, imgur, crossposts, comment links, duplicates, hostile
         files) plus plain image posts, so that each character has enough pictures to learn from."""
         from sandbox.characters.render import render_character
-        from sandbox.reddit.world import build_world
+        from sandbox.reddit.scripted import build_world
 
         world = reddit.world
         world.clients["namae-demo"] = "namae-demo-secret"

@@ -1,5 +1,6 @@
 """A fake Discord (REST + gateway on one loopback port) that unmodified discord.py talks to."""
 
+from sandbox.discord.guild import FakeGuild
 from sandbox.discord.records import (
     HeartbeatRecord,
     InteractionCallback,
@@ -9,7 +10,6 @@ from sandbox.discord.records import (
     ResumeRecord,
 )
 from sandbox.discord.server import FakeDiscord
-from sandbox.discord.world import FakeGuild
 
 __all__ = [
     "FakeDiscord",

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sandbox.discord.entities import FakeMessage, StoredFile
 from sandbox.discord.records import InteractionHandle, walk_components
-from sandbox.discord.world import FakeMessage, StoredFile
 
 if TYPE_CHECKING:
     from sandbox.discord.server import FakeDiscord

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sandbox.discord.world import EPHEMERAL, LOADING, StoredFile
+from sandbox.discord.entities import EPHEMERAL, LOADING, StoredFile
 
 if TYPE_CHECKING:
     from sandbox.discord.server import FakeDiscord

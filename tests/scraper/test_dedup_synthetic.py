@@ -26,7 +26,7 @@ from media.hashes import Fingerprint, fingerprint, perceptual_hashes
 from sandbox.characters import NEAR_DUPLICATE_KINDS, generate_dataset
 from sandbox.characters.render import render_character
 from sandbox.characters.traits import make_characters
-from sandbox.reddit.world import default_near_duplicate
+from sandbox.reddit.pictures import default_near_duplicate
 from scraper.dedup import DHASH_THRESHOLD, PHASH_THRESHOLD, HashIndex
 
 CHARACTERS = 6

@@ -17,7 +17,7 @@ from catalog.settings import Settings
 from catalog.store import ImageStore
 from sandbox.characters.render import render_character
 from sandbox.characters.traits import make_characters
-from sandbox.reddit.world import default_near_duplicate
+from sandbox.reddit.pictures import default_near_duplicate
 from scraper.folder import character_name_from_folder, import_folder
 from scraper.rejections import reject_code
 from scraper.summary import summary_table
