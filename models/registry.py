@@ -334,7 +334,8 @@ class Registry:
             raise RegistryError(f"{staging_dir} is not a folder")
         version = staging_dir.name
         self._create_folders()
-        if staging_dir.resolve().parent != self.staging_root.resolve():
+        imported = staging_dir.resolve().parent != self.staging_root.resolve()
+        if imported:
             probe = read_card(staging_dir, verify_hash=False)
             version = probe.version
             copy = self.staging_root / f"{version}.import-{uuid.uuid4().hex[:8]}"
@@ -349,18 +350,30 @@ class Registry:
         self.checkpoint("register:validated")
         if version in (self._state().registered or []):
             raise RegistryError(f"version {version} is already registered in {self.location}")
-        # The card goes last: a folder with a card is complete, whoever looks at it.
-        files = sorted(p for p in staging_dir.iterdir() if p.is_file() and p.name != CARD_NAME)
-        for path in [*files, staging_dir / CARD_NAME]:
-            self.objects.put_file(f"{VERSIONS_DIR}/{version}/{path.name}", path)
+        # A folder built elsewhere holds its number while it uploads, as an export does from
+        # `new_version_dir`: until the pointer lists `registered`, an upload without a reservation
+        # counts as a version registered before it did, and would be taken for this one already there.
+        claim = {"host": socket.gethostname(), "at": datetime.now(UTC).isoformat(), "import": version}
+        reserved = imported and self.objects.put_if(
+            _reserved_key(version_number(version)), json.dumps(claim).encode(), expected=None
+        )
+        try:
+            # The card goes last: a folder with a card is complete, whoever looks at it.
+            files = sorted(p for p in staging_dir.iterdir() if p.is_file() and p.name != CARD_NAME)
+            for path in [*files, staging_dir / CARD_NAME]:
+                self.objects.put_file(f"{VERSIONS_DIR}/{version}/{path.name}", path)
 
-        def add(state: RegistryState) -> tuple[bool, None]:
-            if version in (state.registered or []):
-                raise RegistryError(f"version {version} is already registered in {self.location}")
-            state.registered = sorted([*(state.registered or []), version], key=version_number)
-            return True, None
+            def add(state: RegistryState) -> tuple[bool, None]:
+                if version in (state.registered or []):
+                    raise RegistryError(f"version {version} is already registered in {self.location}")
+                state.registered = sorted([*(state.registered or []), version], key=version_number)
+                return True, None
 
-        self._switch(add)
+            self._switch(add)
+        except BaseException:
+            if reserved:  # give the number back: the upload, if any, is a leftover to clear
+                self.objects.delete(_reserved_key(version_number(version)))
+            raise
         self.checkpoint("register:moved")
         log.info("registered model %s (%d labels) as a candidate", version, len(card.labels))
         self.objects.delete(_reserved_key(version_number(version)))
