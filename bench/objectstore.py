@@ -31,7 +31,7 @@ import numpy as np
 
 from bench.harness import emit, interleave, parser, ratio, summary
 from catalog.objects import S3Objects
-from catalog.settings import StoreSettings
+from catalog.settings_sections import StoreSettings
 from tests.s3_server import S3Endpoint, ThrowawayGateway, endpoint_from_environment, make_bucket
 
 SIZES = {"16KiB": 16 << 10, "256KiB": 256 << 10, "8MiB": 8 << 20}

@@ -34,7 +34,8 @@ from catalog.errors import CatalogError
 from catalog.fsutil import atomic_write_bytes, fsync_dir
 
 if TYPE_CHECKING:
-    from catalog.settings import Settings, StoreSettings
+    from catalog.settings import Settings
+    from catalog.settings_sections import StoreSettings
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,8 @@ from asyncprawcore.exceptions import (
 
 from catalog.errors import CatalogError
 from catalog.schema import LabelOrigin, SourceKind
-from catalog.settings import RedditSettings, secret_value
+from catalog.settings import secret_value
+from catalog.settings_sections import RedditSettings
 from media.retry import RetryBudget, RetryLater, RetryPolicy, parse_retry_after
 from scraper.candidates import ORIGINS, ImageCandidate, SourceView
 from scraper.links import markdown_links, title_mentions

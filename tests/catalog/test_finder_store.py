@@ -11,7 +11,8 @@ import pytest
 
 from catalog.finder_store import finder_folder, install_finder, installed_finder
 from catalog.objects import StoreError, open_objects
-from catalog.settings import Settings, StoreSettings
+from catalog.settings import Settings
+from catalog.settings_sections import StoreSettings
 
 
 def finder_files(folder: Path, tag: str) -> Path:

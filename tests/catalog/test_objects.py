@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from catalog.objects import ObjectMissing, StoreError, open_objects
-from catalog.settings import Settings, StoreSettings
+from catalog.settings import Settings
+from catalog.settings_sections import StoreSettings
 
 
 @pytest.fixture

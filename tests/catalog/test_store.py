@@ -12,7 +12,8 @@ from sqlalchemy import Engine
 from catalog.db import session_scope
 from catalog.objects import FolderObjects, ObjectMissing
 from catalog.schema import Image, ImageStatus
-from catalog.settings import Settings, StoreSettings
+from catalog.settings import Settings
+from catalog.settings_sections import StoreSettings
 from catalog.store import ImageStore, sha256_of
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 
 from catalog.db import session_scope
 from catalog.schema import ModelVersion
-from catalog.settings import StoreSettings
+from catalog.settings_sections import StoreSettings
 from models.card import CARD_NAME, ONNX_NAME
 from models.classifier import Classifier
 from models.errors import ModelLoadError, NoActiveModel, RegistryError

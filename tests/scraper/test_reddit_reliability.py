@@ -11,7 +11,7 @@ import asyncpraw
 import asyncprawcore.const
 import pytest
 
-from catalog.settings import RedditSettings
+from catalog.settings_sections import RedditSettings
 from scraper.candidates import SourceView
 from scraper.reddit import MAX_TRIES, scan_source
 from tests.fixtures.reddit import RedditWorld

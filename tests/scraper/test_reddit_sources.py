@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from catalog.errors import CatalogError
 from catalog.schema import LabelOrigin
-from catalog.settings import RedditSettings
+from catalog.settings_sections import RedditSettings
 from scraper.candidates import SourceView
 from scraper.reddit import ScanResult, make_reddit, scan_source
 from tests.fixtures.reddit import RedditWorld

@@ -37,7 +37,8 @@ from catalog.schema import (
     Review,
     Source,
 )
-from catalog.settings import DownloadSettings, RedditSettings, Settings
+from catalog.settings import DownloadSettings, Settings
+from catalog.settings_sections import RedditSettings
 from catalog.store import ImageStore
 from scraper.ingest import reject_code, unfetched_key
 from scraper.run import scrape
