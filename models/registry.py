@@ -43,8 +43,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from catalog.folder_objects import FolderObjects
 from catalog.fsutil import fsync_dir, fsync_file
-from catalog.objects import FolderObjects, ObjectMissing, ObjectStore, open_objects
+from catalog.object_backends import open_objects
+from catalog.objects import ObjectMissing, ObjectStore
 from models.card import CARD_NAME, VERSION_RE, ModelCard, parse_card, read_card
 from models.errors import ModelLoadError, NoActiveModel, RegistryError
 from models.housekeeping import Housekeeping

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from catalog.finder_store import finder_folder, install_finder, installed_finder
-from catalog.objects import StoreError, open_objects
+from catalog.object_backends import open_objects
+from catalog.objects import StoreError
 from catalog.settings import Settings
 from catalog.settings_sections import StoreSettings
 
