@@ -21,7 +21,8 @@ from pathlib import Path
 from bench.harness import cascade_path, emit, parser
 from catalog.db import make_engine, session_scope, upgrade
 from catalog.schema import Image
-from catalog.settings import DownloadSettings, RedditSettings, Settings
+from catalog.settings import DownloadSettings, Settings
+from catalog.settings_sections import RedditSettings
 from catalog.store import ImageStore
 from media.decode import ImageRejected, decode_image
 from media.faces import FaceDetector

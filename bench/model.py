@@ -37,7 +37,7 @@ def export_default_model(
     """Export and activate the default backbone (as `Settings().train` names it) in `registry_root`."""
     import torch
 
-    from catalog.settings import TrainSettings
+    from catalog.settings_sections import TrainSettings
     from models.registry import Registry
     from trainer.backbones import build
     from trainer.export import export_version

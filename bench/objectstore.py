@@ -1,4 +1,4 @@
-"""The S3 client: obstore (through catalog.objects.S3Objects, the product's path) beside minio-py,
+"""The S3 client: obstore (through catalog.s3_objects.S3Objects, the product's path) beside minio-py,
 against a real S3 server (Ceph RGW, started here as the tests start it; NAMAE_TEST_S3_URL for
 another), and boto3 too when it is importable (it is not a project dependency: botocore pins
 python-dateutil < 3, which the project's constraints do not allow).
@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from bench.harness import emit, interleave, parser, ratio, summary
-from catalog.objects import S3Objects
-from catalog.settings import StoreSettings
+from catalog.s3_objects import S3Objects
+from catalog.settings_sections import StoreSettings
 from tests.s3_server import S3Endpoint, ThrowawayGateway, endpoint_from_environment, make_bucket
 
 SIZES = {"16KiB": 16 << 10, "256KiB": 256 << 10, "8MiB": 8 << 20}
@@ -218,7 +218,7 @@ def main() -> None:
         "objectstore",
         {
             "baseline": "minio-py 7.2 (urllib3), the same calls; boto3 beside them when importable",
-            "candidate": "obstore 0.12 (Rust object_store) through catalog.objects.S3Objects",
+            "candidate": "obstore 0.12 (Rust object_store) through catalog.s3_objects.S3Objects",
             "server": "Ceph RGW (radosgw 16, memstore OSD) on 127.0.0.1"
             if gateway is not None
             else os.environ.get("NAMAE_TEST_S3_URL", "").split("@")[-1],

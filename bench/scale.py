@@ -57,7 +57,8 @@ from bench.harness import ROOT, Target, cascade_path, emit, parser, percentile, 
 from catalog.characters import NewCharacter, add_character
 from catalog.db import open_catalog
 from catalog.guilds import GuildSettingsStore
-from catalog.settings import Settings, StoreSettings
+from catalog.settings import Settings
+from catalog.settings_sections import StoreSettings
 from models.card import CARD_NAME, read_card
 from models.registry import Registry
 from sandbox.discord import FakeDiscord

@@ -72,7 +72,8 @@ from torchvision.transforms import v2
 
 from bench.backbones import draw_characters
 from bench.harness import Target, cascade_path, emit, nvidia_smi, parser, ratio
-from catalog.settings import Settings, TrainSettings
+from catalog.settings import Settings
+from catalog.settings_sections import TrainSettings
 from trainer import augment
 from trainer.backbones import build
 from trainer.dataset import Item, PixelLoader, check_trainable, filter_classes, from_folder

@@ -7,7 +7,7 @@ import time
 
 from discord.ext import commands
 
-from catalog.settings import BotSettings
+from catalog.settings_sections import BotSettings
 
 
 class Cooldowns:

@@ -24,7 +24,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from catalog.errors import CatalogError
 from catalog.identify import IdentifySlots
-from catalog.settings import BotSettings, Settings, parse_shard_ids
+from catalog.settings import Settings
+from catalog.settings_sections import BotSettings
+from catalog.settings_types import parse_shard_ids
 
 if TYPE_CHECKING:
     import discord

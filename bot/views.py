@@ -1,5 +1,7 @@
 """Components that survive restarts: `DynamicItem`s whose custom_id carries what they act on, and
-the layouts that hold them (answer buttons, the Fix picker, the review queue, list pages).
+the layouts that hold them. This module owns what they all share (id parsing, the cog interfaces,
+error reporting) and the answer components (Right / Fix buttons, the Fix picker, search by name);
+the review queue and list pages are in `bot.moderation_views`.
 
 The ids are only pointers. Every action re-checks on our side that the prediction or review
 belongs to the guild the interaction came from, so a forged custom_id cannot reach another
@@ -30,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.outgoing import clip
-from catalog.errors import CatalogError
 from catalog.labels import NOT_A_CHARACTER
 from catalog.predictions import PredictionGone
 
@@ -231,104 +232,6 @@ class SearchModal(discord.ui.Modal, title="Find the character"):
         await _bot(interaction).report_error(interaction, error)
 
 
-class ReviewButton(
-    discord.ui.DynamicItem[discord.ui.Button],
-    template=rf"namae:review:(?P<action>approve|reject):{ANY}",
-):
-    def __init__(
-        self, action: str, review_id: int | None, label: str | None = None, *, raw: str | None = None
-    ) -> None:
-        style = discord.ButtonStyle.success if action == "approve" else discord.ButtonStyle.danger
-        super().__init__(
-            discord.ui.Button(
-                label=label or action.title(),
-                style=style,
-                custom_id=f"namae:review:{action}:{raw if raw is not None else review_id}",
-            )
-        )
-        self.action = action
-        self.review_id = review_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
-    ) -> ReviewButton:
-        return cls(match["action"], parse_id(match["id"]), item.label, raw=match["id"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        async def act() -> None:
-            if self.review_id is None:
-                raise CatalogError("that review no longer exists")
-            await _corrections(interaction).resolve_review(
-                interaction, self.review_id, approve=self.action == "approve"
-            )
-
-        await _run(interaction, act)
-
-
-def _offset(text: str) -> int:
-    """A page or offset from a custom_id; anything that is not a small number is the first page."""
-    return int(text) if re.fullmatch(r"[0-9]{1,6}", text) else 0
-
-
-class ReviewPageButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"namae:reviews:{ANY}"):
-    def __init__(self, offset: int, label: str = "More") -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=label, style=discord.ButtonStyle.secondary, custom_id=f"namae:reviews:{offset}"
-            )
-        )
-        self.offset = offset
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
-    ) -> ReviewPageButton:
-        return cls(_offset(match["id"]), item.label or "More")
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await _run(
-            interaction, lambda: _corrections(interaction).show_reviews(interaction, self.offset, edit=True)
-        )
-
-
-class CharacterPageButton(discord.ui.DynamicItem[discord.ui.Button], template=rf"namae:characters:{ANY}"):
-    def __init__(self, page: int, label: str = "Next") -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=label, style=discord.ButtonStyle.secondary, custom_id=f"namae:characters:{page}"
-            )
-        )
-        self.page = page
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
-    ) -> CharacterPageButton:
-        return cls(_offset(match["id"]), item.label or "Next")
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await _run(
-            interaction,
-            lambda: (
-                _bot(interaction)
-                .cog_of_type(CharacterPages)
-                .show_characters(interaction, self.page, edit=True)
-            ),
-        )
-
-
-CORRECTION_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
-    RightButton,
-    FixButton,
-    PickSelect,
-    SearchButton,
-    ReviewButton,
-    ReviewPageButton,
-)
-MODERATION_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (CharacterPageButton,)
-
-
 def answer_buttons(answers: list[tuple[str, int]]) -> discord.ui.View | None:
     """Right/Fix for each (tag, prediction id); at most MAX_ANSWER_BUTTONS answers get buttons."""
     if not answers:
@@ -365,41 +268,3 @@ def picker_view(prediction_id: int, choices: list[tuple[int, str, str | None]]) 
 def safe_label(name: str) -> str:
     """Select labels are plain text (no markdown), limited to 100 characters."""
     return clip(" ".join(name.split()), 100) or "?"
-
-
-def review_view(
-    review_ids: list[int], next_offset: int | None, previous_offset: int | None
-) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    for row, review_id in enumerate(review_ids[:4]):
-        approve = ReviewButton("approve", review_id, f"Approve #{review_id}")
-        reject = ReviewButton("reject", review_id, f"Reject #{review_id}")
-        approve.item.row = row
-        reject.item.row = row
-        view.add_item(approve)
-        view.add_item(reject)
-    _page_buttons(view, previous_offset, next_offset, ReviewPageButton)
-    return view
-
-
-def pages_view(page: int, pages: int) -> discord.ui.View | None:
-    """Previous / Next under a /character list page (none when everything fits on one)."""
-    if pages <= 1:
-        return None
-    view = discord.ui.View(timeout=None)
-    _page_buttons(view, page - 1 if page > 0 else None, page + 1 if page + 1 < pages else None,
-                  CharacterPageButton)  # fmt: skip
-    return view
-
-
-def _page_buttons(
-    view: discord.ui.View,
-    previous: int | None,
-    following: int | None,
-    kind: type[ReviewPageButton | CharacterPageButton],
-) -> None:
-    for target, label in ((previous, "Previous"), (following, "Next")):
-        if target is not None:
-            button = kind(target, label)
-            button.item.row = 4
-            view.add_item(button)

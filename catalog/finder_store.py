@@ -29,7 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from catalog.objects import FolderObjects, ObjectStore, StoreError, open_objects
+from catalog.folder_objects import FolderObjects
+from catalog.object_backends import open_objects
+from catalog.objects import ObjectStore, StoreError
 
 if TYPE_CHECKING:
     from catalog.settings import Settings

@@ -8,30 +8,29 @@ Every value is checked here, when the settings load, so that a command refuses a
 cannot work (a negative size, a fraction outside [0, 1], a database URL namae cannot speak, a
 schedule the worker cannot run) with one line naming it, before it starts anything;
 `load_settings` turns pydantic's report into that line.
+
+This module owns `Settings` (the top level and its sources), the sections media reads (images,
+faces, downloads: media may import this module only), loading and masking; the other sections are
+in `catalog.settings_sections`, the shared annotated types and checks in `catalog.settings_types`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     Field,
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -40,51 +39,25 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from catalog.errors import CatalogError
-from catalog.schedules import schedule_trigger
+from catalog.settings_sections import (
+    BotSettings,
+    MemorySettings,
+    RedditSettings,
+    RegistrySettings,
+    StoreSettings,
+    TrainSettings,
+    WorkerSettings,
+)
+from catalog.settings_types import Count, Fraction, HttpUrl, NonNegative, Positive
 
 CASCADE_URL = (
     "https://raw.githubusercontent.com/nagadomi/lbpcascade_animeface/master/lbpcascade_animeface.xml"
 )
 CASCADE_SHA256 = "9376d30ac38db6bda2a68b88b3b76bbd7e6aa33af47f7f5c76bc88ca75f1ce30"
-# The backbones the trainer can build (trainer.backbones builds exactly these).
-Backbone = Literal[
-    "efficientnet_lite0",
-    "mobilenet_v3_small",
-    "mobilenet_v3_large",
-    "efficientnet_b0",
-    "resnet18",
-    "resnet50",
-    "convnext_tiny",
-]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SUPPORTED_DATABASES = (
     "SQLite (sqlite:///path/to/namae.db) and PostgreSQL (postgresql://user:password@host:5432/namae)"
 )
-
-
-def _web_url(*schemes: str):
-    """A URL with one of `schemes` and a host, kept as the string it was given."""
-
-    def check(value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises ValueError on a port outside 0-65535 or not a number
-        except ValueError as exc:
-            raise ValueError(f"not a URL: {exc}") from None
-        if parts.scheme not in schemes or not parts.hostname:
-            raise ValueError(f"expected a {' or '.join(f'{s}://' for s in schemes)} URL with a host")
-        return value
-
-    return AfterValidator(check)
-
-
-HttpUrl = Annotated[str, _web_url("http", "https")]
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-Positive = Annotated[float, Field(gt=0.0)]
-NonNegative = Annotated[float, Field(ge=0.0)]
-Count = Annotated[int, Field(ge=1)]
 
 
 class ImageLimits(BaseModel):
@@ -160,215 +133,6 @@ class DownloadSettings(BaseModel):
             except ValueError:
                 raise ValueError(f"{host} -> {address!r}: expected an IP address") from None
         return value
-
-
-class RedditSettings(BaseModel):
-    client_id: SecretStr | None = None
-    client_secret: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    user_agent: str = Field(default="namae/0.1 by namae-bot", min_length=1)
-    # The sandbox points these at 127.0.0.1; the defaults are asyncpraw's own.
-    oauth_url: HttpUrl | None = None
-    reddit_url: HttpUrl | None = None
-    short_url: HttpUrl | None = None
-    listing: Literal["new", "hot", "top"] = "new"
-    time_filter: Literal["hour", "day", "week", "month", "year", "all"] = "all"
-    limit: Count = 100
-    rate_limit_backoff: NonNegative = 5.0
-    # Seconds one scrape run may spend on Reddit's failures (failed requests and back-off between
-    # tries), all sources together; past it the run stops with an error.
-    retry_budget_s: Positive = 300.0
-    imgur_client_id: SecretStr | None = None
-    imgur_api_url: HttpUrl = "https://api.imgur.com"
-
-
-class TrainSettings(BaseModel):
-    backbone: Backbone = "efficientnet_lite0"
-    image_size: int = Field(default=96, ge=32, le=1024)
-    epochs: Count = 12
-    batch_size: Count = 64
-    lr: Positive = 2e-3
-    weight_decay: NonNegative = 0.05
-    label_smoothing: float = Field(default=0.1, ge=0.0, lt=1.0)
-    min_images_per_class: Count = 8
-    max_images_per_class: Count = 2000
-    target_precision: float = Field(default=0.9, gt=0.0, le=1.0)
-    # The objective (trainer.losses): "cross_entropy", or a margin loss over a cosine head.
-    loss: Literal["cross_entropy", "cosface", "arcface"] = "cross_entropy"
-    margin: float = Field(default=0.2, ge=0.0, le=1.0)
-    val_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
-    test_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
-    seed: int = Field(default=1234, ge=0)
-    device: str = "auto"
-    num_workers: int = Field(default=0, ge=0)
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
-            raise ValueError("expected auto, cpu, cuda, cuda:N or mps")
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> TrainSettings:
-        if self.val_fraction + self.test_fraction >= 1.0:
-            raise ValueError(
-                f"val_fraction {self.val_fraction} + test_fraction {self.test_fraction} leave nothing to train on"
-            )
-        if self.max_images_per_class < self.min_images_per_class:
-            raise ValueError(
-                f"max_images_per_class {self.max_images_per_class} is below "
-                f"min_images_per_class {self.min_images_per_class}"
-            )
-        return self
-
-
-class MemorySettings(BaseModel):
-    """The character memory (models/memory.py) and the open-set answers fitted with it."""
-
-    # A character the model was not trained on is named once the memory holds this many of its faces.
-    min_examples: int = Field(default=5, ge=1)
-    # Faces kept per character (a random sample past it): the memory's size and the bot's RAM.
-    max_per_character: int = Field(default=200, ge=1)
-    # Precision the "name" threshold is fitted for, on held-out faces.
-    target_precision: float = Field(default=0.98, gt=0.0, le=1.0)
-    # Share of held-out faces of a character left out of the memory that may still be named.
-    max_strangers: float = Field(default=0.05, ge=0.0, le=1.0)
-    # How often the bot reads faces that landed in the catalog since it last looked, seconds.
-    poll_s: float = Field(default=10.0, gt=0.0)
-
-
-class RegistrySettings(BaseModel):
-    promotion_margin: Fraction = 0.01
-    # The active version and its rollback target always stay.
-    keep_last: int = Field(default=5, ge=2)
-
-
-class StoreSettings(BaseModel):
-    """Where images, models and the frozen test set live. Unset `url`: folders in the data
-    directory (one machine). `s3://bucket/prefix`: any S3-compatible service, and the data
-    directory is only a local cache, so bot, workers and trainer need no shared filesystem."""
-
-    url: str | None = Field(default=None, description="s3://bucket/prefix; unset: the data directory")
-    endpoint: str | None = Field(
-        default=None, description="e.g. http://minio:9000 or https://<account>.r2.cloudflarestorage.com"
-    )
-    region: str = "us-east-1"
-    access_key_id: SecretStr | None = None
-    secret_access_key: SecretStr | None = None
-    session_token: SecretStr | None = None
-    # MinIO, Ceph and most self-hosted services want path-style URLs (http://host/bucket/key).
-    virtual_hosted_style: bool = False
-    timeout_s: float = Field(default=60.0, gt=0)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-
-    @field_validator("url")
-    @classmethod
-    def _s3_only(cls, value: str | None) -> str | None:
-        if value in (None, ""):
-            return None
-        if not value.startswith("s3://") or len(value) <= len("s3://"):
-            raise ValueError(f"must look like s3://bucket or s3://bucket/prefix, got {value!r}")
-        return value
-
-
-class BotSettings(BaseModel):
-    token: SecretStr | None = None
-    allowed_hosts: list[str] = Field(
-        default_factory=lambda: [
-            "cdn.discordapp.com",
-            "media.discordapp.net",
-            "i.redd.it",
-            "i.imgur.com",
-        ]
-    )
-    max_image_bytes: Count = 10 * 1024 * 1024
-    max_images_per_message: Count = 10
-    concurrency: Count = 2
-    # Below this confidence the bot says "not sure"; None: the model card's own thresholds (per
-    # character, fitted by the trainer for its target precision). A guild's /settings threshold
-    # overrides either.
-    default_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    top_k: Count = 3
-    quorum: Count = 2
-    member_cooldown_s: NonNegative = 5.0
-    member_cooldown_rate: Count = 3
-    guild_cooldown_s: NonNegative = 10.0
-    guild_cooldown_rate: Count = 30
-    cache_size: int = Field(default=1024, ge=0)
-    model_poll_s: Positive = 5.0
-    prediction_retention_days: Count = 180
-    # The sandbox sets these to its own 127.0.0.1 address.
-    api_base: HttpUrl | None = None
-    gateway_url: Annotated[str, _web_url("ws", "wss")] | None = None
-    # Sharding: without a count the bot asks Discord (GET /gateway/bot) and runs every shard in
-    # this process; with `shard_ids` ("0,1", "4-7") it runs those of `shard_count` shards, so
-    # several processes or machines share the bot.
-    shard_count: int | None = Field(default=None, ge=1)
-    shard_ids: Annotated[list[int] | None, NoDecode] = None
-    # Discord allows one IDENTIFY per 5 s per concurrency bucket; only the sandbox changes it.
-    identify_interval_s: float = Field(default=5.0, ge=0)
-
-    @field_validator("shard_ids", mode="before")
-    @classmethod
-    def _shard_ids(cls, value: Any) -> Any:
-        return parse_shard_ids(value) if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _shards_fit(self) -> Self:
-        if self.shard_ids is not None:
-            if self.shard_count is None:
-                raise ValueError("shard_ids needs shard_count (NAMAE_DISCORD__SHARD_COUNT or --shard-count)")
-            outside = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
-            if outside:
-                raise ValueError(
-                    f"shard ids {outside} are outside 0..{self.shard_count - 1} ({self.shard_count} shards)"
-                )
-            if not self.shard_ids or len(set(self.shard_ids)) != len(self.shard_ids):
-                raise ValueError(f"shard ids must be distinct and at least one, got {self.shard_ids}")
-        return self
-
-    @field_validator("allowed_hosts")
-    @classmethod
-    def _hosts(cls, value: list[str]) -> list[str]:
-        bad = [host for host in value if not host.strip() or "/" in host or " " in host.strip()]
-        if bad:
-            raise ValueError(f"expected host names such as cdn.discordapp.com, got {bad!r}")
-        return value
-
-
-class WorkerSettings(BaseModel):
-    """Schedules are `interval:<n><s|m|h|d|w>`, `cron:<crontab>` (UTC) or `off`."""
-
-    rescrape_schedule: str = "interval:6h"
-    retrain_schedule: str = "cron:0 4 * * 0"
-    retrain_check_schedule: str = "interval:30m"
-    retrain_min_new_labels: Count = 50
-    poll_interval_s: Positive = 0.5
-    heartbeat_s: Positive = 5.0
-    stale_after_s: Positive = 60.0
-    misfire_grace_s: Count = 3600
-    max_attempts: Count = 3
-
-    @field_validator("rescrape_schedule", "retrain_schedule", "retrain_check_schedule")
-    @classmethod
-    def _schedule(cls, value: str) -> str:
-        try:
-            schedule_trigger(value)
-        except ValueError as exc:
-            raise ValueError(f"not a schedule: {exc}") from None
-        return value
-
-    @model_validator(mode="after")
-    def _heartbeat_before_stale(self) -> WorkerSettings:
-        # A running job beats every heartbeat_s; one silent for stale_after_s is taken for dead.
-        if self.stale_after_s <= self.heartbeat_s:
-            raise ValueError(
-                f"stale_after_s {self.stale_after_s} must be longer than heartbeat_s {self.heartbeat_s}, "
-                "or running jobs are taken for dead"
-            )
-        return self
 
 
 class Settings(BaseSettings):
@@ -494,25 +258,6 @@ def _hide_password(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
-
-
-def parse_shard_ids(text: str) -> list[int]:
-    """Shard ids written as "0,1", "4-7", "0,2-3" or "[0, 1]"."""
-    ids: list[int] = []
-    for part in text.strip().strip("[]").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        low, dash, high = part.partition("-")
-        try:
-            first = int(low)
-            last = int(high) if dash else first
-        except ValueError:
-            raise ValueError(f"shard ids look like 0,1 or 4-7, not {text!r}") from None
-        if last < first:
-            raise ValueError(f"shard id range {part!r} runs backwards")
-        ids.extend(range(first, last + 1))
-    return ids
 
 
 def secret_value(secret: SecretStr | None) -> str | None:

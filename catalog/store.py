@@ -14,8 +14,10 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from catalog.db import session_scope
+from catalog.folder_objects import FolderObjects
 from catalog.fsutil import atomic_write_bytes
-from catalog.objects import FolderObjects, ObjectMissing, ObjectStore, open_objects
+from catalog.object_backends import open_objects
+from catalog.objects import ObjectMissing, ObjectStore
 from catalog.schema import Face, Image
 from catalog.settings import Settings
 

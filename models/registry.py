@@ -9,7 +9,8 @@ Keys under the registry's root::
     versions/<version>/         model.onnx + model.json (+ whatever else the exporter wrote:
                                 memory.npz, the character memory of its training faces, travels
                                 with the version to every machine); never modified once registered
-    reserved/<number>           a version number taken by an export in progress (create-only)
+    reserved/<number>           a version number taken by an export (or an import) in progress
+                                (create-only)
 
 A version is registered when the pointer lists it, and active when the pointer names it, so both
 steps are one conditional write of one small object: on S3 a PUT with `If-Match` (the pointer's
@@ -22,6 +23,10 @@ Exports are staged in a local folder (`.staging/` beside the versions, on the tr
 uploaded before the pointer lists them. With a remote store, versions are copied on first use into
 the local cache (`<data_dir>/cache/models/versions/<version>`), checked against their card; they
 never change, so the copy never goes stale.
+
+This module owns the registry's folders, reading the pointer and cards, and reserving and
+registering versions; `Registry` takes promotion and rollback from `models.promotion`, and pruning,
+leftovers and the catalog mirror from `models.housekeeping`.
 """
 
 from __future__ import annotations
@@ -32,18 +37,22 @@ import logging
 import shutil
 import socket
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from catalog.folder_objects import FolderObjects
 from catalog.fsutil import fsync_dir, fsync_file
-from catalog.objects import FolderObjects, ObjectMissing, ObjectStore, open_objects
+from catalog.object_backends import open_objects
+from catalog.objects import ObjectMissing, ObjectStore
 from models.card import CARD_NAME, VERSION_RE, ModelCard, parse_card, read_card
 from models.errors import ModelLoadError, NoActiveModel, RegistryError
-from models.pointer import POINTER_KEY, Pointer, RegistryState, version_number
+from models.housekeeping import Housekeeping
+from models.pointer import Pointer, RegistryState, version_number
+from models.promotion import Promotion
+from models.registry_keys import RESERVED_DIR, STAGING_DIR, STATE_NAME, TRASH_DIR, VERSIONS_DIR, reserved_key
 from models.versions import (
     ACTIVE,
     BROKEN,
@@ -72,16 +81,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STATE_NAME = POINTER_KEY
-VERSIONS_DIR = "versions"
-RESERVED_DIR = "reserved"
-STAGING_DIR = ".staging"
-TRASH_DIR = ".trash"
-STALE_STAGING_S = 6 * 3600
-STALE_TEMP_S = 600
 
-
-class Registry:
+class Registry(Promotion, Housekeeping):
     def __init__(
         self,
         root: Path | ObjectStore,
@@ -318,7 +319,7 @@ class Registry:
         number = max(numbers, default=0) + 1
         while True:
             claim = {"host": socket.gethostname(), "at": datetime.now(UTC).isoformat()}
-            if self.objects.put_if(_reserved_key(number), json.dumps(claim).encode(), expected=None):
+            if self.objects.put_if(reserved_key(number), json.dumps(claim).encode(), expected=None):
                 break
             number += 1  # another machine took it between our listing and our claim
         version = f"v{number:04d}-{datetime.now(UTC):%Y%m%dT%H%M}"
@@ -334,7 +335,8 @@ class Registry:
             raise RegistryError(f"{staging_dir} is not a folder")
         version = staging_dir.name
         self._create_folders()
-        if staging_dir.resolve().parent != self.staging_root.resolve():
+        imported = staging_dir.resolve().parent != self.staging_root.resolve()
+        if imported:
             probe = read_card(staging_dir, verify_hash=False)
             version = probe.version
             copy = self.staging_root / f"{version}.import-{uuid.uuid4().hex[:8]}"
@@ -349,21 +351,33 @@ class Registry:
         self.checkpoint("register:validated")
         if version in (self._state().registered or []):
             raise RegistryError(f"version {version} is already registered in {self.location}")
-        # The card goes last: a folder with a card is complete, whoever looks at it.
-        files = sorted(p for p in staging_dir.iterdir() if p.is_file() and p.name != CARD_NAME)
-        for path in [*files, staging_dir / CARD_NAME]:
-            self.objects.put_file(f"{VERSIONS_DIR}/{version}/{path.name}", path)
+        # A folder built elsewhere holds its number while it uploads, as an export does from
+        # `new_version_dir`: until the pointer lists `registered`, an upload without a reservation
+        # counts as a version registered before it did, and would be taken for this one already there.
+        claim = {"host": socket.gethostname(), "at": datetime.now(UTC).isoformat(), "import": version}
+        reserved = imported and self.objects.put_if(
+            reserved_key(version_number(version)), json.dumps(claim).encode(), expected=None
+        )
+        try:
+            # The card goes last: a folder with a card is complete, whoever looks at it.
+            files = sorted(p for p in staging_dir.iterdir() if p.is_file() and p.name != CARD_NAME)
+            for path in [*files, staging_dir / CARD_NAME]:
+                self.objects.put_file(f"{VERSIONS_DIR}/{version}/{path.name}", path)
 
-        def add(state: RegistryState) -> tuple[bool, None]:
-            if version in (state.registered or []):
-                raise RegistryError(f"version {version} is already registered in {self.location}")
-            state.registered = sorted([*(state.registered or []), version], key=version_number)
-            return True, None
+            def add(state: RegistryState) -> tuple[bool, None]:
+                if version in (state.registered or []):
+                    raise RegistryError(f"version {version} is already registered in {self.location}")
+                state.registered = sorted([*(state.registered or []), version], key=version_number)
+                return True, None
 
-        self._switch(add)
+            self._switch(add)
+        except BaseException:
+            if reserved:  # give the number back: the upload, if any, is a leftover to clear
+                self.objects.delete(reserved_key(version_number(version)))
+            raise
         self.checkpoint("register:moved")
         log.info("registered model %s (%d labels) as a candidate", version, len(card.labels))
-        self.objects.delete(_reserved_key(version_number(version)))
+        self.objects.delete(reserved_key(version_number(version)))
         if self.remote:  # keep it as this machine's copy, already checked
             with contextlib.suppress(OSError):
                 staging_dir.rename(self.versions_root / version)
@@ -371,215 +385,3 @@ class Registry:
         self._prune()
         self.sync_catalog()
         return card
-
-    def _gate(self, card: ModelCard, active: str | None, force: bool) -> tuple[bool, str]:
-        if active is None:
-            return True, "no version was active"
-        try:
-            active_card = self.card(active)
-        except RegistryError as exc:
-            return True, f"the active version {active} is unreadable ({exc}); replacing it"
-        new, old = card.test_macro_f1, active_card.test_macro_f1
-        if new is None:
-            verdict = False, f"{card.version} has no test_macro_f1 metric to compare"
-        elif old is None:
-            verdict = True, f"the active version {active} has no test_macro_f1 metric"
-        elif new + self.margin < old - 1e-12:
-            shortfall = (
-                f"test macro-F1 {new:.4f} is lower than the active {active}'s {old:.4f} "
-                f"by more than the margin {self.margin:.4f}"
-            )
-            verdict = False, shortfall
-        else:
-            verdict = (
-                True,
-                f"test macro-F1 {new:.4f} vs the active {active}'s {old:.4f} (margin {self.margin:.4f})",
-            )
-        if force and not verdict[0]:
-            return True, f"forced: {verdict[1]}"
-        return verdict
-
-    def promote(self, version: str, *, force: bool = False) -> PromotionResult:
-        """Make `version` active if it does not lose to the active one on the frozen test set by more
-        than the margin (`force` skips the comparison, never the validation)."""
-        version_number(version)
-        if version not in (self._state().registered or []):
-            raise RegistryError(f"no version {version!r} in {self.location}")
-        card = validate_folder(self.version_dir(version), expect_version=version)
-
-        def edit(state: RegistryState) -> tuple[bool, PromotionResult]:
-            if version not in (state.registered or []):
-                raise RegistryError(f"version {version} was pruned from {self.location} meanwhile")
-            previous = state.active
-            if previous == version:
-                return False, PromotionResult(False, f"{version} is already active", previous)
-            ok, reason = self._gate(card, previous, force)
-            if not ok:
-                state.refused[version] = reason
-                return True, PromotionResult(False, reason, previous)
-            if previous is not None:
-                state.history = [v for v in state.history if v != previous] + [previous]
-            state.history = [v for v in state.history if v != version]
-            state.active = version
-            state.refused.pop(version, None)
-            state.retired = [v for v in state.retired if v != version]
-            if previous is not None and previous not in state.retired:
-                state.retired.append(previous)
-            state.promoted_at[version] = datetime.now(UTC).isoformat()
-            return True, PromotionResult(True, reason, previous)
-
-        result = self._switch(edit, step="promote")
-        if result.promoted:
-            self.checkpoint("promote:switched")
-            log.info("promoted model %s (previous %s): %s", version, result.previous, result.reason)
-            self._prune()
-        elif result.previous != version:
-            log.warning("promotion of %s refused: %s", version, result.reason)
-        self.sync_catalog()
-        return result
-
-    def rollback(self) -> str:
-        """Reactivate the previously active version; returns it."""
-        state = self._state()
-        if not state.history:
-            raise RegistryError(f"no previous version to roll back to in {self.location}")
-        validate_folder(self.version_dir(state.history[-1]), expect_version=state.history[-1])
-
-        def edit(state: RegistryState) -> tuple[bool, tuple[str | None, str]]:
-            if not state.history:
-                raise RegistryError(f"no previous version to roll back to in {self.location}")
-            target = state.history.pop()
-            current = state.active
-            state.active = target
-            state.retired = [v for v in state.retired if v != target]
-            if current is not None and current not in state.retired:
-                state.retired.append(current)
-            state.promoted_at[target] = datetime.now(UTC).isoformat()
-            return True, (current, target)
-
-        current, target = self._switch(edit, step="rollback")
-        self.checkpoint("rollback:switched")
-        log.info("rolled back from %s to %s", current, target)
-        self.sync_catalog()
-        return target
-
-    def prune(self) -> list[str]:
-        """Delete all but the newest `keep_last` versions; the active version and its rollback
-        target always stay. Also clears leftovers of writers that were killed."""
-        removed = self._prune()
-        if removed:
-            self.sync_catalog()
-        return removed
-
-    def _prune(self) -> list[str]:
-        def edit(state: RegistryState) -> tuple[bool, list[str]]:
-            versions = list(state.registered or [])
-            keep = set(versions[-self.keep_last :])
-            keep |= {v for v in (state.active, state.history[-1] if state.history else None) if v}
-            doomed = [v for v in versions if v not in keep]
-            # Forget them first: a crash after this leaves unreferenced folders, never dangling names.
-            state.forget(set(doomed))
-            return bool(doomed), doomed
-
-        doomed = self._switch(edit)
-        for version in doomed:
-            self.objects.delete_prefix(f"{VERSIONS_DIR}/{version}/")
-            if self.remote:
-                shutil.rmtree(self.versions_root / version, ignore_errors=True)
-        if doomed:
-            log.info("pruned model versions %s", ", ".join(doomed))
-        self._clear_leftovers()
-        return doomed
-
-    def _clear_leftovers(self) -> None:
-        """What killed writers left: uploads never listed in the pointer, stale reservations and
-        staging folders, temp files, the trash."""
-        now = time.time()
-        reservations = {}
-        for info in self.objects.list(f"{RESERVED_DIR}/"):
-            if now - info.modified.timestamp() > STALE_STAGING_S:
-                self.objects.delete(info.key)
-            else:
-                reservations[info.key.rsplit("/", 1)[-1]] = info
-        registered = set(self._state().registered or [])
-        uploads: set[str] = set()
-        for info in self.objects.list(f"{VERSIONS_DIR}/"):
-            parts = info.key.split("/")
-            if len(parts) == 3 and VERSION_RE.match(parts[1]):
-                uploads.add(parts[1])
-            elif parts[-1].startswith(".") and now - info.modified.timestamp() > STALE_TEMP_S:
-                self.objects.delete(info.key)
-        for version in uploads - registered:
-            if f"{version_number(version):06d}" not in reservations:  # no export is still at it
-                self.objects.delete_prefix(f"{VERSIONS_DIR}/{version}/")
-        if not self.remote:  # a pointer write killed before its rename
-            for tmp in self.local_root.glob(f".{STATE_NAME}.*.tmp"):
-                with contextlib.suppress(FileNotFoundError):
-                    if tmp.stat().st_mtime < now - STALE_TEMP_S:
-                        tmp.unlink()
-        self.objects.sweep()
-        if self.trash_root.is_dir():
-            for leftover in self.trash_root.iterdir():
-                shutil.rmtree(leftover, ignore_errors=True)
-        for staged in self.staging_root.iterdir() if self.staging_root.is_dir() else ():
-            try:
-                stale = staged.stat().st_mtime < now - STALE_STAGING_S
-            except FileNotFoundError:
-                continue
-            if stale:
-                shutil.rmtree(staged, ignore_errors=True)
-        self.trim_cache()
-
-    def trim_cache(self) -> None:
-        """Drop local copies of versions no longer registered (a remote registry's cache)."""
-        if not self.remote or not self.versions_root.is_dir():
-            return
-        registered = set(self._state().registered or [])
-        for cached in self.versions_root.iterdir():
-            if not cached.name.startswith(".") and cached.name not in registered:
-                shutil.rmtree(cached, ignore_errors=True)
-
-    def discard_staging(self, staging_dir: Path) -> None:
-        """Remove an export that failed before `register`, and give its version number back."""
-        if staging_dir.resolve().parent == self.staging_root.resolve():
-            shutil.rmtree(staging_dir, ignore_errors=True)
-            if VERSION_RE.match(staging_dir.name):
-                self.objects.delete(_reserved_key(version_number(staging_dir.name)))
-
-    # -- catalog mirror ------------------------------------------------------------------------
-
-    def sync_catalog(self) -> None:
-        """Mirror the pointer into the catalog's model_versions table (the store is the truth).
-        A database failure is logged, never undoes a registry change."""
-        if self.engine is None:
-            return
-        from sqlalchemy import select
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from catalog.db import session_scope
-        from catalog.schema import ModelVersion
-
-        entries = {e.version: e for e in self.versions() if e.card is not None}
-        try:
-            with session_scope(self.engine) as session:
-                rows = {row.version: row for row in session.scalars(select(ModelVersion))}
-                for version, row in rows.items():
-                    if version not in entries:
-                        session.delete(row)
-                for version, entry in entries.items():
-                    row = rows.get(version)
-                    if row is None:
-                        row = ModelVersion(version=version)
-                        session.add(row)
-                    row.path = f"{self.location}/{VERSIONS_DIR}/{version}"
-                    row.status = entry.status
-                    row.parent = entry.card.parent
-                    row.metrics = dict(entry.card.metrics)
-                    row.created_at = entry.card.created_at
-                    row.promoted_at = entry.promoted_at
-        except SQLAlchemyError as exc:
-            log.error("model registry %s could not be mirrored into the catalog: %s", self.root, exc)
-
-
-def _reserved_key(number: int) -> str:
-    return f"{RESERVED_DIR}/{number:06d}"

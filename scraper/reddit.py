@@ -21,7 +21,7 @@ import aiohttp
 import asyncpraw
 
 from catalog.schema import LabelOrigin, SourceKind
-from catalog.settings import RedditSettings
+from catalog.settings_sections import RedditSettings
 from media.retry import RetryBudget, RetryPolicy
 from scraper.candidates import ORIGINS, ImageCandidate, SourceView
 from scraper.links import markdown_links, title_mentions

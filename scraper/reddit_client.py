@@ -36,7 +36,8 @@ from asyncprawcore.exceptions import (
 )
 
 from catalog.errors import CatalogError
-from catalog.settings import RedditSettings, secret_value
+from catalog.settings import secret_value
+from catalog.settings_sections import RedditSettings
 from media.retry import RetryBudget, RetryLater, RetryPolicy, parse_retry_after
 from scraper.candidates import ImageCandidate
 

@@ -27,7 +27,8 @@ from urllib.parse import SplitResult, urlsplit
 
 import aiohttp
 
-from catalog.settings import RedditSettings, secret_value
+from catalog.settings import secret_value
+from catalog.settings_sections import RedditSettings
 
 log = logging.getLogger(__name__)
 

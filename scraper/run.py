@@ -25,7 +25,8 @@ from catalog.db import session_scope
 from catalog.errors import CatalogError
 from catalog.finder_store import finder_folder
 from catalog.schema import Character, Source, SourceKind, utcnow
-from catalog.settings import RedditSettings, Settings
+from catalog.settings import Settings
+from catalog.settings_sections import RedditSettings
 from catalog.store import ImageStore
 from media.faces import face_finder
 from media.fetch import SafeFetcher

@@ -14,7 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from catalog.db import make_engine, upgrade
-from catalog.settings import Settings, StoreSettings
+from catalog.settings import Settings
+from catalog.settings_sections import StoreSettings
 from tests.postgres_server import PostgresUnavailable, ThrowawayCluster
 from tests.s3_server import (
     S3Endpoint,

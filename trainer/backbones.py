@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from catalog.settings import Backbone
+from catalog.settings_types import Backbone
 from trainer.losses import make_head
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from trainer.losses import make_criterion
 from trainer.progress import ProgressOption, counter, progress_display
 
 if TYPE_CHECKING:
-    from catalog.settings import TrainSettings
+    from catalog.settings_sections import TrainSettings
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from models.openset import Kind, OpenSetThresholds, combine, decide, softmax
 from trainer.evaluate import predict_embeddings, predict_logits
 
 if TYPE_CHECKING:
-    from catalog.settings import MemorySettings
+    from catalog.settings_sections import MemorySettings
     from trainer.dataset import Item
 
 OFFSET_COUNTS = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 100, 200)

@@ -27,8 +27,10 @@ import torch
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from catalog.objects import ObjectStore, open_objects
-from catalog.settings import Settings, TrainSettings
+from catalog.object_backends import open_objects
+from catalog.objects import ObjectStore
+from catalog.settings import Settings
+from catalog.settings_sections import TrainSettings
 from trainer import TrainingError, TrainingInterrupted, augment, backbones, calibration, ddp, openset, report
 from trainer.dataset import (
     Assembled,

@@ -14,8 +14,9 @@ from bot import outgoing
 from bot.app import UserFacingError
 from bot.checks import is_moderator, moderator_only
 from bot.keyed_locks import KeyedLocks
+from bot.moderation_views import CORRECTION_ITEMS, review_view
 from bot.render import notice_embed, percent, safe_name, tally_line
-from bot.views import CORRECTION_ITEMS, NONE_VALUE, CorrectionActions, picker_view, review_view
+from bot.views import NONE_VALUE, CorrectionActions, picker_view
 from catalog.characters import name_key, search_characters
 from catalog.labels import NOT_A_CHARACTER
 from catalog.predictions import get_prediction, predictions_of_reply

@@ -21,8 +21,9 @@ from discord.ext import commands
 from bot import outgoing
 from bot.app import UserFacingError
 from bot.checks import may_moderate, moderator_only
+from bot.moderation_views import MODERATION_ITEMS, pages_view
 from bot.render import known_line, notice_embed, safe_name
-from bot.views import MODERATION_ITEMS, CharacterPages, pages_view
+from bot.views import CharacterPages
 from catalog.characters import (
     NAME_MAX,
     CharacterInfo,

@@ -22,7 +22,7 @@ from catalog.characters import NewCharacter, add_character
 from catalog.db import session_scope
 from catalog.memory import NewMemoryFace, add_faces
 from catalog.schema import Prediction
-from catalog.settings import MemorySettings
+from catalog.settings_sections import MemorySettings
 from models.memory import encode_embedding
 from sandbox.characters.render import render_character
 from sandbox.characters.traits import make_characters

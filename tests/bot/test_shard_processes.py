@@ -27,7 +27,8 @@ from catalog.characters import NewCharacter, add_character
 from catalog.db import session_scope
 from catalog.guilds import GuildSettingsStore
 from catalog.schema import Label, LabelOrigin, Vote
-from catalog.settings import Settings, StoreSettings
+from catalog.settings import Settings
+from catalog.settings_sections import StoreSettings
 from models.registry import Registry
 from sandbox.discord import FakeDiscord, FakeGuild, RecordedMessage
 from sandbox.discord.sharding import ShardingRules, shard_of

@@ -22,7 +22,8 @@ from bot.sharding import (
 from catalog.db import make_engine
 from catalog.errors import CatalogError
 from catalog.identify import IdentifySlots
-from catalog.settings import Settings, parse_shard_ids
+from catalog.settings import Settings
+from catalog.settings_types import parse_shard_ids
 
 
 @pytest.mark.parametrize(

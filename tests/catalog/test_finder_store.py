@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from catalog.finder_store import finder_folder, install_finder, installed_finder
-from catalog.objects import StoreError, open_objects
-from catalog.settings import Settings, StoreSettings
+from catalog.object_backends import open_objects
+from catalog.objects import StoreError
+from catalog.settings import Settings
+from catalog.settings_sections import StoreSettings
 
 
 def finder_files(folder: Path, tag: str) -> Path:

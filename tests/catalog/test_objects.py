@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from catalog.objects import ObjectMissing, StoreError, open_objects
-from catalog.settings import Settings, StoreSettings
+from catalog.object_backends import open_objects
+from catalog.objects import ObjectMissing, StoreError
+from catalog.settings import Settings
+from catalog.settings_sections import StoreSettings
 
 
 @pytest.fixture

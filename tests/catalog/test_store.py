@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import Engine
 
 from catalog.db import session_scope
-from catalog.objects import FolderObjects, ObjectMissing
+from catalog.folder_objects import FolderObjects
+from catalog.objects import ObjectMissing
 from catalog.schema import Image, ImageStatus
-from catalog.settings import Settings, StoreSettings
+from catalog.settings import Settings
+from catalog.settings_sections import StoreSettings
 from catalog.store import ImageStore, sha256_of
 
 

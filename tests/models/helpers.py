@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from catalog.settings import Settings, StoreSettings
+from catalog.settings import Settings
+from catalog.settings_sections import StoreSettings
 from models.card import CARD_NAME, ONNX_NAME, ModelCard, Thresholds, sha256_file
 from models.memory import MEMORY_NAME, CharacterMemory
 from models.openset import OpenSetThresholds

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.settings import StoreSettings
+from catalog.settings_sections import StoreSettings
 from models.classifier import Classifier, ModelWatcher
 from models.errors import ModelLoadError
 from models.registry import Registry

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from catalog.settings import Settings, StoreSettings
+from catalog.settings import Settings
+from catalog.settings_sections import StoreSettings
 from tests.models.helpers import make_registry, stage_version
 
 REPO = Path(__file__).resolve().parents[2]

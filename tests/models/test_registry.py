@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 
 from catalog.db import session_scope
 from catalog.schema import ModelVersion
-from catalog.settings import StoreSettings
+from catalog.settings_sections import StoreSettings
 from models.card import CARD_NAME, ONNX_NAME
 from models.classifier import Classifier
 from models.errors import ModelLoadError, NoActiveModel, RegistryError
@@ -266,6 +266,26 @@ def test_register_copies_a_folder_from_outside(registry: Registry, tiny_onnx: Pa
     card = registry.register(outside)
     assert card.version == version
     assert registry.version_dir(version).is_dir()
+
+
+def test_register_imports_another_registrys_version_into_an_empty_store(
+    registry: Registry, tiny_onnx: Path, tmp_path: Path
+) -> None:
+    """A version folder built by another registry (no reservation here) lands in an empty store as a
+    candidate: the upload is not mistaken for a version registered before the pointer existed."""
+    other = Registry(tmp_path / "other")
+    version, source = stage_version(other, tiny_onnx, f1=0.6)
+    assert registry.versions() == []
+
+    card = registry.register(source)
+
+    assert card.version == version
+    assert [(e.version, e.status) for e in registry.versions()] == [(version, "candidate")]
+    assert registry.promote(version).promoted
+    assert Classifier.from_registry(registry).version == version
+    assert not list(registry.staging_root.iterdir())
+    with pytest.raises(RegistryError, match="already registered"):
+        registry.register(source)
 
 
 def _edit_card(folder: Path, **changes) -> None:

@@ -8,7 +8,7 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from catalog.settings import StoreSettings
+from catalog.settings_sections import StoreSettings
 from namae.cli import app
 
 runner = CliRunner()

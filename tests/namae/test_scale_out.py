@@ -26,7 +26,8 @@ from catalog.db import make_engine, upgrade
 from catalog.guilds import GuildSettingsStore
 from catalog.jobs import JobQueue
 from catalog.schema import JobStatus
-from catalog.settings import RedditSettings, Settings, StoreSettings
+from catalog.settings import Settings
+from catalog.settings_sections import RedditSettings, StoreSettings
 from models.registry import Registry
 from tests.fixtures.discord import DiscordWorld
 from tests.namae.test_worker_crash import assert_children_died, worker_env

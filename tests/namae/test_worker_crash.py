@@ -20,7 +20,8 @@ from sqlalchemy import Engine, func, select
 from catalog.db import make_engine, session_scope, upgrade
 from catalog.jobs import JobQueue
 from catalog.schema import Image, JobStatus
-from catalog.settings import RedditSettings, Settings
+from catalog.settings import Settings
+from catalog.settings_sections import RedditSettings
 from models.registry import Registry
 from scraper.folder import import_folder
 from scraper.run import scrape

@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 
 from catalog.characters import NewCharacter, add_character, find_character
 from catalog.db import session_scope
-from catalog.settings import RedditSettings, Settings
+from catalog.settings import Settings
+from catalog.settings_sections import RedditSettings
 from sandbox.reddit import FakeReddit
 from tests.fixtures.reddit import _cached_render, world_characters
 from tests.scraper.test_scrape_e2e import scrape_settings

@@ -11,7 +11,7 @@ import asyncpraw
 import asyncprawcore.const
 import pytest
 
-from catalog.settings import RedditSettings
+from catalog.settings_sections import RedditSettings
 from scraper.candidates import SourceView
 from scraper.reddit import scan_source
 from scraper.reddit_client import MAX_TRIES

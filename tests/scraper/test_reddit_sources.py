@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from catalog.errors import CatalogError
 from catalog.schema import LabelOrigin
-from catalog.settings import RedditSettings
+from catalog.settings_sections import RedditSettings
 from scraper.candidates import SourceView
 from scraper.reddit import scan_source
 from scraper.reddit_client import ScanResult, make_reddit

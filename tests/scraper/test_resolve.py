@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from catalog.settings import RedditSettings
+from catalog.settings_sections import RedditSettings
 from sandbox.reddit import FakeReddit
 from scraper.resolve import Resolved, SkipReason, resolve_link, resolve_post, resolve_url
 

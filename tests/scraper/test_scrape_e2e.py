@@ -37,7 +37,8 @@ from catalog.schema import (
     Review,
     Source,
 )
-from catalog.settings import DownloadSettings, RedditSettings, Settings
+from catalog.settings import DownloadSettings, Settings
+from catalog.settings_sections import RedditSettings
 from catalog.store import ImageStore
 from scraper.outcomes import unfetched_key
 from scraper.rejections import reject_code

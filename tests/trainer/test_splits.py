@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from catalog.objects import FolderObjects
+from catalog.folder_objects import FolderObjects
 from trainer import TrainingError
 from trainer.splits import NEAR_DUPLICATE_BITS, FrozenTestSet, group_items, near_duplicate_pairs, split
 
