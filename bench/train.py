@@ -75,8 +75,9 @@ from bench.harness import Target, cascade_path, emit, nvidia_smi, parser, ratio
 from catalog.settings import Settings, TrainSettings
 from trainer import augment
 from trainer.backbones import build
-from trainer.dataset import Item, PixelLoader, check_trainable, filter_classes, from_folder
+from trainer.dataset import Item, PixelLoader, check_trainable, filter_classes
 from trainer.evaluate import predict_logits
+from trainer.folder_source import from_folder
 from trainer.loop import LoopConfig, Training, prepare_training, seed_everything, train_epoch
 from trainer.splits import split
 

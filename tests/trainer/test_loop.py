@@ -10,7 +10,8 @@ import torch
 from catalog.settings import Settings
 from tests.trainer.conftest import tiny_settings
 from trainer import TrainingError, augment, backbones
-from trainer.dataset import PixelLoader, from_folder
+from trainer.dataset import PixelLoader
+from trainer.folder_source import from_folder
 from trainer.loop import LAST, LoopConfig, fit, load_checkpoint, seed_everything
 from trainer.run import train_run
 
