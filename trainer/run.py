@@ -31,10 +31,12 @@ from catalog.objects import ObjectStore, open_objects
 from catalog.settings import Settings, TrainSettings
 from trainer import TrainingError, TrainingInterrupted, augment, backbones, calibration, ddp, openset, report
 from trainer.catalog_source import from_catalog
+from trainer.checkpoints import LAST, check_compatible, load_checkpoint
 from trainer.dataset import Assembled, Item, PixelLoader, check_trainable, filter_classes
+from trainer.epoch import LoopConfig
 from trainer.evaluate import classification_table, predict_logits
 from trainer.folder_source import from_folder
-from trainer.loop import LAST, LoopConfig, check_compatible, fit, load_checkpoint, seed_everything
+from trainer.loop import fit, seed_everything
 from trainer.progress import Display, ProgressOption, progress_display
 from trainer.splits import FrozenTestSet, Split, split
 
