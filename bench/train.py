@@ -13,7 +13,7 @@ image size, batch size, epoch count, optimizer type (AdamW) and learning rate, o
 training images, and both are scored on exactly the same test images (validation images are used
 by neither):
 
-- candidate, ours: `trainer.loop.prepare_training` + `train_epoch`, the code `fit` runs each epoch:
+- candidate, ours: `trainer.epoch.prepare_training` + `train_epoch`, the code `fit` runs each epoch:
   our augmentation (`trainer.augment.train_transform`), our data loader and sampler, class-balanced
   label-smoothed cross-entropy, gradient clipping, AdamW's fused kernel with weight decay and a
   warm-up + cosine LR per step, and on a GPU bf16 autocast with channels_last.
@@ -76,9 +76,11 @@ from catalog.settings import Settings
 from catalog.settings_sections import TrainSettings
 from trainer import augment
 from trainer.backbones import build
-from trainer.dataset import Item, PixelLoader, check_trainable, filter_classes, from_folder
+from trainer.dataset import Item, PixelLoader, check_trainable, filter_classes
+from trainer.epoch import LoopConfig, Training, prepare_training, train_epoch
 from trainer.evaluate import predict_logits
-from trainer.loop import LoopConfig, Training, prepare_training, seed_everything, train_epoch
+from trainer.folder_source import from_folder
+from trainer.loop import seed_everything
 from trainer.splits import split
 
 log = logging.getLogger("bench.train")

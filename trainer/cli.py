@@ -146,7 +146,8 @@ def _train(
 ) -> None:
     from catalog.db import open_catalog
     from models.registry import Registry
-    from trainer.run import recorded_run, train_run
+    from trainer.run import train_run
+    from trainer.run_folder import recorded_run
 
     if resume is not None and from_folder is None:  # the run remembers the folder it trained on
         recorded = recorded_run(resume)

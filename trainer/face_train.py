@@ -34,13 +34,12 @@ from trainer.face_data import (
     Picture,
     Synthetic,
     crop_files,
-    fit,
     package_photos,
     read_rgb,
     regions_away_from_faces,
-    stream,
     voc_folder,
 )
+from trainer.face_inputs import fit, stream
 from trainer.face_model import TAP_CHANNELS, Exported, FaceNet, detection_loss
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Labelled faces into the active version's character memory, without a retrain.
 
 After a scrape, an import or a promotion the worker calls `remember_new_faces`: every labelled face
-in the catalog (the trainer's own view of the labelled set, `trainer.dataset.from_catalog`) that
+in the catalog (the trainer's own view of the labelled set, `trainer.catalog_source.from_catalog`) that
 neither the version's trained memory (`memory.npz`) nor its catalog rows hold yet is embedded with
 the version's ONNX model and appended as a row (`catalog.memory`), where the bot picks it up on its
 next poll. Faces are read through the image store, so nothing here assumes the bot's disk. A
@@ -25,7 +25,8 @@ from models.classifier import Classifier
 from models.errors import NoActiveModel
 from models.memory import MEMORY_NAME, CharacterMemory, encode_embedding
 from models.registry import Registry
-from trainer.dataset import PixelLoader, from_catalog
+from trainer.catalog_source import from_catalog
+from trainer.dataset import PixelLoader
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from models.classifier import Classifier
 from models.memory import CharacterMemory, MemoryEntry
 from models.openset import FaceDecision, Kind, Named, OpenWorld
 from trainer import TrainingError
-from trainer.dataset import IMAGE_SUFFIXES
+from trainer.folder_source import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 

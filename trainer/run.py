@@ -10,10 +10,8 @@ Every failure before registration leaves the registry, and so the active model, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import platform
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -22,34 +20,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from catalog.object_backends import open_objects
-from catalog.objects import ObjectStore
 from catalog.settings import Settings
 from catalog.settings_sections import TrainSettings
-from trainer import TrainingError, TrainingInterrupted, augment, backbones, calibration, ddp, openset, report
-from trainer.dataset import (
-    Assembled,
-    Item,
-    PixelLoader,
-    check_trainable,
-    filter_classes,
-    from_catalog,
-    from_folder,
-)
-from trainer.evaluate import classification_table, predict_logits
-from trainer.loop import LAST, LoopConfig, check_compatible, fit, load_checkpoint, seed_everything
-from trainer.progress import Display, ProgressOption, progress_display
-from trainer.splits import FrozenTestSet, Split, split
+from trainer import TrainingError, TrainingInterrupted, augment, backbones, ddp, openset, report
+from trainer.checkpoints import LAST, check_compatible, load_checkpoint
+from trainer.dataset import PixelLoader
+from trainer.epoch import LoopConfig
+from trainer.loop import fit, seed_everything
+from trainer.progress import ProgressOption, progress_display
+from trainer.registering import _export
+from trainer.run_dataset import _dataset, frozen_test_key, frozen_test_store
+from trainer.run_evaluation import _evaluate, _plots
+from trainer.run_folder import _attach_log_file, _detach_log_file, _resolved_config, recorded_run
 
 log = logging.getLogger(__name__)
-
-PARITY_IMAGES = 64
-MISTAKES_SHOWN = 16
 
 
 @dataclass
@@ -68,20 +56,6 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def frozen_test_key(from_folder: Path | None) -> str:
-    """One frozen test set per data source: the catalog's, or one per training folder."""
-    if from_folder is None:
-        return "catalog.json"
-    digest = hashlib.sha256(str(from_folder.resolve()).encode()).hexdigest()[:12]
-    return f"folder-{from_folder.name}-{digest}.json"
-
-
-def frozen_test_store(settings: Settings) -> ObjectStore:
-    """Where frozen test sets live: beside the images and models, so that a retrain on another
-    machine is measured on the same test images (the promotion gate compares like with like)."""
-    return open_objects(settings, "frozen_test")
-
-
 def _resolved_train_settings(settings: Settings, **overrides: Any) -> TrainSettings:
     """The training settings with the command's options applied, checked by the same rules as
     the settings themselves (an unknown backbone, a size out of range)."""
@@ -94,30 +68,6 @@ def _resolved_train_settings(settings: Settings, **overrides: Any) -> TrainSetti
             for e in exc.errors(include_url=False)
         )
         raise TrainingError(f"invalid training settings: {reasons}") from None
-
-
-def _attach_log_file(run_dir: Path) -> tuple[logging.Handler, dict[str, int]]:
-    """train.log in the run folder gets INFO from the trainer and the exporter, whatever the
-    console shows; the loggers' previous levels come back afterwards."""
-    handler = logging.FileHandler(run_dir / "train.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    previous = {}
-    for name in ("trainer", "models"):
-        logger = logging.getLogger(name)
-        previous[name] = logger.level
-        logger.addHandler(handler)
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)
-    return handler, previous
-
-
-def _detach_log_file(handler: logging.Handler, previous: dict[str, int]) -> None:
-    for name, level in previous.items():
-        logger = logging.getLogger(name)
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-    handler.close()
 
 
 def train_run(
@@ -339,265 +289,3 @@ def _train(
         shown.close()
         if log_file is not None:
             _detach_log_file(*log_file)
-
-
-def _dataset(
-    settings: Settings,
-    engine: Engine | None,
-    cfg: TrainSettings,
-    from_folder: Path | None,
-    display: Display | None = None,
-) -> tuple[Assembled, Split]:
-    if from_folder is not None:
-        assembled = from_folder_dataset(from_folder, settings, cfg.image_size, display)
-    elif engine is None:
-        raise TrainingError("no catalog to train from: give a database or --from-folder DIR")
-    else:
-        assembled = from_catalog(engine, settings, progress=display)
-    frozen = FrozenTestSet.load(frozen_test_store(settings), frozen_test_key(from_folder))
-    filter_classes(
-        assembled,
-        min_images=cfg.min_images_per_class,
-        max_images=cfg.max_images_per_class,
-        seed=cfg.seed,
-        keep=set(frozen.members),
-    )
-    check_trainable(assembled, cfg.min_images_per_class)
-    data_split = split(
-        assembled.items,
-        val_fraction=cfg.val_fraction,
-        test_fraction=cfg.test_fraction,
-        seed=cfg.seed,
-        frozen=frozen,
-    )
-    return assembled, data_split
-
-
-def from_folder_dataset(
-    folder: Path, settings: Settings, image_size: int, display: Display | None = None
-) -> Assembled:
-    return from_folder(folder, settings, image_size, progress=display)
-
-
-@dataclass(frozen=True)
-class RecordedRun:
-    """What a run was started with, from its config.json."""
-
-    train: TrainSettings
-    from_folder: Path | None
-
-
-def recorded_run(checkpoint: Path) -> RecordedRun | None:
-    """The settings and folder of the run that wrote `checkpoint` (None for a checkpoint outside
-    a run folder), so that resuming continues that run and not one with today's settings."""
-    path = checkpoint.parent / "config.json"
-    try:
-        config = json.loads(path.read_text())
-        folder = config.get("from_folder")
-        return RecordedRun(TrainSettings.model_validate(config["train"]), Path(folder) if folder else None)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise TrainingError(f"cannot resume: {path} does not say how the run was started ({exc})") from None
-
-
-def _resolved_config(
-    settings: Settings,
-    cfg: TrainSettings,
-    device_name: str,
-    dist_ctx: ddp.DistContext,
-    assembled: Assembled,
-    data_split: Split,
-    built: backbones.BuiltBackbone,
-    from_folder: Path | None,
-) -> dict[str, Any]:
-    return {
-        "train": cfg.model_dump(mode="json"),
-        "device": device_name,
-        "world_size": dist_ctx.world_size,
-        "from_folder": str(from_folder.resolve()) if from_folder else None,
-        "backbone": {
-            "name": built.name,
-            "pretrained": built.pretrained,
-            "weights_source": built.weights_source,
-        },
-        "augmentation": augment.describe(),
-        "optimizer": "AdamW, linear warm-up 1 epoch, cosine decay per step",
-        "loss": (
-            f"class-balanced cross-entropy, label smoothing {cfg.label_smoothing}"
-            if cfg.loss == "cross_entropy"
-            else f"class-balanced {cfg.loss}, margin {cfg.margin}, cosine head"
-        ),
-        "mixed_precision": "bf16 autocast + channels_last"
-        if device_name.startswith("cuda")
-        else "fp32 (CPU)",
-        "dataset": {
-            "source": assembled.source,
-            "images": len(assembled.items),
-            "classes": assembled.counts(),
-            "train": len(data_split.train),
-            "val": len(data_split.val),
-            "test": len(data_split.test),
-            "fingerprint": assembled.fingerprint(),
-            "test_set_fingerprint": data_split.frozen.fingerprint(),
-            "new_test_classes": data_split.new_test_classes,
-            "skipped": dict(assembled.skipped),
-            "dropped_classes": assembled.dropped_classes,
-            "capped_classes": assembled.capped_classes,
-            "warnings": assembled.warnings,
-        },
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
-        "registry": open_objects(settings, "models").location,
-    }
-
-
-def _evaluate(
-    built: backbones.BuiltBackbone,
-    labels: list[str],
-    val_items: list[Item],
-    test_items: list[Item],
-    loader: PixelLoader,
-    device: torch.device,
-    cfg: TrainSettings,
-) -> dict[str, Any]:
-    index = {label: i for i, label in enumerate(labels)}
-    y_val = np.array([index[i.label] for i in val_items], dtype=np.int64)
-    y_test = np.array([index[i.label] for i in test_items], dtype=np.int64)
-    val_logits = predict_logits(built.net, val_items, loader, device=device, batch_size=cfg.batch_size * 2)
-    test_logits = predict_logits(built.net, test_items, loader, device=device, batch_size=cfg.batch_size * 2)
-    temperature = calibration.fit_temperature(val_logits, y_val)
-    fitted_temperature = temperature
-    val_ece_raw = calibration.expected_calibration_error(calibration.softmax(val_logits), y_val)
-    val_ece_fit = calibration.expected_calibration_error(calibration.softmax(val_logits, temperature), y_val)
-    if val_ece_fit > val_ece_raw:
-        # NLL-optimal is not ECE-optimal on a small validation set; never ship a worse calibration.
-        log.info("temperature %.3f raises validation ECE (%.4f > %.4f); keeping T = 1", temperature,
-                 val_ece_fit, val_ece_raw)  # fmt: skip
-        temperature = 1.0
-    probs = {
-        (name, scaled): calibration.softmax(logits, temperature if scaled else 1.0)
-        for name, logits in (("val", val_logits), ("test", test_logits))
-        for scaled in (False, True)
-    }
-    choice = calibration.threshold_for_precision(probs["val", True], y_val, cfg.target_precision)
-    test_conf = probs["test", True].max(axis=1)
-    accepted = test_conf >= choice.threshold
-    test_hits = probs["test", True].argmax(axis=1) == y_test
-    ece = {
-        key: calibration.expected_calibration_error(p, y_val if key[0] == "val" else y_test)
-        for key, p in probs.items()
-    }
-    return {
-        "val": classification_table(y_val, val_logits.argmax(1), labels),
-        "test": classification_table(y_test, test_logits.argmax(1), labels),
-        "calibration": {
-            "temperature": temperature,
-            "fitted_temperature": fitted_temperature,
-            "ece_before": ece["test", False],
-            "ece_after": ece["test", True],
-            "val_ece_before": ece["val", False],
-            "val_ece_after": ece["val", True],
-            "target_precision": cfg.target_precision,
-            "threshold": choice.threshold,
-            "threshold_precision": choice.precision,
-            "threshold_coverage": choice.coverage,
-            "threshold_reached_target": choice.reached_target,
-            "test_precision_at_threshold": float(test_hits[accepted].mean()) if accepted.any() else 0.0,
-            "test_coverage_at_threshold": float(accepted.mean()) if len(accepted) else 0.0,
-            "reliability_before": calibration.reliability(probs["test", False], y_test),
-            "reliability_after": calibration.reliability(probs["test", True], y_test),
-        },
-        "_test_probs": probs["test", True],
-        "_y_test": y_test,
-    }
-
-
-def _plots(
-    run_dir: Path,
-    full: dict[str, Any],
-    evaluation: dict[str, Any],
-    test_items: list[Item],
-    loader: PixelLoader,
-    history: Any,
-) -> None:
-    labels = full["labels"]
-    probs = evaluation.pop("_test_probs")
-    y_test = evaluation.pop("_y_test")
-    full.pop("_test_probs", None)
-    full.pop("_y_test", None)
-    report.plot_confusion(
-        full["test"]["confusion_matrix"], labels, run_dir / report.CONFUSION_PNG,
-        f"test set confusion (macro-F1 {full['metrics']['test_macro_f1']:.3f})",
-    )  # fmt: skip
-    report.plot_curves(history.as_dict()["epochs"], run_dir / report.CURVES_PNG)
-    predicted = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
-    wrong = np.nonzero(predicted != y_test)[0]
-    wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:MISTAKES_SHOWN]
-    mistakes = [
-        {
-            "key": test_items[i].key,
-            "true": labels[y_test[i]],
-            "predicted": labels[predicted[i]],
-            "confidence": float(probs[i, predicted[i]]),
-        }
-        for i in wrong
-    ]
-    if len(wrong):
-        shown, title = wrong, "worst mistakes on the test set (most confident first)"
-    else:  # a grid of the closest calls says more than an empty picture
-        confidence = probs[np.arange(len(probs)), predicted] if len(probs) else np.zeros(0)
-        shown = np.argsort(confidence, kind="stable")[:MISTAKES_SHOWN]
-        title = "no mistakes on the test set: its least confident answers"
-    captions = [
-        {
-            "true": labels[y_test[i]],
-            "predicted": labels[predicted[i]],
-            "confidence": float(probs[i, predicted[i]]),
-        }
-        for i in shown
-    ]
-    report.plot_mistakes(
-        captions, [loader(test_items[i]) for i in shown], run_dir / report.MISTAKES_PNG, title=title
-    )
-    cal = full["calibration"]
-    report.plot_reliability(
-        cal["reliability_before"], cal["reliability_after"], run_dir / report.RELIABILITY_PNG,
-        cal["ece_before"], cal["ece_after"],
-    )  # fmt: skip
-    full["worst_mistakes"] = mistakes
-
-
-def _export(
-    settings: Settings,
-    engine: Engine | None,
-    built: backbones.BuiltBackbone,
-    labels: list[str],
-    cfg: TrainSettings,
-    evaluation: dict[str, Any],
-    metrics: dict[str, Any],
-    assembled: Assembled,
-    val_items: list[Item],
-    loader: PixelLoader,
-    open_world: openset.RunOpenSet,
-) -> str:
-    from models.registry import Registry
-    from trainer.export import export_version
-
-    registry = Registry.from_settings(settings, engine)
-    version, parity = export_version(
-        built.net.to("cpu").eval(),
-        registry=registry,
-        labels=labels,
-        image_size=cfg.image_size,
-        temperature=evaluation["calibration"]["temperature"],
-        thresholds=evaluation["calibration"]["threshold"],
-        metrics=dict(metrics),
-        dataset_fingerprint=assembled.fingerprint(),
-        val_images=[loader(item) for item in val_items[:PARITY_IMAGES]],
-        backbone=cfg.backbone,
-        extra={"pretrained": built.pretrained, "weights_source": built.weights_source, "loss": cfg.loss},
-        open_set=open_world.thresholds,
-        memory=open_world.memory,
-    )
-    metrics["parity_max_abs_diff"] = parity.max_abs_diff
-    return version

@@ -17,7 +17,9 @@ from catalog.settings import Settings
 from catalog.store import ImageStore
 from tests.trainer.conftest import draw_folder, tiny_settings
 from trainer import TrainingError
-from trainer.dataset import PixelLoader, check_trainable, filter_classes, from_catalog, from_folder
+from trainer.catalog_source import from_catalog
+from trainer.dataset import PixelLoader, check_trainable, filter_classes
+from trainer.folder_source import from_folder
 
 
 def _jpeg(colour: tuple[int, int, int], size: int = 48) -> bytes:

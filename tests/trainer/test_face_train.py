@@ -16,8 +16,10 @@ from namae.face_scenes import SandboxScenes
 from sandbox.characters.render import render_character, render_scene
 from sandbox.characters.traits import make_characters
 from trainer import TrainingError
-from trainer.face_data import fit, head_to_face, pasted_picture, stream, voc_folder
+from trainer.face_data import head_to_face, voc_folder
+from trainer.face_inputs import fit, stream
 from trainer.face_model import STRIDES, assign
+from trainer.face_paste import pasted_picture
 from trainer.face_train import FaceTrainConfig, train_faces
 
 

@@ -10,8 +10,11 @@ import torch
 from catalog.settings import Settings
 from tests.trainer.conftest import tiny_settings
 from trainer import TrainingError, augment, backbones
-from trainer.dataset import PixelLoader, from_folder
-from trainer.loop import LAST, LoopConfig, fit, load_checkpoint, seed_everything
+from trainer.checkpoints import LAST, load_checkpoint
+from trainer.dataset import PixelLoader
+from trainer.epoch import LoopConfig
+from trainer.folder_source import from_folder
+from trainer.loop import fit, seed_everything
 from trainer.run import train_run
 
 CONFIG = LoopConfig(epochs=2, batch_size=8, lr=2e-3, weight_decay=0.01, label_smoothing=0.1, seed=5)

@@ -18,7 +18,8 @@ from models.registry import Registry
 from tests.fixtures.model import TinyModel
 from tests.trainer.conftest import tiny_settings
 from trainer.report import CONFUSION_PNG, CURVES_PNG, MISTAKES_PNG, RELIABILITY_PNG
-from trainer.run import frozen_test_key, frozen_test_store, train_run
+from trainer.run import train_run
+from trainer.run_dataset import frozen_test_key, frozen_test_store
 
 
 def _run_dir(data_dir: Path) -> Path:

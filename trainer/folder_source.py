@@ -1,0 +1,167 @@
+"""The labelled set from a folder per character (`root/<character>/*.jpg`): faces detected and
+cropped the way the bot does, a `manifest.json`'s hints, and exact duplicates dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from catalog.errors import CatalogError
+from catalog.settings import Settings
+from media.decode import DecodeLimits, ImageRejected, decode_image
+from models.preprocess import prepare
+from trainer import TrainingError
+from trainer.dataset import Assembled, Item, _phash
+from trainer.progress import Display, counter
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".avif"}
+
+
+class _FaceCropper:
+    """Detect faces and crop them the way the bot does (the same finder, cut at the model's input
+    size), so that folder training sees the pixels the bot will show the model."""
+
+    def __init__(self, settings: Settings) -> None:
+        from catalog.finder_store import finder_folder
+        from media.faces import face_finder
+
+        self.detector = face_finder(settings, finder_folder(settings))
+
+    def crops(self, rgb: np.ndarray, size: int) -> list[np.ndarray]:
+        return [self.detector.crop(rgb, box, size) for box in self.detector.detect(rgb)]
+
+
+def _cropper(settings: Settings, assembled: Assembled) -> _FaceCropper | None:
+    try:
+        return _FaceCropper(settings)
+    except CatalogError as exc:
+        message = f"no face detector ({exc}); training on whole images"
+        log.warning(message)
+        assembled.warnings.append(message)
+        return None
+
+
+def _manifest_hints(root: Path) -> tuple[dict[Path, str], set[str]]:
+    """A `manifest.json` beside the class folders (the synthetic dataset writes one) may name
+    extra images of a character (near-duplicates, kept to test leak-free splits) and folders that
+    are not characters (multi-character scenes). Returns (extra image -> class, folders to skip)."""
+    path = root / "manifest.json"
+    if not path.is_file():
+        return {}, set()
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        extra = {root / e["path"]: str(e["character"]) for e in document.get("near_duplicates", [])}
+        skip = {
+            Path(e["path"]).parts[0]
+            for e in [*document.get("scenes", []), *document.get("near_duplicates", [])]
+        }
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        log.warning("ignoring %s: %s", path, exc)
+        return {}, set()
+    return extra, skip
+
+
+def from_folder(
+    root: Path,
+    settings: Settings,
+    image_size: int,
+    *,
+    detect_faces: bool = True,
+    progress: Display | None = None,
+) -> Assembled:
+    """`root/<character>/*.jpg`: one class per sub-folder, named after it. Files that fail
+    `decode_image` are skipped with their reason logged and counted. Reading and cropping a few
+    thousand pictures takes minutes: `progress` shows it."""
+    if not root.is_dir():
+        raise TrainingError(f"--from-folder {root}: not a folder")
+    extra, skip = _manifest_hints(root)
+    class_dirs = sorted(
+        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in skip
+    )
+    if not class_dirs:
+        raise TrainingError(f"--from-folder {root}: no sub-folders (expected one folder per character)")
+    assembled = Assembled(items=[], source=f"folder:{root.resolve()}")
+    cropper = _cropper(settings, assembled) if detect_faces else None
+    unknown = sorted({label for label in extra.values()} - {p.name for p in class_dirs})
+    if unknown:
+        log.warning("manifest names images of characters without a folder, ignored: %s", ", ".join(unknown))
+    assembled.declared = {p.name for p in class_dirs}
+    work: list[tuple[Path, Path]] = []
+    for class_dir in class_dirs:
+        files = sorted(p for p in class_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            assembled.warnings.append(f"class {class_dir.name!r}: the folder has no image files")
+        files += sorted(p for p, label in extra.items() if label == class_dir.name and p.is_file())
+        work.extend((class_dir, path) for path in files)
+    step = counter(progress, f"reading and cropping {len(work)} pictures", len(work))
+    limits = DecodeLimits(settings.images)
+    for class_dir, path in work:
+        step("")
+        try:
+            data = limits.read_file(path)
+            decoded = decode_image(data, settings.images)
+        except ImageRejected as exc:
+            log.warning("skipping %s: %s (%s)", path, exc.detail, exc.reason)
+            assembled.skipped[f"rejected:{exc.reason}"] += 1
+            continue
+        except OSError as exc:
+            log.warning("skipping %s: unreadable (%s)", path, exc.strerror or exc)
+            assembled.skipped["unreadable"] += 1
+            continue
+        image_sha = hashlib.sha256(data).hexdigest()
+        phash = _phash(decoded.rgb)
+        mirror_phash = _phash(decoded.rgb[:, ::-1])
+        crops = cropper.crops(decoded.rgb, image_size) if cropper else []
+        if len(crops) > 1:
+            # Which face is the character is unknown; the catalog sends these to review.
+            assembled.skipped["several_faces"] += 1
+            continue
+        pixels = crops[0] if crops else decoded.rgb
+        crop_phash = _phash(pixels) if crops else None
+        key = hashlib.sha256(pixels.tobytes()).hexdigest() if crops else image_sha
+        assembled.items.append(
+            Item(
+                key=key,
+                image_sha256=image_sha,
+                label=class_dir.name,
+                links=frozenset(),
+                phash=phash,
+                crop_phash=crop_phash,
+                mirror_phash=mirror_phash,
+                pixels=prepare(pixels, image_size),
+                origin="folder",
+            )
+        )
+    _drop_exact_duplicates(assembled)
+    return assembled
+
+
+def _drop_exact_duplicates(assembled: Assembled) -> None:
+    """The same file twice: once is enough; in two characters' folders, neither label is trusted."""
+    labels_of: dict[str, set[str]] = defaultdict(set)
+    for item in assembled.items:
+        labels_of[item.image_sha256].add(item.label)
+    kept, seen = [], set()
+    for item in assembled.items:
+        if len(labels_of[item.image_sha256]) > 1:
+            assembled.skipped["conflicting_labels"] += 1
+            continue
+        if (item.image_sha256, item.key) in seen:
+            assembled.skipped["exact_duplicate"] += 1
+            continue
+        seen.add((item.image_sha256, item.key))
+        kept.append(item)
+    conflicts = sorted(sha[:12] for sha, labels in labels_of.items() if len(labels) > 1)
+    if conflicts:
+        message = f"{len(conflicts)} image(s) sit in more than one character's folder and were left out"
+        log.warning("%s: %s", message, ", ".join(conflicts[:10]))
+        assembled.warnings.append(message)
+    assembled.items = kept

@@ -1,0 +1,52 @@
+"""Registering a run's model: ONNX export with its parity check on validation images, into the
+registry as a candidate version (promotion is the caller's decision).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine
+
+from catalog.settings import Settings
+from catalog.settings_sections import TrainSettings
+from trainer import backbones, openset
+from trainer.dataset import Assembled, Item, PixelLoader
+
+PARITY_IMAGES = 64
+
+
+def _export(
+    settings: Settings,
+    engine: Engine | None,
+    built: backbones.BuiltBackbone,
+    labels: list[str],
+    cfg: TrainSettings,
+    evaluation: dict[str, Any],
+    metrics: dict[str, Any],
+    assembled: Assembled,
+    val_items: list[Item],
+    loader: PixelLoader,
+    open_world: openset.RunOpenSet,
+) -> str:
+    from models.registry import Registry
+    from trainer.export import export_version
+
+    registry = Registry.from_settings(settings, engine)
+    version, parity = export_version(
+        built.net.to("cpu").eval(),
+        registry=registry,
+        labels=labels,
+        image_size=cfg.image_size,
+        temperature=evaluation["calibration"]["temperature"],
+        thresholds=evaluation["calibration"]["threshold"],
+        metrics=dict(metrics),
+        dataset_fingerprint=assembled.fingerprint(),
+        val_images=[loader(item) for item in val_items[:PARITY_IMAGES]],
+        backbone=cfg.backbone,
+        extra={"pretrained": built.pretrained, "weights_source": built.weights_source, "loss": cfg.loss},
+        open_set=open_world.thresholds,
+        memory=open_world.memory,
+    )
+    metrics["parity_max_abs_diff"] = parity.max_abs_diff
+    return version
