@@ -1,7 +1,7 @@
 """The import graph of the product packages, read with `ast` (nothing is imported to build it):
 no cycles between modules, every arrow between packages allowed by DESIGN.md's table, the bot's
-install free of torch and the trainer (also at run time, in a fresh interpreter), and a docstring
-at the top of every module saying what it owns.
+install free of torch and the trainer (also at run time, in a fresh interpreter), no module over
+about 400 lines, and a docstring at the top of every module saying what it owns.
 
 `python -m tests.test_import_graph` prints the package edges the test checks.
 """
@@ -244,6 +244,21 @@ def test_every_module_says_what_it_owns(module: str) -> None:
     tree = ast.parse(modules()[module].read_text(encoding="utf-8"))
     docstring = ast.get_docstring(tree)
     assert docstring and len(docstring.split()) >= 3, f"{module} opens without a docstring"
+
+
+# Issue 13: one job per module, about 400 lines at most. Migrations are generated history, not code
+# anyone splits.
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_grows_past_the_size_of_one_job() -> None:
+    too_long = {
+        module: lines
+        for module, path in modules().items()
+        if ".migrations." not in module
+        and (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not too_long, f"split these along their sections (over {MAX_MODULE_LINES} lines): {too_long}"
 
 
 if __name__ == "__main__":
