@@ -2,10 +2,11 @@
 cached, bounded, hot-reloaded.
 
 The answer path runs on a small thread pool (`discord.concurrency` workers, the global bound).
-Answers are cached by (sha256, model version and memory revision) and identical images already in
-flight share one computation. A `ModelWatcher` poll switches to a newly active model without a
-restart; every `memory.poll_s` the faces that landed in the catalog join the model's character
-memory (`models.memory_feed`), so a character labelled a minute ago is named now.
+Answers are cached by (sha256, model version, memory revision and face finder) and identical
+images already in flight share one computation. A `ModelWatcher` poll switches to a newly active
+model without a restart; every `memory.poll_s` the faces that landed in the catalog join the model's
+character memory (`models.memory_feed`), so a character labelled a minute ago is named now, and a
+face finder `namae train-faces` installed in the store since the last look replaces the one in use.
 
 Memory is bounded by configuration: at most `concurrency` images are decoded at once, and at most
 `2 * concurrency` downloaded images wait for a worker (see `ImageSlots`).
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
 
+from catalog.finder_store import finder_folder, installed_finder
 from catalog.settings import Settings
 from media.decode import DecodeLimits, ImageRejected
 from models.answer import Answer, answer_image
@@ -67,6 +69,9 @@ class InferenceService:
         self._memory_polled = 0.0
         self.registry = registry
         self.detector = detector
+        # The installed finder's version (catalog.finder_store) the detector was built from; None
+        # for the cascade. Only a finder chosen from the store is watched (see `check_finder`).
+        self.finder_version: str | None = None
         self.top_k = bot.top_k
         self.limits = DecodeLimits.from_settings(settings)
         # Discord attachments have a bound of their own, checked before anything is decoded.
@@ -75,7 +80,7 @@ class InferenceService:
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="namae-infer")
         # Downloads wait here, so that a burst of messages holds a bounded number of images.
         self.slots = asyncio.Semaphore(self.concurrency * 2)
-        # Answers by (sha256, model version), least recently used out; a new model version misses.
+        # Answers by (sha256, model version...), least recently used out; a new model or finder misses.
         self.cache: LRUCache[tuple[str, str], Answer] = LRUCache(maxsize=max(0, bot.cache_size))
         self._inflight: dict[tuple[str, str], asyncio.Future[Answer]] = {}
         self._classifier = self._with_settings(classifier)
@@ -119,6 +124,9 @@ class InferenceService:
             except NoActiveModel:
                 log.warning("no active model in %s; classification waits for one", self.registry.location)
         self._watcher = ModelWatcher(self.registry, self._classifier, **self._load_kw())
+        if self._finder_watched():
+            installed = await self.run(installed_finder, self.settings)
+            self.finder_version = installed.version if installed is not None else None
 
     async def check_model(self) -> bool:
         """Switch to a newly active model. Returns True when the model changed."""
@@ -150,9 +158,31 @@ class InferenceService:
             self._feed = await self.run(MemoryFeed, self.engine, classifier.world, classifier.version)
         return await self.run(self._feed.poll)
 
+    def _finder_watched(self) -> bool:
+        """Faces are found, by the finder the store's pointer names (not the cascade by choice, nor
+        a folder named in the settings)."""
+        faces = self.settings.faces
+        return self.detector is not None and faces.finder != "cascade" and faces.trained_dir is None
+
+    async def check_finder(self) -> bool:
+        """Switch to the face finder installed in the store since the last look (or back to the
+        cascade when none is any more). Returns True when the finder changed."""
+        if not self._finder_watched():
+            return False
+        installed = await self.run(installed_finder, self.settings)
+        version = installed.version if installed is not None else None
+        if version == self.finder_version:
+            return False
+        from media.faces import face_finder
+
+        self.detector = await self.run(lambda: face_finder(self.settings, finder_folder(self.settings)))
+        old, self.finder_version = self.finder_version, version
+        log.info("now finding faces with %s (was %s)", version or "the cascade", old or "the cascade")
+        return True
+
     async def watch(self, interval: float) -> None:
         """The background task: poll the registry pointer (one stat or HEAD while nothing changes)
-        and, every `memory.poll_s`, the catalog's new memory rows."""
+        and, every `memory.poll_s`, the catalog's new memory rows and the installed face finder."""
         while True:
             try:
                 changed = await self.check_model()
@@ -160,8 +190,9 @@ class InferenceService:
                 if changed or now - self._memory_polled >= self.settings.memory.poll_s:
                     self._memory_polled = now
                     await self.check_memory()
+                    await self.check_finder()
             except Exception:
-                log.exception("model or memory check failed; will try again")
+                log.exception("model, memory or face finder check failed; will try again")
             await asyncio.sleep(interval)
 
     # -- work ---------------------------------------------------------------------------------
@@ -181,7 +212,9 @@ class InferenceService:
             )
         sha = await asyncio.to_thread(_sha256, data) if len(data) > 1 << 20 else _sha256(data)
         # with the memory's revision: a face learned since must not be answered from an older entry
-        key = (sha, f"{classifier.version}#{classifier.world.revision if classifier.world else 0}")
+        detector = self.detector  # with the version in the key: a finder switch in between misses
+        revision = classifier.world.revision if classifier.world else 0
+        key = (sha, f"{classifier.version}#{revision}#{self.finder_version or 'cascade'}")
         cached = self.cache.get(key)
         if cached is not None:
             return replace(cached, seconds=0.0)
@@ -191,7 +224,7 @@ class InferenceService:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            result = await self.run(self.compute, data, sha=sha, classifier=classifier)
+            result = await self.run(self.compute, data, sha=sha, classifier=classifier, finder=detector)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters re-raise it themselves
@@ -205,14 +238,26 @@ class InferenceService:
         finally:
             self._inflight.pop(key, None)
 
-    def compute(self, data: bytes, *, sha: str | None = None, classifier: Classifier | None = None) -> Answer:
+    def compute(
+        self,
+        data: bytes,
+        *,
+        sha: str | None = None,
+        classifier: Classifier | None = None,
+        finder: FaceFinder | None = None,
+    ) -> Answer:
         """The answer path, synchronously and uncached, as this service is configured (what
         `classify` runs on the pool; benchmarks call it directly as the baseline)."""
         model = classifier or self._classifier
         if model is None:
             raise NoModel()
         return answer_image(
-            data, model=model, finder=self.detector, limits=self.limits, top_k=self.top_k, sha256=sha
+            data,
+            model=model,
+            finder=finder or self.detector,
+            limits=self.limits,
+            top_k=self.top_k,
+            sha256=sha,
         )
 
     def close(self) -> None:

@@ -39,7 +39,7 @@ def train_faces_command(
     ] = None,
 ) -> None:
     """Train the anime face finder (CPU, minutes) and install it in the store, where every bot,
-    worker and trainer finds it (the bot at its next start); without one they use the cascade.
+    worker and trainer finds it (a running bot within seconds); without one they use the cascade.
     With --out, only write it to that folder (try it with NAMAE_FACES__TRAINED_DIR)."""
     import tempfile
 

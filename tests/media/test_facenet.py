@@ -8,7 +8,6 @@ installs one in the object store."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -18,47 +17,12 @@ import pytest
 from catalog.settings import FaceSettings, Settings
 from media.boxes import Box
 from media.errors import MediaError
-from media.facenet import FACE_CARD, FACE_ONNX, FaceNetCard, NetFaceFinder
+from media.facenet import FACE_CARD, FACE_ONNX, NetFaceFinder
 
 onnx = pytest.importorskip(
     "onnx", reason="building a stand-in detector graph needs the onnx package (train extra)"
 )
-
-
-def stand_in_graph(detections: list[list[float]]) -> bytes:
-    """uint8 NHWC in -> (1, K, 5) `detections` out (plus 0 x the input, so the input is used)."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    table = np.asarray([detections], dtype=np.float32)
-    nodes = [
-        helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
-        helper.make_node("ReduceMax", ["f"], ["m"], keepdims=0),
-        helper.make_node("Mul", ["m", "zero"], ["z"]),
-        helper.make_node("Add", ["table", "z"], ["detections"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "stand-in",
-        [helper.make_tensor_value_info("image", TensorProto.UINT8, ["n", "h", "w", 3])],
-        [helper.make_tensor_value_info("detections", TensorProto.FLOAT, [1, len(detections), 5])],
-        initializer=[numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.float32(0), "zero")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model.SerializeToString()
-
-
-def write_finder(
-    folder: Path, detections: list[list[float]], *, side: int = 320, threshold: float = 0.5
-) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    graph = stand_in_graph(detections)
-    (folder / FACE_ONNX).write_bytes(graph)
-    card = FaceNetCard(
-        side=side, score_threshold=threshold, nms_iou=0.4, onnx_sha256=hashlib.sha256(graph).hexdigest()
-    )
-    (folder / FACE_CARD).write_text(card.to_json())
-    return folder
+from tests.fixtures.finders import stand_in_graph, write_finder
 
 
 def test_boxes_come_back_in_the_pictures_pixels_thresholded_and_thinned(tmp_path: Path) -> None:
