@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -53,10 +54,11 @@ def _pg_connect_args(url) -> dict[str, object]:
 
 
 def _writable(folder: Path) -> bool:
-    probe = folder / ".namae-write-probe"
+    # A probe of its own per call: processes starting together on one data directory (shards of a
+    # bot, workers) must not remove each other's probe and conclude the folder is read-only.
     try:
-        probe.write_bytes(b"")
-        probe.unlink()
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".namae-write-probe-"):
+            pass
     except OSError:
         return False
     return True
