@@ -4,8 +4,10 @@
     -> one `FaceAnswer` per face, each with a kind
 
 The bot, `namae classify`, the demo and the benchmarks all call `answer_image`, so the same file
-gets the same answer everywhere. Faces are answered left to right; when no face is found the
-whole picture is answered once. With a character memory (a version trained with it), each face
+gets the same answer everywhere. Faces are answered left to right; when the face finder finds no
+face, the picture gets one answer (box None) from the model's outputs averaged over the whole
+picture and a grid of overlapping squares of it (`models.regions`); without a finder the picture is
+answered as it is. With a character memory (a version trained with it), each face
 gets one of the open-set kinds (`models.openset`: a name, one of two, a character I don't know,
 not a character) from the head, the memory and the card's open-set thresholds; without one,
 probabilities are calibrated (the card's temperature) and whether the best candidate is named is
@@ -15,8 +17,8 @@ decided by the card's thresholds (per class, else global). Either way a caller's
 Animated pictures: faces are found in every sampled frame; the frame with the most faces (the
 earliest on a tie) sets the face positions. Each of its faces is matched in every other frame to
 the detected face that overlaps it most (IoU >= 0.3), and the probabilities of all matched crops are
-averaged (embeddings too, then re-normalized). When no frame has a face, the whole-picture
-probabilities of all frames are averaged.
+averaged (embeddings too, then re-normalized). When no frame has a face, the probabilities of the
+regions of all frames are averaged.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 from media.boxes import Box
 from media.decode import DecodedImage, DecodeLimits
 from models.openset import Kind
+from models.regions import picture_regions
 
 __all__ = ["Answer", "FaceAnswer", "Kind", "answer_image", "answer_pixels"]
 
@@ -161,7 +164,9 @@ def answer_pixels(
         boxes = [sorted(finder.detect(f), key=lambda b: (b.x, b.y)) for f in all_frames]
     reference = max(range(len(all_frames)), key=lambda i: (len(boxes[i]), -i))
     if finder is None or not boxes[reference]:
-        probabilities, embeddings = model.infer(all_frames)
+        # no finder: the caller hands over what to answer as it is (e.g. a face crop)
+        pictures = all_frames if finder is None else [r for f in all_frames for r in picture_regions(f)]
+        probabilities, embeddings = model.infer(pictures)
         # a face finder that found nothing: the picture likelier has no character at all
         found = finder is None
         return [_decide(model, None, probabilities.mean(0), embeddings.mean(0), top_k, face_found=found)]

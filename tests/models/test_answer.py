@@ -1,5 +1,5 @@
-"""The one answer path: per-face answers left to right, the whole picture when no face is found,
-frames merged, the card's thresholds deciding "not sure" unless a threshold is given."""
+"""The one answer path: per-face answers left to right, the whole picture and its regions when no
+face is found, frames merged, the card's thresholds deciding "not sure" unless a threshold is given."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from catalog.settings import FaceSettings
 from media.faces import FaceDetector
 from models.answer import answer_pixels
 from models.classifier import Classifier
+from models.regions import picture_regions
 from models.registry import Registry
 from sandbox.characters.render import render_scene
 from sandbox.characters.traits import make_characters
+from tests.fixtures.model import TinyModel
 from tests.models.tiny import LABELS, random_images, stage_version, torch_probabilities
 
 
@@ -87,8 +90,12 @@ def test_no_face_gives_one_whole_image_answer(
     plain = np.full((120, 200, 3), 230, dtype=np.uint8)
     [answer] = answer_pixels(plain, model=classifier, finder=detector)
     assert answer.box is None and answer.crop is None
+    # The model's probabilities averaged over the whole picture and the grid of squares.
+    regions = picture_regions(plain)
+    assert len(regions) == 10 and regions[0] is plain
+    assert {r.shape for r in regions[1:]} == {(84, 84, 3)}  # 0.7 of the short side
     assert answer.candidates[0].probability == pytest.approx(
-        torch_probabilities([plain], 1.0).max(), abs=1e-5
+        torch_probabilities(regions, 1.0).mean(0).max(), abs=1e-5
     )
 
 
@@ -103,9 +110,33 @@ def test_frames_are_merged_per_face_and_for_the_whole_image(
     merged = answer_pixels(blank, [scene], model=classifier, finder=detector)
     assert [a.box for a in merged] == [a.box for a in single]
     assert [a.candidates for a in merged] == [a.candidates for a in single]
-    # No face in any frame: whole-image probabilities averaged over the frames.
+    # No face in any frame: the probabilities of every frame's regions averaged.
     a, b = random_images(2, seed=9)
     [answer] = answer_pixels(a, [b], model=classifier, finder=detector, top_k=4)
-    expected = torch_probabilities([a, b], 1.0).mean(0)
+    expected = torch_probabilities([*picture_regions(a), *picture_regions(b)], 1.0).mean(0)
     for candidate in answer.candidates:
         assert candidate.probability == pytest.approx(expected[LABELS.index(candidate.label)], abs=1e-5)
+
+
+def test_a_character_off_centre_is_named_from_the_regions_when_no_face_is_found(
+    tiny_model: TinyModel, cascade_path: Path
+) -> None:
+    """A portrait in the top-left corner of a wide grey picture, with a finder that misses its face
+    (faces under 200 px are not looked for): the whole picture alone, padded square and shrunk to
+    the model's input, is mostly wrong; the regions, one of which frames the portrait, name it."""
+    classifier = Classifier.load(Registry(tiny_model.registry_root).version_dir(tiny_model.version))
+    blind = FaceDetector(cascade_path, FaceSettings(min_size=200))
+    whole_right = regions_right = 0
+    for label in tiny_model.labels:
+        for path in sorted((tiny_model.dataset_root / label).glob("*.jpg"))[2:6]:
+            picture = np.full((220, 660, 3), 128, dtype=np.uint8)
+            with Image.open(path) as portrait:
+                picture[:150, :150] = np.asarray(portrait.convert("RGB").resize((150, 150)))
+            assert blind.detect(picture) == []
+            [whole] = answer_pixels(picture, model=classifier, finder=None)  # the picture as it is
+            [answer] = answer_pixels(picture, model=classifier, finder=blind)
+            assert answer.box is None and answer.crop is None
+            whole_right += whole.candidates[0].label == label
+            regions_right += answer.candidates[0].label == label
+    assert regions_right == 16
+    assert whole_right <= 8
