@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from bench.harness import Target, cascade_path, emit, interleave, parser, ratio, summary
-from media.boxes import iou
+from media.boxes import match_detections
 from trainer.face_data import head_to_face
 
 MATCH_IOU = 0.3
@@ -127,18 +127,9 @@ def score(finder: Finder, pictures: list[tuple[np.ndarray, Truth]], operating: f
         found = finder(rgb)
         faces += len(truth)
         empty += not any(s >= operating for _, s in found)
+        boxes = [tuple(round(v) for v in face) for face in truth]
         for threshold, rows in scored.items():
-            used: set[int] = set()
-            for rect, s in sorted(found, key=lambda item: -item[1]):
-                best, which = 0.0, -1
-                for k, face in enumerate(truth):
-                    overlap = iou(rect, tuple(round(v) for v in face))
-                    if k not in used and overlap > best:
-                        best, which = overlap, k
-                hit = best >= threshold
-                if hit:
-                    used.add(which)
-                rows.append((s, hit))
+            rows.extend(match_detections(found, boxes, threshold))
     out: dict[str, Any] = {"pictures": len(pictures), "faces": faces, "pictures_without_detection": empty}
     for threshold, rows in scored.items():
         kept = [hit for s, hit in rows if s >= operating]

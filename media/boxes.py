@@ -1,7 +1,8 @@
-"""Rectangles in pixels: the `Box` a face finder returns and the one intersection-over-union everyone uses."""
+"""Rectangles in pixels: the `Box` a face finder returns and the one intersection-over-union everyone uses, and detections matched to true boxes by it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 Rect = tuple[int, int, int, int]  # x, y, width, height
@@ -19,6 +20,27 @@ def iou(a: Rect, b: Rect) -> float:
     inter = width * height
     union = aw * ah + bw * bh - inter
     return inter / union if union > 0 else 0.0
+
+
+def match_detections(
+    found: Sequence[tuple[Rect, float]], truth: Sequence[Rect], min_iou: float
+) -> list[tuple[float, bool]]:
+    """Each detection's score and whether it hits a true box: greedy, best score first, each true
+    box taken once by the detection that overlaps it most (at least `min_iou`), so lower scores
+    never change the matches of higher ones (how a detector's precision and recall are counted)."""
+    used: set[int] = set()
+    scored: list[tuple[float, bool]] = []
+    for rect, score in sorted(found, key=lambda item: -item[1]):
+        best, which = 0.0, -1
+        for index, face in enumerate(truth):
+            overlap = iou(rect, face)
+            if index not in used and overlap > best:
+                best, which = overlap, index
+        hit = best >= min_iou
+        if hit:
+            used.add(which)
+        scored.append((score, hit))
+    return scored
 
 
 def same_face(a: Rect, b: Rect) -> bool:

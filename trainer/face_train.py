@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from media.boxes import iou
+from media.boxes import match_detections
 from media.facenet import FACE_CARD, FACE_ONNX, FaceNetCard, NetFaceFinder
 from trainer import TrainingError
 from trainer.face_data import (
@@ -87,17 +87,8 @@ def evaluate(
             continue
         faces += len(truth)
         found = finder.detect_scored(rgb, threshold=0.05)
-        used: set[int] = set()
-        for box, score in sorted(found, key=lambda item: -item[1]):
-            best, which = 0.0, -1
-            for index, face in enumerate(truth):
-                overlap = iou(box.rect, tuple(round(v) for v in face))
-                if index not in used and overlap > best:
-                    best, which = overlap, index
-            hit = best >= MATCH_IOU
-            if hit:
-                used.add(which)
-            scored.append((score, hit))
+        boxes = [tuple(round(v) for v in face) for face in truth]
+        scored.extend(match_detections([(box.rect, score) for box, score in found], boxes, MATCH_IOU))
     tp = fp = 0
     best = {"threshold": 0.5, "precision": 0.0, "recall": 0.0}
     for score, hit in sorted(scored, key=lambda item: -item[0]):

@@ -14,16 +14,6 @@ from namae.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    data = tmp_path / "data"
-    monkeypatch.setenv("NAMAE_DATA_DIR", str(data))
-    monkeypatch.delenv("NAMAE_DATABASE_URL", raising=False)
-    monkeypatch.setenv("NAMAE_CONFIG", str(tmp_path / "absent.toml"))
-    monkeypatch.chdir(tmp_path)
-    return data
-
-
 def _commands(group, prefix=()):
     for name, command in getattr(group, "commands", {}).items():
         yield (*prefix, name)

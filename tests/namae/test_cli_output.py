@@ -26,17 +26,13 @@ SERIES = "[red]Re:Zero[/red] [discord]"
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cascade_path: Path) -> Path:
-    data = tmp_path / "data"
-    monkeypatch.setenv("NAMAE_DATA_DIR", str(data))
+def env(env: Path, monkeypatch: pytest.MonkeyPatch, cascade_path: Path) -> Path:
+    """The shared empty setup, with the cascade at hand, no token and rich left to detect a pipe."""
     monkeypatch.setenv("NAMAE_FACES__CASCADE_PATH", str(cascade_path))
-    monkeypatch.delenv("NAMAE_DATABASE_URL", raising=False)
     monkeypatch.delenv("NAMAE_DISCORD__TOKEN", raising=False)
     for variable in ("TTY_COMPATIBLE", "FORCE_COLOR", "COLUMNS"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("NAMAE_CONFIG", str(tmp_path / "absent.toml"))
-    monkeypatch.chdir(tmp_path)
-    return data
+    return env
 
 
 @pytest.fixture

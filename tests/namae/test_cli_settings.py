@@ -12,16 +12,6 @@ from namae.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    data = tmp_path / "data"
-    monkeypatch.setenv("NAMAE_DATA_DIR", str(data))
-    monkeypatch.delenv("NAMAE_DATABASE_URL", raising=False)
-    monkeypatch.setenv("NAMAE_CONFIG", str(tmp_path / "absent.toml"))
-    monkeypatch.chdir(tmp_path)
-    return data
-
-
 def one_error_line(result: Result) -> str:
     """The command failed with exit 1 and said why on one line of stderr, without a traceback."""
     assert result.exit_code == 1, result.output
