@@ -4,7 +4,7 @@
     evidence    a_c = s_c + offset(n_c)                      n_c: how many faces of c the memory holds
     confidence  p   = softmax(sharpness * a)                 over every character that may be named,
                       averaged with the head's probability for the characters it was trained on
-    kind        "not a character" if max s < not_character
+    kind        "not a character" if max s < not_character, or no face was found and a_best < no_face
                 "a character I don't know" if a_best < known
                 a name if p_best >= name
                 "one of these two" if p_best + p_second >= pair
@@ -54,6 +54,9 @@ class OpenSetThresholds(BaseModel):
     pair: float = Field(ge=0.0, le=2.0)  # top-two confidence for "one of these two"
     known: float  # evidence below which a face is "a character I don't know"
     not_character: float  # similarity below which it is "not a character"
+    # Evidence a picture where no face was found needs before it is read as a character at all
+    # (at least `known`); None on cards fitted before it existed, which use `known`.
+    no_face: float | None = None
     offsets: dict[int, float] = Field(default_factory=dict)  # faces in memory -> evidence offset
     min_examples: int = Field(default=5, ge=1)  # a memory-only character is named from this many faces
     target_precision: float = Field(default=0.98, gt=0.0, le=1.0)
@@ -131,7 +134,10 @@ def decide(
         # a trained character: the head must prefer it too (a character known from examples only
         # is the memory's call)
         head_best = int(np.nanargmax(head))
-    if raw < thresholds.not_character or (not face_found and ev < thresholds.known):
+    no_face_bar = (
+        thresholds.known if thresholds.no_face is None else max(thresholds.known, thresholds.no_face)
+    )
+    if raw < thresholds.not_character or (not face_found and ev < no_face_bar):
         kind = Kind.NOT_CHARACTER
     elif ev < thresholds.known:
         kind = Kind.STRANGER
