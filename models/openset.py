@@ -4,6 +4,7 @@
     evidence    a_c = s_c + offset(n_c)                      n_c: how many faces of c the memory holds
     confidence  p   = softmax(sharpness * a)                 over every character that may be named,
                       averaged with the head's probability for the characters it was trained on
+                      (times the memory's share on them)
     kind        "not a character" if max s < not_character, or no face was found and a_best < no_face
                 "a character I don't know" if a_best < known
                 a name if p_best >= name
@@ -14,7 +15,8 @@ A prototype of n faces sits farther from a new face of its character than one of
 mean of few faces is noisier. `offset(n)` is what that costs on held-out faces, measured when the
 thresholds are fitted, so a character known from five examples competes fairly with one trained on
 five hundred. The head's calibrated probabilities stay beside the memory's: for a character the
-head was trained on, the confidence is the mean of the two, and its name needs the head to agree,
+head was trained on, the confidence is the mean of the two (the head's scaled by the memory's share
+on trained characters, see `combine`), and its name needs the head to agree,
 otherwise the answer is "one of these two" (the head's best and the memory's).
 
 Every number here is fitted on held-out data by `trainer.openset` and written to the model card
@@ -100,13 +102,19 @@ def evidence(
 def combine(confidence: np.ndarray, head: np.ndarray | None) -> np.ndarray:
     """The memory's confidence, averaged with the head's calibrated probability for characters the
     head was trained on (`head[c]` NaN for the others, which keep the memory's alone). The head
-    keeps a trained character's confidence when a new character from a few faces sits close by."""
+    keeps a trained character's confidence when a new character from a few faces sits close by.
+
+    The head only knows the characters it was trained on: its probabilities are conditional on the
+    face being one of them. The memory's share on those characters is that condition's probability,
+    so the head's part is scaled by it: with no character from examples nothing changes, and a face
+    the memory gives to a new character is not pulled back to a trained one by a head that could
+    not have named it (dev set, 5 new characters from 5 faces: top-1 0.52 -> 0.63, known macro-F1
+    -0.3 points)."""
     if head is None:
         return confidence
     trained = ~np.isnan(head)
-    out = confidence.copy()
-    out[..., trained] = (confidence[..., trained] + head[..., trained]) / 2
-    return out
+    mass = np.where(trained, confidence, 0.0).sum(axis=-1, keepdims=True)
+    return np.where(trained, (confidence + np.where(trained, head, 0.0) * mass) / 2, confidence)
 
 
 def decide(
