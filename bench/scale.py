@@ -59,7 +59,7 @@ from catalog.db import open_catalog
 from catalog.guilds import GuildSettingsStore
 from catalog.settings import Settings
 from catalog.settings_sections import StoreSettings
-from models.card import CARD_NAME, read_card
+from models.card import read_card
 from models.registry import Registry
 from sandbox.discord import FakeDiscord
 from sandbox.discord.sharding import ShardingRules, shard_of
@@ -466,15 +466,9 @@ def main() -> None:
 
 def publish(registry_root: Path, registry: Registry) -> str:
     """The active version of the folder registry `registry_root`, registered and promoted in
-    `registry` under a version number of its own, as a trainer's machine does."""
+    `registry` as a trainer's machine does (the version keeps its number)."""
     source = Registry(registry_root).require_active()[1]
-    version, folder = registry.new_version_dir()
-    for path in source.iterdir():
-        if path.is_file() and path.name != CARD_NAME:
-            shutil.copy2(path, folder / path.name)
-    card = read_card(source).model_copy(update={"version": version})
-    (folder / CARD_NAME).write_text(card.to_json())
-    registry.register(folder)
+    version = registry.register(source).version
     result = registry.promote(version, force=True)
     assert result.promoted, result.reason
     return version

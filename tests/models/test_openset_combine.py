@@ -1,36 +1,43 @@
-"""How the head's probabilities join the memory's (models.openset.combine)."""
+"""How the head's probabilities join the memory's: the confidence (models.openset.combine) and
+the order of the candidates (models.openset.rank, used by decide)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from models.openset import combine
+from models.openset import Kind, OpenSetThresholds, combine, decide, rank
+
+# Characters: A and B trained, N known from a few examples (no head column). The memory leans to
+# N; the head, which never saw N, is sure it is A.
+MEMORY = np.array([0.35, 0.05, 0.6])
+HEAD = np.array([0.95, 0.05, np.nan])
 
 
-def test_with_only_trained_characters_it_is_the_mean_of_the_two() -> None:
+def test_with_only_trained_characters_both_are_the_mean_of_the_two() -> None:
     memory = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
     head = np.array([[0.9, 0.05, 0.05], [0.1, 0.1, 0.8]])
     assert combine(memory, head) == pytest.approx((memory + head) / 2)
+    assert rank(memory, head) == pytest.approx((memory + head) / 2)
 
 
 def test_a_face_the_memory_gives_to_a_new_character_is_not_taken_back_by_the_head() -> None:
-    """Characters: A and B trained, N known from a few examples (no head column). The memory
-    leans to N; the head, which never saw N, is sure it is A."""
-    memory = np.array([0.35, 0.05, 0.6])
-    head = np.array([0.95, 0.05, np.nan])
-    out = combine(memory, head)
-    assert int(out.argmax()) == 2
-    # the plain mean would have named A: (0.35 + 0.95) / 2 = 0.65 > 0.6
-    assert (memory[0] + head[0]) / 2 > memory[2]
-    assert out.sum() == pytest.approx(1.0)
-    assert out[2] == pytest.approx(0.6)
+    # the plain mean puts A first: (0.35 + 0.95) / 2 = 0.65 > 0.6
+    assert int(combine(MEMORY, HEAD).argmax()) == 0
+    order = rank(MEMORY, HEAD)
+    assert int(order.argmax()) == 2
+    assert order.sum() == pytest.approx(1.0)
+    # rows one by one
+    both = rank(np.stack([MEMORY, [0.9, 0.05, 0.05]]), np.stack([HEAD, HEAD]))
+    assert [int(i) for i in both.argmax(1)] == [2, 0]
 
 
-def test_rows_are_combined_one_by_one() -> None:
-    memory = np.array([[0.35, 0.05, 0.6], [0.9, 0.05, 0.05]])
-    head = np.array([[0.95, 0.05, np.nan], [0.95, 0.05, np.nan]])
-    out = combine(memory, head)
-    assert [int(i) for i in out.argmax(1)] == [2, 0]
-    assert out.sum(1) == pytest.approx([1.0, 1.0])
-    assert out[1] == pytest.approx(combine(memory[1], head[1]))
+def test_decide_offers_the_new_character_first_with_the_confidence_the_bar_was_fitted_on() -> None:
+    thresholds = OpenSetThresholds(sharpness=1.0, name=0.9, pair=0.9, known=-10.0, not_character=-20.0)
+    # similarities whose softmax (sharpness 1) is MEMORY: log-probabilities
+    similarity = np.log(MEMORY).astype(np.float32)
+    decision = decide(similarity, np.array([100, 100, 5]), thresholds, head=HEAD)
+    assert [int(i) for i in decision.order[:2]] == [2, 0]
+    assert decision.confidence == pytest.approx(combine(MEMORY, HEAD))
+    # neither is sure enough to be named; together they are "one of these two"
+    assert decision.kind is Kind.PAIR
