@@ -14,8 +14,9 @@ characters with their labels (the validation split), and pictures that are no ch
    out, so they sit farther from the others than a real stranger does (on the real dev set (a) let
    57% of strangers be named); (b) spends a fixed share of coverage on keeping strangers out, and
    needs no stranger of the real world either.
-4. Names: the lowest confidence whose named held-out faces reach `target_precision`; pairs: the
-   lowest top-two confidence whose pair holds the right character at that precision.
+4. Names: the lowest confidence whose named held-out faces reach `target_precision` (when all of
+   them past `known` do, 0.5 at most: likelier than the others together); pairs: the lowest top-two
+   confidence whose pair holds the right character at that precision.
 5. "Not a character": between the generated non-pictures' best similarity and the held-out faces'.
    A picture where no face was found must also reach `no_face`: what 99% of the generated
    non-pictures stay under (and at least `known`); without a face, a picture that merely looks a
@@ -48,6 +49,9 @@ FACE_QUANTILE = 0.005  # at most this share of held-out faces may fall under "no
 # cosines between characters differ by 0.05-0.3, so 100 already spreads them over the whole range.
 SHARPNESS_RANGE = (1.0, 100.0)
 NEGATIVES_QUANTILE = 0.99
+# a name "likelier than all the others together": strictly more than half, so that two characters
+# the memory cannot tell apart (0.5 each) are "one of these two", not the first of them
+MAJORITY = float(np.nextafter(0.5, 1.0))
 
 
 @dataclass
@@ -167,6 +171,13 @@ def fit(
     passing = similarity[np.arange(len(held_y)), best] >= known
     right = best == held_y
     name = _lowest_reaching(confidence.max(1)[passing], right[passing], target_precision)
+    if passing.any() and right[passing].mean() >= target_precision:
+        # Every held-out face past `known` is named at the target: the data set no bar above it,
+        # and the lowest confidence they happened to show is no bar either (a well-trained net's
+        # held-out faces all sat above 0.95, and a character added from examples, which has no
+        # head to raise its confidence, could then never be named). A name then only has to be
+        # likelier than all the others together.
+        name = min(name, MAJORITY)
     ranked = np.sort(confidence, axis=1)
     top_two = ranked[:, -1] + (ranked[:, -2] if classes > 1 else 0.0)
     pair_hit = (np.argsort(-confidence, axis=1)[:, :2] == held_y[:, None]).any(1)

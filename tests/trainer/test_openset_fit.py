@@ -95,3 +95,32 @@ def test_a_card_fitted_before_the_no_face_bar_reads_known_for_it() -> None:
     counts = np.array([100, 100])
     assert decide(similarity, counts, card, face_found=False).kind is Kind.NAME
     assert decide(similarity - 0.1, counts, card, face_found=False).kind is Kind.NOT_CHARACTER
+
+
+def test_when_every_held_out_face_is_named_right_a_name_needs_only_a_majority(
+    faces: dict[str, np.ndarray],
+) -> None:
+    """The held-out faces are all right and all sure (confidence near 1): their lowest confidence
+    is where the data end, not a bar; a character from five examples, with no head to raise its
+    confidence, is named once it is likelier than the others together."""
+    fitted = fit(**faces, classes=CLASSES)
+    assert fitted.report["held_out_precision"] == 1.0
+    assert 0.5 < fitted.thresholds.name == pytest.approx(0.5)
+    protos = prototypes(faces["memory"], faces["memory_y"], CLASSES)
+    new = _unit(np.eye(DIM)[CLASSES + 5] + 0.5 * np.eye(DIM)[0])
+    similarity = np.r_[protos @ new, 1.0].astype(np.float32)  # the new character's own prototype
+    counts = np.r_[np.bincount(faces["memory_y"]), 5]
+    head = np.r_[np.full(CLASSES, 1.0 / CLASSES), np.nan]
+    decision = decide(similarity, counts, fitted.thresholds, head=head)
+    assert decision.kind is Kind.NAME and int(decision.order[0]) == CLASSES
+
+
+def test_with_mistakes_among_the_held_out_faces_the_name_bar_is_fitted_for_the_target(
+    faces: dict[str, np.ndarray],
+) -> None:
+    rng = np.random.default_rng(5)
+    noisy = faces["held_y"].copy()
+    flip = rng.random(len(noisy)) < 0.1
+    noisy[flip] = (noisy[flip] + 1) % CLASSES
+    fitted = fit(**{**faces, "held_y": noisy}, classes=CLASSES)
+    assert fitted.thresholds.name > 0.5
