@@ -23,6 +23,8 @@ from typing import Any
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError, ProgrammingError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from catalog.db import make_engine, session_scope
 from catalog.jobs import (
@@ -122,6 +124,20 @@ def new_labels_since_last_model(engine: Engine) -> int:
 # --- the worker loop ------------------------------------------------------------------------------
 
 
+def create_job_table(store: SQLAlchemyJobStore, engine: Engine) -> None:
+    """APScheduler's table, made before its scheduler starts. Workers starting together on a fresh
+    PostgreSQL race to create it: the loser's CREATE TABLE fails (a duplicate type or relation),
+    and its next look finds the table made."""
+    for attempt in Retrying(
+        retry=retry_if_exception_type((IntegrityError, ProgrammingError)),
+        stop=stop_after_attempt(5),
+        wait=wait_fixed(0.05),
+        reraise=True,
+    ):
+        with attempt:
+            store.jobs_t.create(engine, checkfirst=True)
+
+
 class Worker:
     def __init__(self, settings: Settings, *, name: str | None = None, engine: Engine | None = None) -> None:
         self.settings = settings
@@ -138,10 +154,9 @@ class Worker:
 
     def start_scheduler(self) -> None:
         url = self.settings.resolved_database_url
-        scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self.engine, tablename="apscheduler_jobs")},
-            timezone="UTC",
-        )
+        store = SQLAlchemyJobStore(engine=self.engine, tablename="apscheduler_jobs")
+        create_job_table(store, self.engine)
+        scheduler = BackgroundScheduler(jobstores={"default": store}, timezone="UTC")
         for schedule, trigger in self.schedules:
             kwargs: dict[str, Any] = {"database_url": url}
             if schedule.target == "scheduled_retrain_check":

@@ -130,3 +130,38 @@ def test_a_moderator_queued_job_is_picked_up_within_a_second(data_dir, sqlite_en
         worker.stop()
         thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+@pytest.mark.postgres
+def test_workers_starting_together_on_a_fresh_database_all_get_the_schedule_table(postgres_url: str) -> None:
+    """Eight workers create APScheduler's table at the same instant on an empty PostgreSQL
+    database (the CREATE TABLE race made one of three workers exit in the scale-out test)."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from sqlalchemy import inspect as inspect_database
+
+    from catalog.db import make_engine
+    from namae.worker import create_job_table
+
+    engines = [make_engine(postgres_url) for _ in range(8)]
+    start = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def create(engine: Engine) -> None:
+        store = SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")
+        start.wait()
+        try:
+            create_job_table(store, engine)
+        except BaseException as error:  # noqa: BLE001 - every failure is the finding
+            errors.append(error)
+
+    threads = [threading.Thread(target=create, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert not errors, errors
+        assert "apscheduler_jobs" in inspect_database(engines[0]).get_table_names()
+    finally:
+        for engine in engines:
+            engine.dispose()
