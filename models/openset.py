@@ -124,9 +124,8 @@ def rank(confidence: np.ndarray, head: np.ndarray | None) -> np.ndarray:
     confidence scaled too."""
     if head is None:
         return confidence
-    trained = ~np.isnan(head)
-    mass = np.where(trained, confidence, 0.0).sum(axis=-1, keepdims=True)
-    return np.where(trained, (confidence + np.where(trained, head, 0.0) * mass) / 2, confidence)
+    mass = np.where(np.isnan(head), 0.0, confidence).sum(axis=-1, keepdims=True)
+    return combine(confidence, head * mass)
 
 
 def decide(
