@@ -189,8 +189,7 @@ def main() -> None:
     k = result["known"]
     few = result["few_shot"]["by_shots"]
     base_f1 = k["answer"]["macro_f1"]
-    least = classifier.card.open_set.min_examples if classifier.card.open_set else 1
-    loss_points = known_f1_loss_points(base_f1, few, least)
+    loss_points = known_f1_loss_points(base_f1, few, result["thresholds"]["min_examples"])
     measured = {
         "known_macro_f1": k["answer"]["macro_f1"],
         "known_coverage": k["answer"]["coverage"],
