@@ -127,9 +127,8 @@ def score(finder: Finder, pictures: list[tuple[np.ndarray, Truth]], operating: f
         found = finder(rgb)
         faces += len(truth)
         empty += not any(s >= operating for _, s in found)
-        boxes = [tuple(round(v) for v in face) for face in truth]
         for threshold, rows in scored.items():
-            rows.extend(match_detections(found, boxes, threshold))
+            rows.extend(match_detections(found, truth, threshold))
     out: dict[str, Any] = {"pictures": len(pictures), "faces": faces, "pictures_without_detection": empty}
     for threshold, rows in scored.items():
         kept = [hit for s, hit in rows if s >= operating]

@@ -23,16 +23,18 @@ def iou(a: Rect, b: Rect) -> float:
 
 
 def match_detections(
-    found: Sequence[tuple[Rect, float]], truth: Sequence[Rect], min_iou: float
+    found: Sequence[tuple[Rect, float]], truth: Sequence[Sequence[float]], min_iou: float
 ) -> list[tuple[float, bool]]:
     """Each detection's score and whether it hits a true box: greedy, best score first, each true
     box taken once by the detection that overlaps it most (at least `min_iou`), so lower scores
-    never change the matches of higher ones (how a detector's precision and recall are counted)."""
+    never change the matches of higher ones (how a detector's precision and recall are counted).
+    True boxes (x, y, width, height) may be fractional, as annotations are; they are rounded."""
+    rects: list[Rect] = [(round(x), round(y), round(w), round(h)) for x, y, w, h in truth]
     used: set[int] = set()
     scored: list[tuple[float, bool]] = []
     for rect, score in sorted(found, key=lambda item: -item[1]):
         best, which = 0.0, -1
-        for index, face in enumerate(truth):
+        for index, face in enumerate(rects):
             overlap = iou(rect, face)
             if index not in used and overlap > best:
                 best, which = overlap, index

@@ -87,8 +87,7 @@ def evaluate(
             continue
         faces += len(truth)
         found = finder.detect_scored(rgb, threshold=0.05)
-        boxes = [tuple(round(v) for v in face) for face in truth]
-        scored.extend(match_detections([(box.rect, score) for box, score in found], boxes, MATCH_IOU))
+        scored.extend(match_detections([(box.rect, score) for box, score in found], truth, MATCH_IOU))
     tp = fp = 0
     best = {"threshold": 0.5, "precision": 0.0, "recall": 0.0}
     for score, hit in sorted(scored, key=lambda item: -item[0]):
