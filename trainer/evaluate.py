@@ -12,6 +12,7 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 from torch import nn
 
 from trainer.augment import batch_to_input
+from trainer.backbones import embed
 from trainer.dataset import Item, prepared_batches
 
 
@@ -60,7 +61,7 @@ def predict_embeddings(
             for start in range(0, len(images), batch_size):
                 batch = np.stack(images[start : start + batch_size])
                 features = net.forward_features(batch_to_input(batch).to(device))
-                outputs.append(torch.nn.functional.normalize(features, dim=1).float().cpu().numpy())
+                outputs.append(embed(features).float().cpu().numpy())
     finally:
         net.train(was_training)
     if not outputs:

@@ -2,7 +2,7 @@
 
 The exported graph takes what `models.preprocess.to_batch` makes (uint8 RGB NHWC, any batch size),
 does the float conversion and the ImageNet normalization itself, and returns `logits` and an
-L2-normalized `embedding`. Parity runs both sides on the same prepared batch: torch with the
+`embedding` (`trainer.backbones.embed`: root-normalized, unit length). Parity runs both sides on the same prepared batch: torch with the
 normalization written out here (as the trainer's evaluation does it), onnxruntime on the raw bytes.
 """
 
@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from catalog.fsutil import atomic_write_text, fsync_file
@@ -32,6 +31,7 @@ from models.memory import MEMORY_NAME
 from models.openset import OpenSetThresholds
 from models.registry import Registry
 from models.runtime import open_session, session_provider
+from trainer.backbones import embed
 
 log = logging.getLogger(__name__)
 # The exporter's optimizer logs every rewrite at INFO; our own export line says what matters.
@@ -61,7 +61,7 @@ class ExportWrapper(nn.Module):
         x = image.permute(0, 3, 1, 2).to(torch.float32) / 255.0
         x = (x - self.mean) / self.std
         features = self.net.forward_features(x)
-        return self.net.head(features), F.normalize(features, dim=1)
+        return self.net.head(features), embed(features)
 
 
 def normalize_batch(batch: np.ndarray) -> torch.Tensor:
@@ -150,7 +150,7 @@ def check_parity(
                 batch = preprocess.to_batch(images[start : start + PARITY_BATCH], image_size)
                 features = net.forward_features(normalize_batch(batch).to(device))
                 ref_logits = net.head(features).float().cpu().numpy()
-                ref_embedding = F.normalize(features, dim=1).float().cpu().numpy()
+                ref_embedding = embed(features).float().cpu().numpy()
                 logits, embedding = session.run(list(preprocess.OUTPUT_NAMES), {preprocess.INPUT_NAME: batch})
                 diffs.append(float(np.abs(logits - ref_logits).max()))
                 emb_diffs.append(float(np.abs(embedding - ref_embedding).max()))

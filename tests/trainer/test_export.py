@@ -15,6 +15,7 @@ from models.card import CARD_NAME, ONNX_NAME
 from models.classifier import Classifier
 from models.registry import Registry
 from tests.models.tiny import IMAGE_SIZE, LABELS, TinyNet, random_images
+from trainer.backbones import embed
 from trainer.export import ExportError, check_parity, export_onnx, export_version, normalize_batch
 
 
@@ -61,6 +62,32 @@ def test_dynamic_batch_matches_torch(exported: tuple[TinyNet, Path], batch: int)
     with torch.inference_mode():
         reference = net(normalize_batch(images)).numpy()
     np.testing.assert_allclose(logits, reference, atol=1e-4)
+
+
+def test_the_exported_embedding_is_the_signed_root_of_the_features_at_unit_length(
+    exported: tuple[TinyNet, Path],
+) -> None:
+    import onnxruntime as ort
+
+    net, path = exported
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    images = preprocess.to_batch(random_images(5, seed=21), IMAGE_SIZE)
+    _, embedding = session.run(None, {preprocess.INPUT_NAME: images})
+    with torch.inference_mode():
+        features = net.forward_features(normalize_batch(images)).numpy()
+    rooted = np.sign(features) * np.sqrt(np.abs(features))
+    np.testing.assert_allclose(embedding, rooted / np.linalg.norm(rooted, axis=1, keepdims=True), atol=1e-5)
+
+
+def test_the_root_keeps_a_shared_peak_from_hiding_how_two_faces_differ() -> None:
+    # Two faces with the same large activation (what a trained character's faces share) that
+    # differ in the small ones (what a character the net never saw is told apart by).
+    a = torch.tensor([[9.0, 1.0, 0.0, 0.0]])
+    b = torch.tensor([[9.0, 0.0, 1.0, 0.0]])
+    plain = float(torch.nn.functional.normalize(a) @ torch.nn.functional.normalize(b).T)
+    rooted = float(embed(a) @ embed(b).T)
+    assert plain == pytest.approx(81 / 82) and rooted == pytest.approx(0.9)
+    assert float(embed(a) @ embed(a).T) == pytest.approx(1.0)
 
 
 def test_parity_on_validation_images(exported: tuple[TinyNet, Path]) -> None:
