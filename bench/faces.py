@@ -6,7 +6,10 @@ Sets: synthetic scenes and portraits from `sandbox.characters` (always); with `-
 NAMAE_BENCH_FACES_DATA), real ones when present: `DIR/paperface` (hand-drawn head boxes on 402
 illustrations, MIT; its val + test lists are the dev split: `namae train-faces` never sees them) and
 `DIR/pasted/dev` (real face crops of characters held out of training pasted on held-out backgrounds,
-`labels.jsonl`). A face is found when a detection overlaps its box by IoU >= 0.3 (hand-drawn head
+`labels.jsonl`), and `DIR/posts/<character>/` (ordinary single-character posts from a source the
+project never trained on, no boxes: the share where a finder finds no face, as the bot decodes
+them; e.g. the `images/raw` folder of the public JLaoo/Classifying-Anime-Characters-via-Transfer-Learning
+repository, 8 characters of another franchise). A face is found when a detection overlaps its box by IoU >= 0.3 (hand-drawn head
 boxes frame more hair than a face finder does; IoU >= 0.5 is reported too, and against the head
 boxes turned into face boxes by the relation measured between them and the cascade's). For the trained finder
 the best recall at precision >= 0.95 over its scores is reported as well as its card's threshold.
@@ -90,6 +93,35 @@ def pasted_dev(root: Path, limit: int | None) -> list[tuple[np.ndarray, Truth]]:
         if rgb is not None:
             out.append((rgb, [tuple(map(float, b)) for b in row["boxes"]]))
     return out
+
+
+def posts(root: Path, limit: int | None) -> dict[str, list[np.ndarray]]:
+    """Single-character posts per character, decoded as the bot decodes them; unreadable files left out."""
+    from catalog.settings import Settings
+    from media.decode import DecodeLimits, ImageRejected
+
+    limits = DecodeLimits.from_settings(Settings())
+    out: dict[str, list[np.ndarray]] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in sorted(p for p in folder.iterdir() if p.is_file())[:limit]:
+            try:
+                out.setdefault(folder.name, []).append(limits.decode(path.read_bytes()).rgb)
+            except ImageRejected:
+                continue
+    return out
+
+
+def no_face_share(finder: Any, by_character: dict[str, list[np.ndarray]]) -> dict[str, Any]:
+    """Of ordinary posts, the share where the finder finds no face (and so answers the whole picture)."""
+    counts = {
+        name: sum(not finder.detect(rgb) for rgb in pictures) for name, pictures in by_character.items()
+    }
+    total = sum(len(pictures) for pictures in by_character.values())
+    return {
+        "pictures": total,
+        "no_face": round(sum(counts.values()) / max(1, total), 4),
+        "by_character": {name: round(n / len(by_character[name]), 3) for name, n in counts.items()},
+    }
 
 
 def real_sets(data: Path | None, quick: bool) -> tuple[dict[str, list], dict[str, str]]:
@@ -212,6 +244,12 @@ def main() -> None:
         name: {finder: score(as_scored(f), pictures, getattr(f, "threshold", 1.0)) for finder, f in found.items()}
         for name, pictures in sets.items()
     }  # fmt: skip
+    real_posts = (
+        posts(data / "posts", 10 if args.quick else None) if data and (data / "posts").is_dir() else {}
+    )
+    no_face = {finder: no_face_share(f, real_posts) for finder, f in found.items()} if real_posts else {}
+    if not real_posts:
+        skipped["posts"] = "no DIR/posts/<character>/ folder of ordinary posts: no-face share not measured"
     times = {"1_thread": timing(found, repeats, args.seed)}
     if "trained" in found:
         times["2_threads"] = timing(finders(args.net, threads=2), repeats, args.seed)
@@ -232,7 +270,7 @@ def main() -> None:
             else "no trained finder given (--net): the cascade only",
             "match_iou": MATCH_IOU,
             "skipped": skipped,
-            "results": {"quality": quality, "time": times},
+            "results": {"quality": quality, "posts_no_face": no_face or None, "time": times},
             "ratios": {
                 "recall_candidate_over_cascade": ratio(
                     recall, max(1e-9, quality[headline]["cascade"]["iou_0.3"]["recall"])
@@ -249,6 +287,15 @@ def main() -> None:
                 Target(
                     f"1.5 MP picture, faces found on the bot's decoded copy, {threads_used}", 15, cand_2, "ms"
                 ).as_dict(),
+                *(
+                    [
+                        Target(
+                            "ordinary posts with no face found", 0.10, no_face[candidate]["no_face"], ""
+                        ).as_dict()
+                    ]
+                    if real_posts
+                    else []
+                ),
             ],
         },
         args,
