@@ -79,6 +79,10 @@ def evaluate(
         Path | None, typer.Option(help="Folder per character the model does not know (strangers, few-shot).")
     ] = None,
     not_characters: Annotated[Path | None, typer.Option(help="Pictures with no character in them.")] = None,
+    posts: Annotated[
+        Path | None,
+        typer.Option(help="Folder per known character of whole posts, answered as the bot answers them."),
+    ] = None,
     version: Annotated[str | None, typer.Option(help="Model version (default: the active one).")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Report folder (default: <data>/evals/<version>-<time>).")
@@ -90,10 +94,16 @@ def evaluate(
 
     from models.classifier import Classifier
     from models.memory import MEMORY_NAME, CharacterMemory
-    from trainer import openeval, openeval_report
+    from trainer import openeval, openeval_posts, openeval_report
 
     settings = load_settings()
-    for label, folder in (("known", known), ("--unknown", unknown), ("--not-characters", not_characters)):
+    given = (
+        ("known", known),
+        ("--unknown", unknown),
+        ("--not-characters", not_characters),
+        ("--posts", posts),
+    )
+    for label, folder in given:
         if folder is not None and not folder.is_dir():
             raise CatalogError(f"{label} {folder}: not a folder")
     registry = _registry(settings)
@@ -120,6 +130,12 @@ def evaluate(
         classifier, memory, known_set, unknown=unknown_set, not_characters=others, finder=detector,
         draws=draws, progress=say,
     )  # fmt: skip
+    if posts is not None:
+        posted = openeval.read_folder(posts, settings.images, per_character=True)
+        if not posted.images:
+            raise CatalogError(f"--posts {posts}: no readable pictures in its character folders")
+        say(f"answering {len(posted.images)} posts as the bot sees them")
+        result["posts"] = openeval_posts.evaluate_posts(classifier, posted, detector)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     target = out or settings.data_dir / "evals" / f"{chosen}-{stamp}"
     path = openeval_report.write(result, known_set, target)
@@ -131,6 +147,12 @@ def evaluate(
     for key, words in (("unknown", "unknown named"), ("not_characters", "not-characters named")):
         if key in result:
             table.add_row(words, f"{result[key]['named']:.1%}", f"{result[key]['named_today']:.1%}")
+    if "posts" in result:
+        p = result["posts"]
+        table.add_row("posts: no face found", f"{p['no_face_found']:.1%}", "")
+        table.add_row(
+            "posts: named / precision", f"{p['answer']['coverage']:.1%} / {p['answer']['precision']:.1%}", ""
+        )
     for shots, row in result.get("few_shot", {}).get("by_shots", {}).items():
         table.add_row(f"new character from {shots} faces: top-1", f"{row['top1']:.1%}", "")
     print_table(table)

@@ -97,15 +97,20 @@ def run_model(classifier: Classifier, pictures: Pictures) -> Answered:
     return Answered(probabilities, embeddings, np.ones(len(pictures.images), dtype=bool))
 
 
-def answer_whole(classifier: Classifier, pictures: Pictures, finder: FaceFinder | None) -> list[FaceDecision]:
+def answer_as_posted(
+    classifier: Classifier, pictures: Pictures, finder: FaceFinder | None
+) -> list[tuple[FaceDecision, bool]]:
     """Pictures as the bot sees them, through the one answer path (`models.answer.answer_pixels`:
-    faces found and cropped, or the whole picture): per picture, its most confident face."""
+    faces found and cropped, or the whole picture): per picture, its most confident face's decision,
+    and whether a face was found at all."""
     out = []
     for rgb in pictures.images:
         faces = answer_pixels(rgb, model=classifier, finder=finder, top_k=3)
         face = max(faces, key=lambda f: (f.kind is Kind.NAME, f.best.probability if f.best else 0.0))
         named = tuple(Named(c.label, c.probability, c.examples) for c in face.candidates)
-        out.append(FaceDecision(face.kind, named, -1.0, -1.0))
+        # without a finder the picture is the face crop (what `answer_pixels` assumes then)
+        found = finder is None or face.box is not None
+        out.append((FaceDecision(face.kind, named, -1.0, -1.0), found))
     return out
 
 
@@ -129,12 +134,12 @@ def decide_all(world: OpenWorld, answered: Answered) -> list[FaceDecision]:
     return [d for _, d in sorted(out, key=lambda pair: pair[0])]  # type: ignore[index]
 
 
-def _kinds(decisions: list[FaceDecision]) -> dict[str, float]:
+def kinds(decisions: list[FaceDecision]) -> dict[str, float]:
     n = max(1, len(decisions))
     return {kind.value: sum(d.kind is kind for d in decisions) / n for kind in Kind}
 
 
-def _known_figures(labels: list[str], truth: list[str], predicted: list[str | None]) -> dict[str, Any]:
+def known_figures(labels: list[str], truth: list[str], predicted: list[str | None]) -> dict[str, Any]:
     named = np.array([p is not None for p in predicted])
     right = np.array([p == t for p, t in zip(predicted, truth, strict=True)])
     shown = [p if p is not None else NOT_NAMED for p in predicted]
@@ -195,12 +200,12 @@ def evaluate(
         "known": {
             "pictures": len(truth),
             "skipped": known.skipped,
-            "answer": _known_figures(labels, truth, new_pred),
-            "today": _known_figures(labels, truth, old_pred),
-            "closed_set_macro_f1": _known_figures(labels, truth, [d.candidates[0].label for d in decisions])[
+            "answer": known_figures(labels, truth, new_pred),
+            "today": known_figures(labels, truth, old_pred),
+            "closed_set_macro_f1": known_figures(labels, truth, [d.candidates[0].label for d in decisions])[
                 "macro_f1"
             ],
-            "kinds": _kinds(decisions),
+            "kinds": kinds(decisions),
             "pair_holds_truth": _pair_truth(decisions, truth),
         },
         "curve": _coverage_curve(decisions, truth, answered, classifier, card.open_set.known),
@@ -216,9 +221,9 @@ def evaluate(
         result["unknown"] = {
             "pictures": len(unknown.images),
             "characters": sorted({str(label) for label in unknown.labels}),
-            "named": _kinds(stranger_decisions)[Kind.NAME.value],
+            "named": kinds(stranger_decisions)[Kind.NAME.value],
             "named_today": float(named_today.mean()),
-            "kinds": _kinds(stranger_decisions),
+            "kinds": kinds(stranger_decisions),
             "auroc": _auroc(known_evidence, np.array([d.evidence for d in stranger_decisions])),
             "auroc_today": _auroc(known_today, strangers.probabilities.max(1)),
         }
@@ -230,15 +235,15 @@ def evaluate(
     if not_characters is not None and not_characters.images:
         progress(f"answering {len(not_characters.images)} pictures without a character")
         # the product's kinds through the bot's own path (faces found, or the whole picture) ...
-        whole = answer_whole(classifier, not_characters, finder)
+        whole = [d for d, _ in answer_as_posted(classifier, not_characters, finder)]
         # ... and the scores of the whole pictures, for the AUROC and today's answer
         others = run_model(classifier, not_characters)
         named_today, _ = today(classifier, others)
         result["not_characters"] = {
             "pictures": len(not_characters.images),
-            "named": _kinds(whole)[Kind.NAME.value],
+            "named": kinds(whole)[Kind.NAME.value],
             "named_today": float(named_today.mean()),
-            "kinds": _kinds(whole),
+            "kinds": kinds(whole),
             "auroc": _auroc(known_evidence, np.array([d.evidence for d in decide_all(world, others)])),
             "auroc_today": _auroc(known_today, others.probabilities.max(1)),
         }
@@ -328,7 +333,7 @@ def few_shot(
                 ("top1_among_new", np.mean([b == t for b, t in zip(new_only, truth, strict=True)])),
                 ("named_right", np.mean([d.kind is Kind.NAME and b == t for d, b, t in zip(decisions, best, truth, strict=True)])),
                 ("named_wrong", np.mean([d.kind is Kind.NAME and b != t for d, b, t in zip(decisions, best, truth, strict=True)])),
-                ("known_macro_f1", _known_figures(known_labels, known_truth, known_pred)["macro_f1"]),
+                ("known_macro_f1", known_figures(known_labels, known_truth, known_pred)["macro_f1"]),
             ):  # fmt: skip
                 row.setdefault(key, []).append(float(value))
     return {

@@ -159,6 +159,17 @@ def markdown(result: dict[str, Any]) -> list[str]:
             f"| not-characters named | {_pct(n['named'])} | {_pct(n['named_today'])} |",
             f"| AUROC known vs not-characters | {n['auroc'] or 0:.3f} | {n['auroc_today'] or 0:.3f} |",
         ]
+    if "posts" in result:
+        p = result["posts"]
+        a, none = p["answer"], p["no_face"]
+        lines += [
+            f"| posts ({p['pictures']}, as the bot sees them): no face found | {_pct(p['no_face_found'])} | – |",
+            (
+                f"| posts: named / precision of names / macro-F1 | {_pct(a['coverage'])} / "
+                f"{_pct(a['precision'])} / {a['macro_f1']:.4f} | – |"
+            ),
+            f"| posts with no face found: named / named right | {_pct(none['named'])} / {_pct(none['named_right'])} | – |",
+        ]
     lines += [
         "",
         (

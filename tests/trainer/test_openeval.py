@@ -5,20 +5,22 @@ synthetic data; the real figures come from bench/openset.py on the dev set."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from catalog.settings import ImageLimits
+from catalog.settings import FaceSettings, ImageLimits
+from media.faces import FaceDetector
 from models.classifier import Classifier
 from models.memory import MEMORY_NAME, CharacterMemory
 from models.registry import Registry
 from namae.cli import app
 from sandbox.characters import generate_dataset
 from tests.fixtures.model import TinyModel
-from trainer import openeval
+from trainer import openeval, openeval_posts
 from trainer.openset import synthetic_negatives
 
 STRANGERS = 3
@@ -75,12 +77,14 @@ def test_namae_eval_writes_report_plots_and_json(
     monkeypatch.setenv("NAMAE_CONFIG", str(tmp_path / "absent.toml"))
     out = tmp_path / "eval"
     args = ["eval", str(protocol["known"]), "--unknown", str(protocol["unknown"]), "--not-characters",
-            str(protocol["not_characters"]), "--out", str(out), "--draws", "1"]  # fmt: skip
+            str(protocol["not_characters"]), "--posts", str(protocol["known"]), "--out", str(out),
+            "--draws", "1"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "unknown named" in result.output and str(out / "report.md") in result.output.replace("\n", "")
     data = json.loads((out / "report.json").read_text())
-    assert {"known", "unknown", "not_characters", "few_shot", "curve"} <= set(data)
+    assert {"known", "unknown", "not_characters", "few_shot", "curve", "posts"} <= set(data)
+    assert "posts: no face found" in result.output and data["posts"]["pictures"] == data["known"]["pictures"]
     markdown = (out / "report.md").read_text()
     assert (
         "| unknown characters named |" in markdown
@@ -97,6 +101,28 @@ def test_namae_eval_writes_report_plots_and_json(
             image.verify()
 
 
+def test_posts_are_answered_as_the_bot_sees_them(
+    tiny_model: TinyModel, tmp_path: Path, cascade_path: Path
+) -> None:
+    posts = tmp_path / "posts"
+    for label in tiny_model.labels:
+        (posts / label).mkdir(parents=True)
+        for path in sorted((tiny_model.dataset_root / label).glob("*.jpg"))[:4]:
+            shutil.copy(path, posts / label / path.name)
+    Image.new("RGB", (256, 256), (90, 140, 200)).save(posts / tiny_model.labels[0] / "sky.png")
+    classifier = Classifier.load(Registry(tiny_model.registry_root).version_dir(tiny_model.version))
+    pictures = openeval.read_folder(posts, ImageLimits(), per_character=True)
+    result = openeval_posts.evaluate_posts(classifier, pictures, FaceDetector(cascade_path, FaceSettings()))
+    total = 4 * len(tiny_model.labels) + 1
+    assert result["pictures"] == total and result["finder"]
+    # the sky at least has no face: answered whole, under the no-face bar
+    assert 1 <= result["no_face"]["pictures"] == round(result["no_face_found"] * total)
+    assert result["answer"]["precision"] >= 0.9 and result["answer"]["coverage"] >= 0.5
+    assert sum(result["kinds"].values()) == pytest.approx(1.0)
+    # without a finder every picture is taken as a face crop, as `namae eval`'s known set is
+    assert openeval_posts.evaluate_posts(classifier, pictures, None)["no_face_found"] == 0.0
+
+
 def test_namae_eval_refuses_bad_input_in_one_line(
     tiny_model: TinyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,6 +133,8 @@ def test_namae_eval_refuses_bad_input_in_one_line(
     for args, message in (
         (["eval", str(tmp_path / "missing")], "not a folder"),
         (["eval", str(tiny_model.dataset_root), "--unknown", str(tmp_path / "nope")], "--unknown"),
+        (["eval", str(tiny_model.dataset_root), "--posts", str(tmp_path / "nope")], "--posts"),
+        (["eval", str(tiny_model.dataset_root), "--posts", str(empty)], "--posts"),
         (["eval", str(empty)], "no readable pictures"),
         (["eval", str(tiny_model.dataset_root), "--version", "v9999-20000101T0000"], "v9999"),
     ):
