@@ -49,8 +49,8 @@ class RedditSettings(BaseModel):
 
 class TrainSettings(BaseModel):
     backbone: Backbone = "efficientnet_lite0"
-    image_size: int = Field(default=96, ge=32, le=1024)
-    epochs: Count = 12
+    image_size: int = Field(default=128, ge=32, le=1024)
+    epochs: Count = 6
     batch_size: Count = 64
     lr: Positive = 2e-3
     weight_decay: NonNegative = 0.05
