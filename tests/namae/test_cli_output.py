@@ -111,7 +111,7 @@ def test_piped_tables_are_tab_separated_lines(env: Path) -> None:
     jobs = ok(runner.invoke(app, ["jobs"])).stdout.splitlines()
     assert jobs[0].startswith("id\tkind\tstatus") and jobs[1].split("\t")[:3] == ["1", "scrape", "queued"]
     config = ok(runner.invoke(app, ["config", "show"])).stdout.splitlines()
-    assert config[0] == "setting\tvalue" and "train.epochs\t12" in config
+    assert config[0] == "setting\tvalue" and "train.epochs\t6" in config
 
 
 def test_terminal_tables_stay_tables(env: Path, terminal: None) -> None:
