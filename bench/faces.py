@@ -8,8 +8,9 @@ illustrations, MIT; its val + test lists are the dev split: `namae train-faces` 
 `DIR/pasted/dev` (real face crops of characters held out of training pasted on held-out backgrounds,
 `labels.jsonl`), and `DIR/posts/<character>/` (ordinary single-character posts from a source the
 project never trained on, no boxes: the share where a finder finds no face, as the bot decodes
-them; e.g. the `images/raw` folder of the public JLaoo/Classifying-Anime-Characters-via-Transfer-Learning
-repository, 8 characters of another franchise). A face is found when a detection overlaps its box by IoU >= 0.3 (hand-drawn head
+them; e.g. the `images/raw` folder of the public
+JLaoo/Classifying-Anime-Characters-via-Transfer-Learning repository, 8 characters of another
+franchise). A face is found when a detection overlaps its box by IoU >= 0.3 (hand-drawn head
 boxes frame more hair than a face finder does; IoU >= 0.5 is reported too, and against the head
 boxes turned into face boxes by the relation measured between them and the cascade's). For the trained finder
 the best recall at precision >= 0.95 over its scores is reported as well as its card's threshold.

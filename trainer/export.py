@@ -2,8 +2,9 @@
 
 The exported graph takes what `models.preprocess.to_batch` makes (uint8 RGB NHWC, any batch size),
 does the float conversion and the ImageNet normalization itself, and returns `logits` and an
-`embedding` (`trainer.backbones.embed`: root-normalized, unit length). Parity runs both sides on the same prepared batch: torch with the
-normalization written out here (as the trainer's evaluation does it), onnxruntime on the raw bytes.
+`embedding` (`trainer.backbones.embed`: root-normalized, unit length). Parity runs both sides on
+the same prepared batch: torch with the normalization written out here (as the trainer's
+evaluation does it), onnxruntime on the raw bytes.
 """
 
 from __future__ import annotations

@@ -163,12 +163,18 @@ def markdown(result: dict[str, Any]) -> list[str]:
         p = result["posts"]
         a, none = p["answer"], p["no_face"]
         lines += [
-            f"| posts ({p['pictures']}, as the bot sees them): no face found | {_pct(p['no_face_found'])} | – |",
+            (
+                f"| posts ({p['pictures']}, as the bot sees them): no face found | "
+                f"{_pct(p['no_face_found'])} | – |"
+            ),
             (
                 f"| posts: named / precision of names / macro-F1 | {_pct(a['coverage'])} / "
                 f"{_pct(a['precision'])} / {a['macro_f1']:.4f} | – |"
             ),
-            f"| posts with no face found: named / named right | {_pct(none['named'])} / {_pct(none['named_right'])} | – |",
+            (
+                f"| posts with no face found: named / named right | {_pct(none['named'])} / "
+                f"{_pct(none['named_right'])} | – |"
+            ),
         ]
     lines += [
         "",
