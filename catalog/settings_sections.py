@@ -54,6 +54,9 @@ class TrainSettings(BaseModel):
     batch_size: Count = 64
     lr: Positive = 2e-3
     weight_decay: NonNegative = 0.05
+    # The memory's embedding needs it: without it the head is a little better (dev set, 128 px, 6
+    # epochs: closed-set macro-F1 0.980 against 0.973) but a character added from 5 faces is named
+    # right far less often (top-1 among 20 characters 0.673 against 0.804); 0.3 measured as 0.1.
     label_smoothing: float = Field(default=0.1, ge=0.0, lt=1.0)
     min_images_per_class: Count = 8
     max_images_per_class: Count = 2000
