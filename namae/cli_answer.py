@@ -155,6 +155,10 @@ def evaluate(
         )
     for shots, row in result.get("few_shot", {}).get("by_shots", {}).items():
         table.add_row(f"new character from {shots} faces: top-1", f"{row['top1']:.1%}", "")
+        if "strangers_named" in row:
+            table.add_row(
+                f"  strangers then named (half added from {shots})", f"{row['strangers_named']:.1%}", ""
+            )
     print_table(table)
     console.print(f"report: {path}", highlight=False)
 

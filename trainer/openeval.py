@@ -14,7 +14,10 @@ in the same run. Known and unknown pictures are taken as face crops (in batches,
 Few-shot: for each draw, each unknown character's pictures are shuffled; the first k join a copy of
 the memory and the pictures past the largest k are answered, so every k is scored on the same
 held-out pictures. Known characters are answered again with the grown memory, to show what adding
-characters costs them.
+characters costs them. And since a community adds characters while strangers keep coming, each draw
+also adds only half of the unknown characters (chosen at random) and answers every picture of the
+other half, which are still strangers: how often a stranger is named once the memory has grown, and
+how often as one of the characters just added.
 """
 
 from __future__ import annotations
@@ -302,6 +305,7 @@ def few_shot(
     card = classifier.card
     assert card.open_set is not None
     rng = np.random.default_rng(seed)
+    halves = np.random.default_rng(seed + 1)  # its own stream: the draws above stay as they were
     characters = sorted({str(label) for label in unknown.labels})
     largest = max(shots)
     rows_of = {c: np.nonzero(np.array(unknown.labels, dtype=object) == c)[0] for c in characters}
@@ -311,6 +315,7 @@ def few_shot(
         order = {c: rng.permutation(rows_of[c]) for c in usable}
         held = np.concatenate([order[c][largest:] for c in usable]) if usable else np.zeros(0, dtype=int)
         truth = [str(unknown.labels[i]) for i in held]
+        added = [str(c) for c in halves.permutation(usable)[: len(usable) // 2]]
         for k in shots:
             grown = CharacterMemory.from_bytes(memory.to_bytes())
             grown.add(
@@ -336,11 +341,48 @@ def few_shot(
                 ("known_macro_f1", known_figures(known_labels, known_truth, known_pred)["macro_f1"]),
             ):  # fmt: skip
                 row.setdefault(key, []).append(float(value))
+            if added:
+                grown_half = _strangers_after_growth(classifier, memory, unknown, strangers, order, added, k)
+                for key, value in grown_half.items():
+                    row.setdefault(key, []).append(value)
     return {
         "characters": usable,
         "held_out_per_character": {c: int(len(rows_of[c]) - largest) for c in usable},
         "draws": draws,
         "by_shots": {str(k): {key: float(np.mean(v)) for key, v in figures[k].items()} for k in shots},
+    }
+
+
+def _strangers_after_growth(
+    classifier: Classifier,
+    memory: CharacterMemory,
+    unknown: Pictures,
+    strangers: Answered,
+    order: dict[str, np.ndarray],
+    added: list[str],
+    k: int,
+) -> dict[str, float]:
+    """The `added` characters join a copy of the memory from their first k pictures; every picture
+    of the other unknown characters is answered: the share named, and named as one just added; and
+    the share the memory as it was names, for comparison."""
+    card = classifier.card
+    assert card.open_set is not None
+    grown = CharacterMemory.from_bytes(memory.to_bytes())
+    grown.add(
+        MemoryEntry(f"few-shot:{unknown.names[i]}", c, "eval", strangers.embeddings[i])
+        for c in added
+        for i in order[c][:k]
+    )
+    thresholds = card.open_set.model_copy(update={"min_examples": 1})
+    rest = np.array([i for i, label in enumerate(unknown.labels) if label not in added], dtype=int)
+    sub = Answered(strangers.probabilities[rest], strangers.embeddings[rest], np.ones(len(rest), bool))
+    named = [d.candidates[0].label for d in decide_all(OpenWorld(classifier.labels, thresholds, grown), sub)
+             if d.kind is Kind.NAME]  # fmt: skip
+    before = kinds(decide_all(OpenWorld(classifier.labels, thresholds, memory), sub))[Kind.NAME.value]
+    return {
+        "strangers_named_before": before,
+        "strangers_named": len(named) / max(1, len(rest)),
+        "strangers_named_as_added": sum(label in added for label in named) / max(1, len(rest)),
     }
 
 

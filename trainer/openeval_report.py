@@ -113,6 +113,9 @@ def _few_shot(few: dict[str, Any], path: Path) -> None:
     for key, words in (("top1", "top-1 among every character"), ("top1_among_new", "top-1 among the new ones"),
                        ("named_right", "named, and right")):  # fmt: skip
         ax.plot(shots, [few["by_shots"][str(k)][key] for k in shots], marker="o", label=words)
+    if all("strangers_named" in row for row in few["by_shots"].values()):
+        ax.plot(shots, [few["by_shots"][str(k)]["strangers_named"] for k in shots], marker="x", linestyle="--",
+                label="strangers named, half the new ones added")  # fmt: skip
     ax.set_xscale("log")
     ax.set_xticks(shots, [str(k) for k in shots])
     ax.set_xlabel("labelled faces of each new character in the memory")
@@ -121,6 +124,12 @@ def _few_shot(few: dict[str, Any], path: Path) -> None:
     ax.legend()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _growth(row: dict[str, float]) -> str:
+    if "strangers_named" not in row:
+        return "–"
+    return f"{_pct(row.get('strangers_named_before'))} -> {_pct(row['strangers_named'])}"
 
 
 def _pct(x: float | None) -> str:
@@ -202,16 +211,21 @@ def markdown(result: dict[str, Any]) -> list[str]:
             f"{len(few['characters'])} characters, {few['draws']} draws; held-out faces per character: "
             + ", ".join(f"{c} {n}" for c, n in few["held_out_per_character"].items()),
             "",
+            "The last two columns: half the new characters (at random) added from that many faces, every",
+            "picture of the other half answered: strangers named (before -> after), and named as one just added.",
+            "",
             (
                 "| faces in memory | top-1 among all | top-1 among the new | named and right | named wrongly "
-                "| known macro-F1 |"
+                "| known macro-F1 | strangers named | ... as one just added |"
             ),
-            "|---:|---:|---:|---:|---:|---:|",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for k, row in few["by_shots"].items():
             lines.append(
                 f"| {k} | {_pct(row['top1'])} | {_pct(row['top1_among_new'])} | {_pct(row['named_right'])} "
-                f"| {_pct(row['named_wrong'])} | {row['known_macro_f1']:.4f} |"
+                f"| {_pct(row['named_wrong'])} | {row['known_macro_f1']:.4f} "
+                f"| {_growth(row)} "
+                f"| {_pct(row['strangers_named_as_added']) if 'strangers_named_as_added' in row else '–'} |"
             )
     lines += ["", "## Per character (known)", "", "| character | precision | recall | F1 | pictures |",
               "|---|---:|---:|---:|---:|"]  # fmt: skip
