@@ -304,6 +304,7 @@ def few_shot(
 ) -> dict[str, Any]:
     card = classifier.card
     assert card.open_set is not None
+    thresholds = card.open_set.model_copy(update={"min_examples": 1})
     rng = np.random.default_rng(seed)
     halves = np.random.default_rng(seed + 1)  # its own stream: the draws above stay as they were
     characters = sorted({str(label) for label in unknown.labels})
@@ -315,17 +316,20 @@ def few_shot(
         order = {c: rng.permutation(rows_of[c]) for c in usable}
         held = np.concatenate([order[c][largest:] for c in usable]) if usable else np.zeros(0, dtype=int)
         truth = [str(unknown.labels[i]) for i in held]
+        sub = _rows(strangers, held)
         added = [str(c) for c in halves.permutation(usable)[: len(usable) // 2]]
+        # the other half stays strangers: what the memory as it was names of them, once per draw
+        still = _rows(
+            strangers, np.array([i for i, c in enumerate(unknown.labels) if c not in added], dtype=int)
+        )
+        before = (
+            kinds(decide_all(OpenWorld(classifier.labels, thresholds, memory), still))[Kind.NAME.value]
+            if added
+            else 0.0
+        )
         for k in shots:
-            grown = CharacterMemory.from_bytes(memory.to_bytes())
-            grown.add(
-                MemoryEntry(f"few-shot:{unknown.names[i]}", c, "eval", strangers.embeddings[i])
-                for c in usable
-                for i in order[c][:k]
-            )
-            world = OpenWorld(classifier.labels, card.open_set.model_copy(update={"min_examples": 1}), grown)
-            sub = Answered(
-                strangers.probabilities[held], strangers.embeddings[held], np.ones(len(held), bool)
+            world = OpenWorld(
+                classifier.labels, thresholds, _grown(memory, unknown, strangers, order, usable, k)
             )
             decisions = decide_all(world, sub)
             best = [d.candidates[0].label for d in decisions]
@@ -342,9 +346,19 @@ def few_shot(
             ):  # fmt: skip
                 row.setdefault(key, []).append(float(value))
             if added:
-                grown_half = _strangers_after_growth(classifier, memory, unknown, strangers, order, added, k)
-                for key, value in grown_half.items():
-                    row.setdefault(key, []).append(value)
+                half = OpenWorld(
+                    classifier.labels, thresholds, _grown(memory, unknown, strangers, order, added, k)
+                )
+                named = [d.candidates[0].label for d in decide_all(half, still) if d.kind is Kind.NAME]
+                for key, value in (
+                    ("strangers_named_before", before),
+                    ("strangers_named", len(named) / max(1, len(still.face_found))),
+                    (
+                        "strangers_named_as_added",
+                        sum(c in added for c in named) / max(1, len(still.face_found)),
+                    ),
+                ):
+                    row.setdefault(key, []).append(float(value))
     return {
         "characters": usable,
         "held_out_per_character": {c: int(len(rows_of[c]) - largest) for c in usable},
@@ -353,37 +367,26 @@ def few_shot(
     }
 
 
-def _strangers_after_growth(
-    classifier: Classifier,
+def _rows(answered: Answered, rows: np.ndarray) -> Answered:
+    return Answered(answered.probabilities[rows], answered.embeddings[rows], np.ones(len(rows), bool))
+
+
+def _grown(
     memory: CharacterMemory,
     unknown: Pictures,
     strangers: Answered,
     order: dict[str, np.ndarray],
-    added: list[str],
+    characters: list[str],
     k: int,
-) -> dict[str, float]:
-    """The `added` characters join a copy of the memory from their first k pictures; every picture
-    of the other unknown characters is answered: the share named, and named as one just added; and
-    the share the memory as it was names, for comparison."""
-    card = classifier.card
-    assert card.open_set is not None
+) -> CharacterMemory:
+    """A copy of the memory with the first k pictures (in `order`) of each of `characters` added."""
     grown = CharacterMemory.from_bytes(memory.to_bytes())
     grown.add(
         MemoryEntry(f"few-shot:{unknown.names[i]}", c, "eval", strangers.embeddings[i])
-        for c in added
+        for c in characters
         for i in order[c][:k]
     )
-    thresholds = card.open_set.model_copy(update={"min_examples": 1})
-    rest = np.array([i for i, label in enumerate(unknown.labels) if label not in added], dtype=int)
-    sub = Answered(strangers.probabilities[rest], strangers.embeddings[rest], np.ones(len(rest), bool))
-    named = [d.candidates[0].label for d in decide_all(OpenWorld(classifier.labels, thresholds, grown), sub)
-             if d.kind is Kind.NAME]  # fmt: skip
-    before = kinds(decide_all(OpenWorld(classifier.labels, thresholds, memory), sub))[Kind.NAME.value]
-    return {
-        "strangers_named_before": before,
-        "strangers_named": len(named) / max(1, len(rest)),
-        "strangers_named_as_added": sum(label in added for label in named) / max(1, len(rest)),
-    }
+    return grown
 
 
 def _best_among(world: OpenWorld, embeddings: np.ndarray, characters: list[str]) -> list[str]:
