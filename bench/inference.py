@@ -5,14 +5,16 @@
 1. model: the default model (bench/model.py: the trainer's default backbone with ImageNet weights,
    exported through the real export path) through `models.Classifier`'s onnxruntime session
    against torch eager on the same weights and the same prepared batch: batch 1 and 16, 1 and 2
-   intra-op threads; latency and images/s. Baseline: torch eager.
+   intra-op threads; latency and images/s. Baseline: torch eager; and the int8 graph training ships
+   beside the float one (`int8_over_float`, models/int8.py).
 2. decode: a 1.5 MP and a 12 MP JPEG (Pillow full decode, Pillow `draft` at 1/2 and 1/4, OpenCV
    full and reduced decode, our `decode_image` full and at the bot's draft size), a PNG and an
    animated WebP (Pillow, OpenCV where it reads the format, `decode_image`). Baseline: Pillow full.
 3. decode to answer: `models.answer.answer_image` (decode, anime-face detection, crops, model) on
    the same JPEGs as the bot runs it (reduced-scale decode, detection at `faces.detect_max_side`,
-   one onnxruntime thread), beside the former configuration (full decode, detection at up to 1600
-   px); stage times of the bot's configuration; the face count each finds.
+   one onnxruntime thread, the int8 graph), beside the former configuration (full decode, detection
+   at up to 1600 px) and beside the bot's configuration with the float graph; stage times of the
+   bot's configuration; the face count each finds.
 4. detection side: the anime-face cascade on synthetic scenes and portraits of 1 to 12 MP with
    known face boxes, at several values of `faces.detect_max_side`: faces found, false detections
    and median time. This is the measurement behind the default.
@@ -173,7 +175,8 @@ def bench_model(model: Any, repeats: int, threads: list[int], batches: list[int]
     rows = []
     for count in threads:
         torch.set_num_threads(count)
-        classifier = Classifier.load(version_dir, intra_op_threads=count)
+        classifier = Classifier.load(version_dir, intra_op_threads=count, int8=False)
+        quantized = Classifier.load(version_dir, intra_op_threads=count) if model.int8 else None
         for batch in batches:
             prepared = preprocess.to_batch(raw[:batch], model.image_size)
             feed = {preprocess.INPUT_NAME: prepared}
@@ -182,24 +185,25 @@ def bench_model(model: Any, repeats: int, threads: list[int], batches: list[int]
                 with torch.inference_mode():
                     return model.net(normalize_batch(prepared))
 
-            samples = interleave(
-                {
-                    "onnxruntime": lambda feed=feed, c=classifier: c.session.run(None, feed),
-                    "torch_eager": run_torch,
-                },
-                repeats,
-                warmup=3,
+            candidates = {
+                "onnxruntime": lambda feed=feed, c=classifier: c.session.run(None, feed),
+                "torch_eager": run_torch,
+            }
+            if quantized is not None and quantized.graph == "int8":
+                candidates["onnxruntime_int8"] = lambda feed=feed, c=quantized: c.session.run(None, feed)
+            samples = interleave(candidates, repeats, warmup=3)
+            timed = {name: summary(values) for name, values in samples.items()}
+            row: dict[str, Any] = {"threads": count, "batch": batch}
+            for name, stats in timed.items():
+                row[name] = {**stats, "images_per_s": round(1000 * batch / stats["median_ms"], 1)}
+            row["torch_over_onnxruntime"] = ratio(
+                timed["torch_eager"]["median_ms"], timed["onnxruntime"]["median_ms"], 2
             )
-            ort, eager = summary(samples["onnxruntime"]), summary(samples["torch_eager"])
-            rows.append(
-                {
-                    "threads": count,
-                    "batch": batch,
-                    "onnxruntime": {**ort, "images_per_s": round(1000 * batch / ort["median_ms"], 1)},
-                    "torch_eager": {**eager, "images_per_s": round(1000 * batch / eager["median_ms"], 1)},
-                    "torch_over_onnxruntime": ratio(eager["median_ms"], ort["median_ms"], 2),
-                }
-            )
+            if "onnxruntime_int8" in timed:
+                row["int8_over_float"] = ratio(
+                    timed["onnxruntime_int8"]["median_ms"], timed["onnxruntime"]["median_ms"], 2
+                )
+            rows.append(row)
     return rows
 
 
@@ -219,6 +223,7 @@ def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str,
     )
     # One onnxruntime thread, as the bot loads it (it runs `concurrency` images side by side instead).
     bot = Classifier.load(version_dir, intra_op_threads=1)
+    floating = Classifier.load(version_dir, intra_op_threads=1, int8=False)
     draft_side = faces.detect_max_side
     bot_limits = DecodeLimits(limits, draft_side)
     former_limits = DecodeLimits(limits, None)
@@ -232,6 +237,9 @@ def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str,
         def baseline(data: bytes = data) -> Any:
             return answer_image(data, model=bot, finder=former_detector, limits=former_limits)
 
+        def float_graph(data: bytes = data) -> Any:
+            return answer_image(data, model=floating, finder=bot_detector, limits=bot_limits)
+
         decoded = decode_image(data, limits, draft_long_side=draft_side)
         boxes = bot_detector.detect(decoded.rgb)
         crops = [bot_detector.crop(decoded.rgb, box, bot.image_size) for box in boxes]
@@ -239,6 +247,7 @@ def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str,
             {
                 "bot": candidate,
                 "former": baseline,
+                "float_graph": float_graph,
                 "stage_decode": lambda data=data: decode_image(data, limits, draft_long_side=draft_side),
                 "stage_detect": lambda rgb=decoded.rgb: bot_detector.detect(rgb),
                 "stage_model": lambda inputs=crops or [decoded.rgb]: bot.infer(inputs),
@@ -254,6 +263,12 @@ def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str,
             },
             "former_over_bot": ratio(
                 summary(samples["former"])["median_ms"], summary(samples["bot"])["median_ms"], 2
+            ),
+            # the bot's configuration with the float graph: what the int8 one saves end to end
+            "graph": bot.graph,
+            "float_graph": summary(samples["float_graph"]),
+            "bot_over_float_graph": ratio(
+                summary(samples["bot"])["median_ms"], summary(samples["float_graph"])["median_ms"], 2
             ),
         }
     return out
@@ -349,6 +364,7 @@ def main() -> None:
                 "classes": len(model.labels),
                 "weights": model.weights,
                 "parity": model.parity,
+                "int8": model.int8,
             },
             "repeats": repeats,
             "results": {

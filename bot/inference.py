@@ -110,7 +110,7 @@ class InferenceService:
         return classifier
 
     def _load_kw(self) -> dict[str, Any]:
-        return {"intra_op_threads": 1}
+        return {"intra_op_threads": 1, "int8": self.settings.registry.int8}
 
     async def start(self) -> None:
         """Load the active model (if any) and prepare the watcher; never raises for 'no model'."""

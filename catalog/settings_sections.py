@@ -114,6 +114,9 @@ class RegistrySettings(BaseModel):
     promotion_margin: Fraction = 0.01
     # The active version and its rollback target always stay.
     keep_last: int = Field(default=5, ge=2)
+    # Readers (bot, classify, eval, memory updates) run a version's int8 graph when it has one and
+    # it answers like the float graph on this machine (models/int8.py); false: the float graph.
+    int8: bool = True
 
 
 class StoreSettings(BaseModel):

@@ -22,6 +22,7 @@ from models.openset import OpenSetThresholds
 
 CARD_NAME = "model.json"
 ONNX_NAME = "model.onnx"
+INT8_NAME = "model.int8.onnx"
 CARD_FORMAT = 1
 DEFAULT_THRESHOLD = 0.5
 # Registry version ids: a zero-padded sequence number (sorts as text) and the UTC minute of creation.
@@ -78,6 +79,21 @@ class Thresholds(BaseModel):
         return DEFAULT_THRESHOLD if self.global_threshold is None else self.global_threshold
 
 
+class Int8Graph(BaseModel):
+    """The int8 graph beside the float one (`model.int8.onnx`, see `models.int8`): its hash, and
+    how closely it answered like the float graph on validation faces when it was made."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sha256: str
+    images: int = Field(ge=1)
+    top1_agreement: float = Field(ge=0.0, le=1.0)
+    cosine_median: float = Field(ge=-1.0, le=1.0)  # embedding cosine, int8 against float
+    cosine_min: float = Field(ge=-1.0, le=1.0)
+    # The same on `models.int8.probe_batch` where it was made: readers compare their own run with it.
+    probe_cosine_min: float = Field(ge=-1.0, le=1.0)
+
+
 def default_preprocessing() -> dict[str, Any]:
     """How `models.preprocess.prepare` shapes an image; recorded so that a card documents itself."""
     return {
@@ -115,6 +131,7 @@ class ModelCard(BaseModel):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     backbone: str | None = None
     onnx_sha256: str | None = None
+    int8: Int8Graph | None = None  # None: the version has the float graph only
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("labels")
@@ -200,5 +217,14 @@ def read_card(folder: Path, *, expect_version: str | None = None, verify_hash: b
             raise ModelLoadError(
                 f"{onnx_path} does not match its card (sha256 {actual[:12]}..., card says "
                 f"{card.onnx_sha256[:12]}...): the folder was modified after export"
+            )
+    if card.int8 is not None:
+        int8_path = folder / INT8_NAME
+        if not int8_path.is_file():
+            raise ModelLoadError(f"{folder} has no {INT8_NAME}, which its card lists")
+        if verify_hash and sha256_file(int8_path) != card.int8.sha256:
+            raise ModelLoadError(
+                f"{int8_path} does not match its card (card says {card.int8.sha256[:12]}...): "
+                "the folder was modified after export"
             )
     return card

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models import preprocess
-from models.card import ONNX_NAME, VERSION_RE, ModelCard, read_card
+from models.card import VERSION_RE, ModelCard, read_card
 from models.errors import ModelLoadError
+from models.int8 import open_graph
 from models.memory import MEMORY_NAME, CharacterMemory
 from models.openset import OpenWorld
-from models.runtime import check_signature, open_session, session_provider
+from models.runtime import check_signature, session_provider
 
 if TYPE_CHECKING:
     from models.registry import Registry
@@ -52,8 +53,10 @@ class Classifier:
         *,
         path: Path,
         batch_size: int = DEFAULT_BATCH,
+        graph: str = "float",
     ) -> None:
         self.card = card
+        self.graph = graph  # "int8" or "float" (models.int8)
         self.session = session
         self.path = path
         self.batch_size = batch_size
@@ -78,18 +81,19 @@ class Classifier:
         providers: list[str] | None = None,
         intra_op_threads: int | None = None,
         batch_size: int = DEFAULT_BATCH,
+        int8: bool = True,
     ) -> Classifier:
         version_dir = Path(version_dir)
         # A registry folder must carry its own version; a copy elsewhere may have any name.
         expect = version_dir.name if VERSION_RE.match(version_dir.name) else None
         card = read_card(version_dir, expect_version=expect, verify_hash=True)
-        session = open_session(
-            version_dir / ONNX_NAME, providers=providers, intra_op_threads=intra_op_threads
+        session, graph = open_graph(
+            version_dir, card, providers=providers, intra_op_threads=intra_op_threads, int8=int8
         )
-        classifier = cls(card, session, path=version_dir, batch_size=batch_size)
+        classifier = cls(card, session, path=version_dir, batch_size=batch_size, graph=graph)
         log.info(
-            "loaded model %s (%d labels, %dpx) on %s", card.version, len(card.labels), card.image_size,
-            classifier.provider,
+            "loaded model %s (%d labels, %dpx, %s graph) on %s", card.version, len(card.labels),
+            card.image_size, graph, classifier.provider,
         )  # fmt: skip
         return classifier
 

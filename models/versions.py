@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from models.card import ONNX_NAME, ModelCard, read_card
+from models.card import INT8_NAME, ONNX_NAME, ModelCard, read_card
 from models.errors import ModelLoadError
 from models.memory import MEMORY_NAME, CharacterMemory
 from models.runtime import check_signature, open_session
@@ -61,23 +61,31 @@ class VersionEntry:
         }
 
 
+def _runs(path: Path, card: ModelCard) -> np.ndarray:
+    """The graph loads, has the card's signature and runs on one image; its embedding."""
+    session = open_session(path, providers=["CPUExecutionProvider"], intra_op_threads=1)
+    check_signature(session, card, path.parent)
+    probe = np.zeros((1, card.image_size, card.image_size, 3), dtype=np.uint8)
+    try:
+        logits, embedding = session.run(None, {session.get_inputs()[0].name: probe})
+    except Exception as exc:  # onnxruntime's errors are untyped
+        raise ModelLoadError(f"{path} loads but does not run: {exc}") from exc
+    if logits.shape != (1, len(card.labels)) or embedding.ndim != 2 or embedding.shape[0] != 1:
+        raise ModelLoadError(
+            f"{path} returned logits {logits.shape} and embedding {embedding.shape} "
+            f"for one image; the card has {len(card.labels)} labels"
+        )
+    return embedding
+
+
 def validate_folder(folder: Path, *, expect_version: str | None = None) -> ModelCard:
     """Everything a reader will rely on: the card parses and matches the folder and the ONNX bytes,
     the graph loads in onnxruntime, takes the card's input and runs on one image, and a card with
     open-set thresholds has its character memory beside it."""
     card = read_card(folder, expect_version=expect_version, verify_hash=True)
-    session = open_session(folder / ONNX_NAME, providers=["CPUExecutionProvider"], intra_op_threads=1)
-    check_signature(session, card, folder)
-    probe = np.zeros((1, card.image_size, card.image_size, 3), dtype=np.uint8)
-    try:
-        logits, embedding = session.run(None, {session.get_inputs()[0].name: probe})
-    except Exception as exc:  # onnxruntime's errors are untyped
-        raise ModelLoadError(f"{folder / ONNX_NAME} loads but does not run: {exc}") from exc
-    if logits.shape != (1, len(card.labels)) or embedding.ndim != 2 or embedding.shape[0] != 1:
-        raise ModelLoadError(
-            f"{folder / ONNX_NAME} returned logits {logits.shape} and embedding {embedding.shape} "
-            f"for one image; the card has {len(card.labels)} labels"
-        )
+    graphs = [ONNX_NAME] if card.int8 is None else [ONNX_NAME, INT8_NAME]
+    for name in graphs:
+        embedding = _runs(folder / name, card)
     if card.open_set is not None:
         memory = CharacterMemory.load(folder / MEMORY_NAME)
         if memory.dim != embedding.shape[1]:

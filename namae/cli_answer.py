@@ -32,7 +32,7 @@ def classify(
     from models.classifier import Classifier
 
     settings = load_settings()
-    classifier = Classifier.from_registry(_registry(settings))
+    classifier = Classifier.from_registry(_registry(settings), int8=settings.registry.int8)
     finder = face_finder(settings, finder_folder(settings))
     limits = DecodeLimits.from_settings(settings)
     results: list[dict[str, Any]] = []
@@ -110,7 +110,7 @@ def evaluate(
     chosen = version or registry.require_active()[0]
     folder = registry.version_dir(chosen)
     detector = _detector_or_none(settings)
-    classifier = Classifier.load(folder)
+    classifier = Classifier.load(folder, int8=settings.registry.int8)
     if not (folder / MEMORY_NAME).is_file():
         raise CatalogError(f"model {chosen} has no character memory ({MEMORY_NAME}); retrain it first")
     memory = CharacterMemory.load(folder / MEMORY_NAME)

@@ -26,13 +26,22 @@ from torch import nn
 
 from catalog.fsutil import atomic_write_text, fsync_file
 from models import preprocess
-from models.card import CARD_NAME, ONNX_NAME, ModelCard, Thresholds, default_preprocessing, sha256_file
+from models.card import (
+    CARD_NAME,
+    INT8_NAME,
+    ONNX_NAME,
+    ModelCard,
+    Thresholds,
+    default_preprocessing,
+    sha256_file,
+)
 from models.errors import RegistryError
 from models.memory import MEMORY_NAME
 from models.openset import OpenSetThresholds
 from models.registry import Registry
 from models.runtime import open_session, session_provider
 from trainer.backbones import embed
+from trainer.quantize import int8_graph
 
 log = logging.getLogger(__name__)
 # The exporter's optimizer logs every rewrite at INFO; our own export line says what matters.
@@ -183,10 +192,16 @@ def export_version(
     opset: int = DEFAULT_OPSET,
     open_set: OpenSetThresholds | None = None,
     memory: bytes | None = None,
+    int8: bool = False,
+    calibration_images: list[np.ndarray] | None = None,
+    int8_gate: bool = True,
 ) -> tuple[str, ParityReport]:
     """Export, check parity on the validation images and register a candidate. Raises ExportError
     (and registers nothing) when top-1 agreement is below 100% or the logits drift too far.
-    `memory`: the character memory file (`models.memory`), written beside the card."""
+    `memory`: the character memory file (`models.memory`), written beside the card. `int8`: also
+    the int8 graph (`trainer.quantize`), its activation ranges from `calibration_images` (other
+    validation faces; the parity images when None), when it answers like the float graph (always,
+    with `int8_gate=False`)."""
     version, staging = registry.new_version_dir()
     try:
         onnx_path = staging / ONNX_NAME
@@ -203,6 +218,12 @@ def export_version(
                 f"{100 * parity.top1_agreement:.2f}% (must be 100%), max |logit diff| {parity.max_abs_diff:.2e} "
                 f"(limit {MAX_ABS_DIFF:.0e})"
             )
+        int8_entry = None
+        if int8:
+            int8_entry = int8_graph(
+                onnx_path, staging / INT8_NAME, calibration=calibration_images or [], check=val_images,
+                image_size=image_size, gate=int8_gate,
+            )  # fmt: skip
         with torch.inference_mode():
             probe = torch.zeros((1, 3, image_size, image_size), device=next(net.parameters()).device)
             embedding_dim = int(net.forward_features(probe).shape[1])
@@ -221,6 +242,7 @@ def export_version(
             created_at=datetime.now(UTC),
             backbone=backbone,
             onnx_sha256=sha256_file(onnx_path),
+            int8=int8_entry,
             extra={"opset": opset, "torch": torch.__version__, **(extra or {})},
         )
         if memory is not None:

@@ -67,7 +67,7 @@ def remember_new_faces(
         missing.append(item)
     if not missing:
         return {"version": version, "added": 0, "known": len(have), "full": full}
-    classifier = Classifier.load(folder, intra_op_threads=1)
+    classifier = Classifier.load(folder, intra_op_threads=1, int8=settings.registry.int8)
     loader = PixelLoader(settings, classifier.image_size)
     added = 0
     for start in range(0, len(missing), BATCH):

@@ -14,6 +14,7 @@ from trainer import backbones, openset
 from trainer.dataset import Assembled, Item, PixelLoader
 
 PARITY_IMAGES = 64
+CALIBRATION_IMAGES = 128  # the int8 graph's activation ranges, from validation faces past the parity ones
 
 
 def _export(
@@ -47,6 +48,10 @@ def _export(
         extra={"pretrained": built.pretrained, "weights_source": built.weights_source, "loss": cfg.loss},
         open_set=open_world.thresholds,
         memory=open_world.memory,
+        int8=True,
+        calibration_images=[
+            loader(item) for item in val_items[PARITY_IMAGES : PARITY_IMAGES + CALIBRATION_IMAGES]
+        ],
     )
     metrics["parity_max_abs_diff"] = parity.max_abs_diff
     return version
