@@ -198,6 +198,7 @@ def evaluate(
     old_pred = [classifier.labels[b] if n else None for n, b in zip(named_today, best_today, strict=True)]
     result: dict[str, Any] = {
         "version": card.version,
+        "graph": classifier.graph,
         "labels": labels,
         "thresholds": card.open_set.model_dump(mode="json"),
         "known": {

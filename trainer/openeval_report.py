@@ -143,6 +143,8 @@ def markdown(result: dict[str, Any]) -> list[str]:
     lines = [
         f"# Open-world evaluation of {result['version']}",
         "",
+        f"Answered with its {result.get('graph', 'float')} graph.",
+        "",
         (
             f"Thresholds from the model card (target precision {th['target_precision']:.2f}): name at "
             f"confidence >= {th['name']:.3f}, stranger below evidence {th['known']:.3f}, not a character "

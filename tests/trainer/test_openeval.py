@@ -71,6 +71,7 @@ def test_the_open_world_protocol_on_generated_characters(
         assert 0.0 <= row["strangers_named_as_added"] <= row["strangers_named"] <= 1.0
         assert 0.0 <= row["strangers_named_before"] <= 1.0
     assert sum(result["known"]["kinds"].values()) == pytest.approx(1.0)
+    assert result["graph"] == classifier.graph  # the report says which graph answered
 
 
 def test_a_stranger_like_a_character_just_added_is_counted_as_named_after_growth(
