@@ -207,7 +207,7 @@ def _with_memory(registry: Registry, characters: int, faces: int) -> None:
     """Promote a copy of the active version that carries a character memory of `characters` x
     `faces` faces (random unit vectors, seeded) and open-set thresholds, so that every answer goes
     through the memory as a trained model's would."""
-    from models.card import CARD_NAME, ONNX_NAME, sha256_file
+    from models.card import CARD_NAME, INT8_NAME, ONNX_NAME, sha256_file
     from models.memory import MEMORY_NAME, CharacterMemory, MemoryEntry
     from models.openset import OpenSetThresholds
 
@@ -216,6 +216,8 @@ def _with_memory(registry: Registry, characters: int, faces: int) -> None:
     card = read_card(active)
     version, folder = registry.new_version_dir()
     shutil.copy2(active / ONNX_NAME, folder / ONNX_NAME)
+    if card.int8 is not None:
+        shutil.copy2(active / INT8_NAME, folder / INT8_NAME)
     dim = card.embedding_dim or 1280
     rng = np.random.default_rng(16)
     memory = CharacterMemory(dim)

@@ -124,7 +124,11 @@ def test_a_character_off_centre_is_named_from_the_regions_when_no_face_is_found(
     """A portrait in the top-left corner of a wide grey picture, with a finder that misses its face
     (faces under 200 px are not looked for): the whole picture alone, padded square and shrunk to
     the model's input, is mostly wrong; the regions, one of which frames the portrait, name it."""
-    classifier = Classifier.load(Registry(tiny_model.registry_root).version_dir(tiny_model.version))
+    # The float graph: this counts what the regions add, exactly; the int8 graph's own agreement is
+    # tests/trainer/test_quantize.py's (here it names 15 of the 16, one borderline region flipped).
+    classifier = Classifier.load(
+        Registry(tiny_model.registry_root).version_dir(tiny_model.version), int8=False
+    )
     blind = FaceDetector(cascade_path, FaceSettings(min_size=200))
     whole_right = regions_right = 0
     for label in tiny_model.labels:
