@@ -87,7 +87,8 @@ class Int8Graph(BaseModel):
 
     sha256: str
     images: int = Field(ge=1)
-    top1_agreement: float = Field(ge=0.0, le=1.0)
+    sure_images: int = Field(ge=0)  # of those, the faces the float graph is sure of (models.int8.SURE)
+    top1_agreement: float = Field(ge=0.0, le=1.0)  # on the faces it is sure of
     cosine_median: float = Field(ge=-1.0, le=1.0)  # embedding cosine, int8 against float
     cosine_min: float = Field(ge=-1.0, le=1.0)
     # The same on `models.int8.probe_batch` where it was made: readers compare their own run with it.

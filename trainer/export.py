@@ -222,7 +222,7 @@ def export_version(
         if int8:
             int8_entry = int8_graph(
                 onnx_path, staging / INT8_NAME, calibration=calibration_images or [], check=val_images,
-                image_size=image_size, gate=int8_gate,
+                image_size=image_size, temperature=temperature, gate=int8_gate,
             )  # fmt: skip
         with torch.inference_mode():
             probe = torch.zeros((1, 3, image_size, image_size), device=next(net.parameters()).device)

@@ -69,6 +69,7 @@ def int8_graph(
     calibration: list[np.ndarray],
     check: list[np.ndarray],
     image_size: int,
+    temperature: float = 1.0,
     gate: bool = True,
 ) -> Int8Graph | None:
     """Quantize, then compare with the float graph on `check` (faces apart from `calibration` where
@@ -78,22 +79,26 @@ def int8_graph(
     quantize(float_path, out_path, preprocess.to_batch(calibration or check, image_size))
     float_session = open_session(float_path, providers=["CPUExecutionProvider"])
     int8_session = open_session(out_path, providers=["CPUExecutionProvider"])
-    found = agreement(float_session, int8_session, preprocess.to_batch(check, image_size))
+    found = agreement(float_session, int8_session, preprocess.to_batch(check, image_size), temperature)
     if gate and (found.top1_agreement < MIN_TOP1_AGREEMENT or found.cosine_median < MIN_COSINE_MEDIAN):
         log.warning(
             "the int8 graph answers unlike the float graph on %d validation faces (top-1 agreement "
-            "%.3f, needs %.2f; embedding cosine median %.4f, needs %.2f): shipping the float graph only",
-            found.images, found.top1_agreement, MIN_TOP1_AGREEMENT, found.cosine_median, MIN_COSINE_MEDIAN,
+            "%.3f on the %d the float graph is sure of, needs %.2f; embedding cosine median %.4f, "
+            "needs %.2f): shipping the float graph only",
+            found.images, found.top1_agreement, found.sure_images, MIN_TOP1_AGREEMENT,
+            found.cosine_median, MIN_COSINE_MEDIAN,
         )  # fmt: skip
         out_path.unlink(missing_ok=True)
         return None
     log.info(
-        "int8 graph: top-1 agreement %.3f, embedding cosine median %.4f (min %.4f) on %d validation faces",
-        found.top1_agreement, found.cosine_median, found.cosine_min, found.images,
+        "int8 graph: top-1 agreement %.3f on the %d of %d validation faces the float graph is sure of, "
+        "embedding cosine median %.4f (min %.4f)",
+        found.top1_agreement, found.sure_images, found.images, found.cosine_median, found.cosine_min,
     )  # fmt: skip
     return Int8Graph(
         sha256=sha256_file(out_path),
         images=found.images,
+        sure_images=found.sure_images,
         top1_agreement=found.top1_agreement,
         cosine_median=found.cosine_median,
         cosine_min=found.cosine_min,
