@@ -4,6 +4,7 @@ registry as a candidate version (promotion is the caller's decision).
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from sqlalchemy import Engine
@@ -34,6 +35,9 @@ def _export(
     from trainer.export import export_version
 
     registry = Registry.from_settings(settings, engine)
+    # Validation items come grouped by character: a seeded shuffle, so that the parity faces and the
+    # int8 graph's calibration faces cover every character, not the first two or three.
+    shuffled = random.Random(cfg.seed).sample(val_items, len(val_items))
     version, parity = export_version(
         built.net.to("cpu").eval(),
         registry=registry,
@@ -43,14 +47,14 @@ def _export(
         thresholds=evaluation["calibration"]["threshold"],
         metrics=dict(metrics),
         dataset_fingerprint=assembled.fingerprint(),
-        val_images=[loader(item) for item in val_items[:PARITY_IMAGES]],
+        val_images=[loader(item) for item in shuffled[:PARITY_IMAGES]],
         backbone=cfg.backbone,
         extra={"pretrained": built.pretrained, "weights_source": built.weights_source, "loss": cfg.loss},
         open_set=open_world.thresholds,
         memory=open_world.memory,
         int8=True,
         calibration_images=[
-            loader(item) for item in val_items[PARITY_IMAGES : PARITY_IMAGES + CALIBRATION_IMAGES]
+            loader(item) for item in shuffled[PARITY_IMAGES : PARITY_IMAGES + CALIBRATION_IMAGES]
         ],
     )
     metrics["parity_max_abs_diff"] = parity.max_abs_diff
