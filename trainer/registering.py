@@ -14,7 +14,9 @@ from catalog.settings_sections import TrainSettings
 from trainer import backbones, openset
 from trainer.dataset import Assembled, Item, PixelLoader
 
-PARITY_IMAGES = 64
+# Torch parity, and the int8 graph's agreement with the float one (one swap in 64 faces moved that
+# by 1.6 points, across the gate's 0.98).
+PARITY_IMAGES = 192
 CALIBRATION_IMAGES = 128  # the int8 graph's activation ranges, from validation faces past the parity ones
 
 
