@@ -17,7 +17,7 @@ import numpy as np
 from models import preprocess
 from models.card import VERSION_RE, ModelCard, read_card
 from models.errors import ModelLoadError
-from models.int8 import open_graph
+from models.int8 import Graph, open_graph
 from models.memory import MEMORY_NAME, CharacterMemory
 from models.openset import OpenWorld
 from models.runtime import check_signature, session_provider
@@ -53,10 +53,10 @@ class Classifier:
         *,
         path: Path,
         batch_size: int = DEFAULT_BATCH,
-        graph: str = "float",
+        graph: Graph = "float",
     ) -> None:
         self.card = card
-        self.graph = graph  # "int8" or "float" (models.int8)
+        self.graph: Graph = graph
         self.session = session
         self.path = path
         self.batch_size = batch_size

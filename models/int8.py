@@ -2,9 +2,9 @@
 
 The exporter quantizes the float graph (`trainer.quantize`: onnxruntime static quantization, QDQ,
 int8 weights per channel, uint8 activations) and keeps it only when it answers like the float graph
-on validation faces. On a CPU it costs about 0.6x the float graph's time for the same answers (dev
-set, 128 px, 3 faces, 2 threads: 33.5 -> 20.7 ms; `bench.openset` figures within half a point;
-`bench/inference.py` measures both in one run).
+on validation faces. On a CPU it costs 0.6-0.75x the float graph's time for the same answers (128
+px, one thread: 3 faces 14.4 -> 10.7 ms, a batch of 16 65.0 -> 39.5 ms; `bench.openset` figures on
+the dev set within half a point; `bench/inference.py` times both in one run).
 
 Two things can make it answer differently elsewhere: x86 CPUs without VNNI add u8 x s8 products in
 16-bit sums that can saturate, and GPU providers do not run QDQ graphs as int8 at all. So a reader
@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -27,6 +27,8 @@ from models.card import INT8_NAME, ONNX_NAME, ModelCard
 from models.runtime import choose_providers, open_session
 
 log = logging.getLogger(__name__)
+
+Graph = Literal["int8", "float"]
 
 # How much less closely than where it was made the int8 graph may agree with the float one on the
 # probe, on a reader's machine (the same kernels give the same figure; a trained model's is ~0.996).
@@ -99,7 +101,7 @@ def open_graph(
     providers: list[str] | None = None,
     intra_op_threads: int | None = None,
     int8: bool = True,
-) -> tuple[Any, str]:
+) -> tuple[Any, Graph]:
     """The session a reader answers with, and which graph it is ("int8" or "float")."""
     float_session = open_session(folder / ONNX_NAME, providers=providers, intra_op_threads=intra_op_threads)
     if not int8 or card.int8 is None:

@@ -80,8 +80,9 @@ def _runs(path: Path, card: ModelCard) -> np.ndarray:
 
 def validate_folder(folder: Path, *, expect_version: str | None = None) -> ModelCard:
     """Everything a reader will rely on: the card parses and matches the folder and the ONNX bytes,
-    the graph loads in onnxruntime, takes the card's input and runs on one image, and a card with
-    open-set thresholds has its character memory beside it."""
+    the graph (and the int8 graph, when the card lists one) loads in onnxruntime, takes the card's
+    input and runs on one image, and a card with open-set thresholds has its character memory
+    beside it."""
     card = read_card(folder, expect_version=expect_version, verify_hash=True)
     graphs = [ONNX_NAME] if card.int8 is None else [ONNX_NAME, INT8_NAME]
     for name in graphs:
