@@ -32,7 +32,6 @@ def export_default_model(
     image_size: int | None = None,
     backbone: str | None = None,
     seed: int = 1234,
-    int8: bool = True,
 ) -> BenchModel:
     """Export and activate the default backbone (as `Settings().train` names it) in `registry_root`,
     with its int8 graph as training ships it (calibrated and checked on drawing-like pictures)."""
@@ -66,7 +65,7 @@ def export_default_model(
         dataset_fingerprint="bench",
         val_images=parity_images,
         backbone=backbone,
-        int8=int8,
+        int8=True,
         calibration_images=list(probe_batch(image_size, count=64, seed=seed + 1)),
         # Untrained weights tie their classes, so the agreement check means nothing here (a trained
         # model's int8 graph: top-1 agreement 0.995 on held-out faces); only its time is measured.

@@ -79,18 +79,23 @@ class Thresholds(BaseModel):
         return DEFAULT_THRESHOLD if self.global_threshold is None else self.global_threshold
 
 
-class Int8Graph(BaseModel):
-    """The int8 graph beside the float one (`model.int8.onnx`, see `models.int8`): its hash, and
-    how closely it answered like the float graph on validation faces when it was made."""
+class GraphAgreement(BaseModel):
+    """How closely one graph answers like another on the same faces (`models.int8.agreement`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    sha256: str
     images: int = Field(ge=1)
-    sure_images: int = Field(ge=0)  # of those, the faces the float graph is sure of (models.int8.SURE)
-    top1_agreement: float = Field(ge=0.0, le=1.0)  # on the faces it is sure of
-    cosine_median: float = Field(ge=-1.0, le=1.0)  # embedding cosine, int8 against float
+    sure_images: int = Field(ge=0)  # of those, the faces the reference is sure of (models.int8.SURE)
+    top1_agreement: float = Field(ge=0.0, le=1.0)  # on the faces it is sure of (1.0 when none)
+    cosine_median: float = Field(ge=-1.0, le=1.0)  # embedding cosine, every face
     cosine_min: float = Field(ge=-1.0, le=1.0)
+
+
+class Int8Graph(GraphAgreement):
+    """The int8 graph beside the float one (`model.int8.onnx`, see `models.int8`): its hash, and
+    how closely it answered like the float graph on validation faces when it was made."""
+
+    sha256: str
     # The same on `models.int8.probe_batch` where it was made: readers compare their own run with it.
     probe_cosine_min: float = Field(ge=-1.0, le=1.0)
 

@@ -16,14 +16,14 @@ and runs the float graph.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from models import preprocess
-from models.card import INT8_NAME, ONNX_NAME, ModelCard
+from models.card import INT8_NAME, ONNX_NAME, GraphAgreement, ModelCard
+from models.openset import softmax
 from models.runtime import choose_providers, open_session
 
 log = logging.getLogger(__name__)
@@ -42,26 +42,15 @@ PROBE_IMAGES = 8
 SURE = 0.5
 
 
-@dataclass(frozen=True)
-class Agreement:
-    images: int
-    sure_images: int  # faces the float graph gives a calibrated top probability of at least SURE
-    top1_agreement: float  # among those (1.0 when there are none)
-    cosine_median: float  # embeddings, all faces
-    cosine_min: float
-
-
-def agreement(reference: Any, candidate: Any, batch: np.ndarray, temperature: float = 1.0) -> Agreement:
+def agreement(reference: Any, candidate: Any, batch: np.ndarray, temperature: float = 1.0) -> GraphAgreement:
     """How closely `candidate` (an onnxruntime session) answers like `reference` on a prepared batch."""
     names = list(preprocess.OUTPUT_NAMES)
     ref_logits, ref_embedding = reference.run(names, {preprocess.INPUT_NAME: batch})
     logits, embedding = candidate.run(names, {preprocess.INPUT_NAME: batch})
     cosine = np.sum(_unit(ref_embedding) * _unit(embedding), axis=1)
-    scaled = ref_logits.astype(np.float64) / temperature
-    top_probability = 1.0 / np.exp(scaled - scaled.max(1, keepdims=True)).sum(1)
-    sure = top_probability >= SURE
+    sure = softmax(ref_logits, 1.0 / temperature).max(axis=1) >= SURE
     same = ref_logits.argmax(1) == logits.argmax(1)
-    return Agreement(
+    return GraphAgreement(
         images=len(batch),
         sure_images=int(sure.sum()),
         top1_agreement=float(same[sure].mean()) if sure.any() else 1.0,

@@ -96,11 +96,7 @@ def int8_graph(
         found.top1_agreement, found.sure_images, found.images, found.cosine_median, found.cosine_min,
     )  # fmt: skip
     return Int8Graph(
+        **found.model_dump(),
         sha256=sha256_file(out_path),
-        images=found.images,
-        sure_images=found.sure_images,
-        top1_agreement=found.top1_agreement,
-        cosine_median=found.cosine_median,
-        cosine_min=found.cosine_min,
         probe_cosine_min=agreement(float_session, int8_session, probe_batch(image_size)).cosine_min,
     )
