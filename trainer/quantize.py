@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +46,30 @@ class _Batches(CalibrationDataReader):
         return next(self._feeds, None)
 
 
+class _WarningsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+@contextmanager
+def _quiet_root_info() -> Iterator[None]:
+    """onnxruntime's quantizer logs on the root logger at INFO, a line for every weight channel
+    whose scale it widens so that the bias stays representable (79 lines for the 192 px model):
+    noise in a training log that says nothing a reader can act on. Its warnings still pass; the
+    filter sits on the root logger, so records of named loggers (ours) are not touched."""
+    only_warnings = _WarningsOnly()
+    root = logging.getLogger()
+    root.addFilter(only_warnings)
+    try:
+        yield
+    finally:
+        root.removeFilter(only_warnings)
+
+
 def quantize(float_path: Path, out_path: Path, calibration: np.ndarray) -> None:
     """Write the int8 graph of `float_path` to `out_path`, activation ranges from `calibration`
     (a prepared uint8 NHWC batch)."""
-    with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
+    with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp, _quiet_root_info():
         prepared = Path(tmp) / "prepared.onnx"
         # Symbolic shape inference fails on the exported graph's Expand; ONNX's own is enough here.
         quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)

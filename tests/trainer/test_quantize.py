@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from models import preprocess
 from models.card import CARD_NAME, INT8_NAME, ONNX_NAME, read_card, sha256_file
 from models.classifier import Classifier
 from models.errors import ModelLoadError
@@ -93,6 +94,25 @@ def test_an_int8_graph_calibrated_on_the_wrong_pictures_is_not_shipped(
     assert read_card(folder).int8 is None
     assert "shipping the float graph only" in caplog.text
     assert Classifier.load(folder).graph == "float"
+
+
+def test_quantizing_keeps_onnxruntime_info_lines_out_of_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A channel with near-zero weights and a bias, as training leaves some: onnxruntime widens its
+    # scale and says so on the root logger at INFO, a line per channel (79 for a 192 px model).
+    net = _decisive(7)
+    with torch.no_grad():
+        net.body[3].weight[0].mul_(1e-9)
+        net.body[3].bias[0] = 1.0
+    export_onnx(net, out_path=tmp_path / "float.onnx", image_size=IMAGE_SIZE)
+    batch = preprocess.to_batch(random_images(32, seed=9), IMAGE_SIZE)
+    with caplog.at_level(logging.INFO):
+        quantize(tmp_path / "float.onnx", tmp_path / "int8.onnx", batch)
+        assert (tmp_path / "int8.onnx").is_file()
+        assert [r.getMessage() for r in caplog.records if r.name == "root"] == []
+        logging.getLogger().info("after quantizing")  # the root logger is left as it was
+    assert [r.getMessage() for r in caplog.records if r.name == "root"] == ["after quantizing"]
 
 
 def test_a_reader_runs_the_float_graph_when_the_int8_one_answers_otherwise_on_its_machine(
