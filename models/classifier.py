@@ -19,7 +19,7 @@ from models.card import VERSION_RE, ModelCard, read_card
 from models.errors import ModelLoadError
 from models.int8 import Graph, open_graph
 from models.memory import MEMORY_NAME, CharacterMemory
-from models.openset import OpenWorld
+from models.openset import OpenWorld, softmax
 from models.runtime import check_signature, session_provider
 
 if TYPE_CHECKING:
@@ -35,14 +35,6 @@ class Candidate:
     label: str
     probability: float
     examples: int | None = None  # None: the head was trained on it; N: known from N faces in memory
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    scaled = logits.astype(np.float64) / temperature
-    scaled -= scaled.max(axis=1, keepdims=True)
-    np.exp(scaled, out=scaled)
-    scaled /= scaled.sum(axis=1, keepdims=True)
-    return scaled
 
 
 class Classifier:
@@ -113,7 +105,7 @@ class Classifier:
         for start in range(0, len(images), self.batch_size):
             batch = preprocess.to_batch(images[start : start + self.batch_size], self.image_size)
             logits, embedding = self.session.run(list(preprocess.OUTPUT_NAMES), {self._input_name: batch})
-            probabilities.append(softmax(logits, self.card.temperature))
+            probabilities.append(softmax(logits, 1.0 / self.card.temperature))
             embeddings.append(embedding)
         return np.concatenate(probabilities), np.concatenate(embeddings)
 

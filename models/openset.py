@@ -83,7 +83,8 @@ class Decision:
     evidence: float  # the best character's count-corrected evidence
 
 
-def softmax(x: np.ndarray, sharpness: float) -> np.ndarray:
+def softmax(x: np.ndarray, sharpness: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of sharpness * x in float64 (a temperature T is sharpness 1 / T)."""
     z = np.asarray(x, dtype=np.float64) * sharpness
     z -= z.max(axis=-1, keepdims=True)
     np.exp(z, out=z)

@@ -20,13 +20,6 @@ ECE_BINS = 15
 T_MIN, T_MAX = 0.25, 10.0
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    scaled = logits / temperature
-    scaled = scaled - scaled.max(axis=1, keepdims=True)
-    exp = np.exp(scaled)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
 def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
     """The T that minimizes NLL of softmax(logits / T) on (logits, y_true); 1.0 without data."""
     if len(y_true) == 0:

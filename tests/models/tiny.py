@@ -43,9 +43,9 @@ class TinyNet(nn.Module):
 def torch_probabilities(images: list[np.ndarray], temperature: float) -> np.ndarray:
     """What the tiny net itself says of raw RGB images, through the shared preprocessing."""
     from models import preprocess
-    from models.classifier import softmax
+    from models.openset import softmax
     from trainer.export import normalize_batch
 
     with torch.inference_mode():
         logits = TinyNet(seed=0)(normalize_batch(preprocess.to_batch(images, IMAGE_SIZE))).numpy()
-    return softmax(logits, temperature)
+    return softmax(logits, 1.0 / temperature)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models.openset import softmax
 from trainer.calibration import (
     T_MIN,
     expected_calibration_error,
     fit_temperature,
-    softmax,
     threshold_for_precision,
 )
 
@@ -30,7 +30,7 @@ def test_temperature_undoes_over_and_under_confidence(overconfidence: float) -> 
     temperature = fit_temperature(distorted, labels)
     assert temperature == pytest.approx(overconfidence, rel=0.15)
     before = expected_calibration_error(softmax(distorted), labels)
-    after = expected_calibration_error(softmax(distorted, temperature), labels)
+    after = expected_calibration_error(softmax(distorted, 1.0 / temperature), labels)
     assert after < before
     assert after < 0.03
 
