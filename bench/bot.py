@@ -207,6 +207,7 @@ def _with_memory(registry: Registry, characters: int, faces: int) -> None:
     """Promote a copy of the active version that carries a character memory of `characters` x
     `faces` faces (random unit vectors, seeded) and open-set thresholds, so that every answer goes
     through the memory as a trained model's would."""
+    from models import colour
     from models.card import CARD_NAME, INT8_NAME, ONNX_NAME, sha256_file
     from models.memory import MEMORY_NAME, CharacterMemory, MemoryEntry
     from models.openset import OpenSetThresholds
@@ -218,7 +219,9 @@ def _with_memory(registry: Registry, characters: int, faces: int) -> None:
     shutil.copy2(active / ONNX_NAME, folder / ONNX_NAME)
     if card.int8 is not None:
         shutil.copy2(active / INT8_NAME, folder / INT8_NAME)
-    dim = card.embedding_dim or 1280
+    # the memory's vectors as the active version makes them (its colour weight, models.colour)
+    weight = card.open_set.colour if card.open_set is not None else 0.0
+    dim = colour.width(card.embedding_dim or 1280, weight)
     rng = np.random.default_rng(16)
     memory = CharacterMemory(dim)
     names = [*card.labels, *(f"memory character {i:03d}" for i in range(characters - len(card.labels)))]
@@ -228,7 +231,7 @@ def _with_memory(registry: Registry, characters: int, faces: int) -> None:
     memory.save(folder / MEMORY_NAME)
     thresholds = OpenSetThresholds(
         sharpness=30.0, name=0.8, pair=0.9, known=0.3, not_character=0.1,
-        offsets={1: 0.15, 5: 0.03, 20: 0.01, 200: 0.0}, min_examples=5,
+        offsets={1: 0.15, 5: 0.03, 20: 0.01, 200: 0.0}, min_examples=5, colour=weight,
     )  # fmt: skip
     fresh = card.model_copy(
         update={"version": version, "parent": card.version, "open_set": thresholds,

@@ -109,6 +109,9 @@ class MemorySettings(BaseModel):
     # don't know": the coverage given up so that characters the model never saw are not named
     # (dev set, 3-epoch model: coverage 92.3%, strangers named 57% -> 39.5%).
     max_unanswered: float = Field(default=0.08, ge=0.0, lt=1.0)
+    # Weight of a face's colour histogram beside the network's embedding in the memory's vector
+    # (models/colour.py), written to the card by the trainer; 0: the embedding alone.
+    colour: float = Field(default=0.25, ge=0.0, le=4.0)
     # How often the bot reads faces that landed in the catalog since it last looked, seconds.
     poll_s: float = Field(default=10.0, gt=0.0)
 

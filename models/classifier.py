@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models import preprocess
+from models import colour, preprocess
 from models.card import VERSION_RE, ModelCard, read_card
 from models.errors import ModelLoadError
 from models.int8 import Graph, open_graph
@@ -57,7 +57,9 @@ class Classifier:
         self.image_size: int = card.image_size
         self.threshold: float = card.thresholds.default
         self.provider: str = session_provider(session)
-        self.embedding_dim: int = check_signature(session, card, path)
+        # The memory's vector: the graph's embedding, with the face's colours when the card says so.
+        self.colour: float = card.open_set.colour if card.open_set is not None else 0.0
+        self.embedding_dim: int = colour.width(check_signature(session, card, path), self.colour)
         self._input_name = session.get_inputs()[0].name
         # The head, the character memory and the card's open-set thresholds answering together;
         # None for a version trained before the memory (the head and its threshold answer alone).
@@ -98,7 +100,8 @@ class Classifier:
     # -- inference -----------------------------------------------------------------------------
 
     def infer(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Calibrated probabilities (N, classes) and L2-normalized embeddings (N, D) of raw RGB images."""
+        """Calibrated probabilities (N, classes) and the memory's unit-length vectors (N, D) of raw
+        RGB images (`models.colour`: the graph's embedding, and the colours when the card weighs them)."""
         if not images:
             return np.zeros((0, len(self.labels))), np.zeros((0, self.embedding_dim), dtype=np.float32)
         probabilities, embeddings = [], []
@@ -106,7 +109,7 @@ class Classifier:
             batch = preprocess.to_batch(images[start : start + self.batch_size], self.image_size)
             logits, embedding = self.session.run(list(preprocess.OUTPUT_NAMES), {self._input_name: batch})
             probabilities.append(softmax(logits, 1.0 / self.card.temperature))
-            embeddings.append(embedding)
+            embeddings.append(colour.with_colour(embedding, batch, self.colour))
         return np.concatenate(probabilities), np.concatenate(embeddings)
 
     def top(self, probabilities: np.ndarray, top_k: int) -> list[Candidate]:

@@ -63,6 +63,9 @@ class OpenSetThresholds(BaseModel):
     min_examples: int = Field(default=5, ge=1)  # a memory-only character is named from this many faces
     target_precision: float = Field(default=0.98, gt=0.0, le=1.0)
     fitted_on: dict[str, int] = Field(default_factory=dict)  # what the thresholds were fitted on
+    # Weight of the face's colour histogram in the memory's vector (`models.colour`); 0: the graph's
+    # embedding alone (cards fitted before it existed).
+    colour: float = Field(default=0.0, ge=0.0)
 
     def offset(self, faces: np.ndarray) -> np.ndarray:
         """The evidence offset for characters with `faces` examples (interpolated; 0 past the table)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from models import colour
 from models.card import INT8_NAME, ONNX_NAME, ModelCard, read_card
 from models.errors import ModelLoadError
 from models.memory import MEMORY_NAME, CharacterMemory
@@ -89,8 +90,10 @@ def validate_folder(folder: Path, *, expect_version: str | None = None) -> Model
         embedding = _runs(folder / name, card)
     if card.open_set is not None:
         memory = CharacterMemory.load(folder / MEMORY_NAME)
-        if memory.dim != embedding.shape[1]:
+        wide = colour.width(embedding.shape[1], card.open_set.colour)
+        if memory.dim != wide:
             raise ModelLoadError(
-                f"{folder / MEMORY_NAME} holds {memory.dim}-wide embeddings, the graph gives {embedding.shape[1]}"
+                f"{folder / MEMORY_NAME} holds {memory.dim}-wide embeddings, the graph and the card "
+                f"give {wide}"
             )
     return card

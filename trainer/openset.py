@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
+from models.colour import with_colour
 from models.memory import CharacterMemory, MemoryEntry
 from models.openset import Kind, OpenSetThresholds, combine, decide, softmax
 from trainer.evaluate import predict_embeddings, predict_logits
@@ -141,6 +142,7 @@ def fit(
     max_strangers: float = 0.05,
     max_unanswered: float = 0.08,
     min_examples: int = 5,
+    colour: float = 0.0,
     seed: int = 0,
 ) -> OpenSetFit:
     """Fit every open-set number on held-out faces (see the module docstring). `held_head`: the
@@ -208,6 +210,7 @@ def fit(
         offsets=offsets,
         min_examples=min_examples,
         target_precision=target_precision,
+        colour=colour,
         fitted_on={
             "memory_faces": len(memory_y),
             "held_out_faces": len(held_y),
@@ -286,13 +289,16 @@ def for_run(
     most `max_per_character` each) and score the open-set answer on the test faces."""
     index = {label: i for i, label in enumerate(labels)}
 
-    def embed(items: list[Item]) -> np.ndarray:
-        return predict_embeddings(net, [loader(i) for i in items], device=device, batch_size=batch_size)
+    def embed(pictures: list[np.ndarray]) -> np.ndarray:
+        """The memory's vectors (`models.colour`), as `models.classifier.Classifier.infer` makes them."""
+        found = predict_embeddings(net, pictures, device=device, batch_size=batch_size)
+        return with_colour(found, pictures, settings.colour)
 
-    train_emb, val_emb = embed(train_items), embed(val_items)
+    train_emb = embed([loader(i) for i in train_items])
+    val_emb = embed([loader(i) for i in val_items])
     train_y = np.array([index[i.label] for i in train_items])
     val_y = np.array([index[i.label] for i in val_items])
-    negatives = predict_embeddings(net, synthetic_negatives(image_size, seed=seed), device=device)
+    negatives = embed(synthetic_negatives(image_size, seed=seed))
 
     def head(items: list[Item]) -> np.ndarray:
         logits = predict_logits(net, items, loader, device=device, batch_size=batch_size)
@@ -302,7 +308,7 @@ def for_run(
         train_emb, train_y, val_emb, val_y, len(labels), held_head=head(val_items),
         negatives=negatives, target_precision=settings.target_precision,
         max_strangers=settings.max_strangers, max_unanswered=settings.max_unanswered,
-        min_examples=settings.min_examples, seed=seed,
+        min_examples=settings.min_examples, colour=settings.colour, seed=seed,
     )  # fmt: skip
     memory = CharacterMemory(train_emb.shape[1])
     rng = np.random.default_rng(seed)
@@ -315,7 +321,7 @@ def for_run(
         memory.add(MemoryEntry(items[i].key, label, items[i].origin, vectors[i]) for i in rows)
     report = dict(fitted.report)
     if test_items:
-        test_emb = embed(test_items)
+        test_emb = embed([loader(i) for i in test_items])
         test_y = np.array([index[i.label] for i in test_items])
         test_head = head(test_items)
         names, protos = memory.prototypes()

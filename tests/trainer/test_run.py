@@ -12,7 +12,9 @@ from PIL import Image as PILImage
 from sqlalchemy import Engine
 
 from catalog.settings import ImageLimits
+from catalog.settings_sections import MemorySettings
 from media.decode import decode_image
+from models import colour
 from models.classifier import Classifier
 from models.registry import Registry
 from tests.fixtures.model import TinyModel
@@ -145,7 +147,11 @@ def test_the_version_carries_its_character_memory_and_open_set_thresholds(tiny_m
     assert th.sharpness > 0 and 0 < th.name <= 1 and th.not_character < th.known
     assert th.fitted_on["held_out_faces"] > 0 and th.fitted_on["negatives"] > 0
     memory = CharacterMemory.load(registry.version_dir(tiny_model.version) / MEMORY_NAME)
-    assert memory.dim == card.embedding_dim
+    # the memory's vectors: the graph's embedding and the faces' colours, as the classifier makes them
+    assert th.colour == MemorySettings().colour > 0
+    assert card.embedding_dim is not None
+    assert memory.dim == card.embedding_dim + colour.BINS
+    assert Classifier.load(registry.version_dir(tiny_model.version)).embedding_dim == memory.dim
     assert set(memory.characters()) == set(card.labels)
     split = tiny_model.report["dataset"]
     assert len(memory) == split["train"] + split["val"]  # every face but the test split's
