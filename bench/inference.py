@@ -209,8 +209,10 @@ def bench_model(model: Any, repeats: int, threads: list[int], batches: list[int]
 
 def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str, Any]:
     from catalog.settings import FaceSettings, ImageLimits
+    from catalog.settings_sections import MemorySettings
     from media.decode import DecodeLimits, decode_image
     from media.faces import FaceDetector
+    from models import colour, preprocess
     from models.answer import answer_image
     from models.classifier import Classifier
 
@@ -227,6 +229,9 @@ def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str,
     draft_side = faces.detect_max_side
     bot_limits = DecodeLimits(limits, draft_side)
     former_limits = DecodeLimits(limits, None)
+    # the colour stage at the version's weight or, for a version without a memory (the bench's
+    # untrained model), the weight training writes
+    weight = bot.colour or MemorySettings().colour
     out: dict[str, Any] = {}
     for name in ("jpeg_1.5mp", "jpeg_12mp"):
         data = blobs[name]
@@ -243,6 +248,10 @@ def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str,
         decoded = decode_image(data, limits, draft_long_side=draft_side)
         boxes = bot_detector.detect(decoded.rgb)
         crops = [bot_detector.crop(decoded.rgb, box, bot.image_size) for box in boxes]
+        # the colours beside the graph's embedding (models.colour), a part of stage_model
+        prepared = preprocess.to_batch(crops or [decoded.rgb], bot.image_size)
+        graph_width = bot.embedding_dim - (colour.BINS if bot.colour > 0 else 0)
+        unit = np.full((len(prepared), graph_width), graph_width**-0.5, dtype=np.float32)
         samples = interleave(
             {
                 "bot": candidate,
@@ -251,6 +260,7 @@ def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str,
                 "stage_decode": lambda data=data: decode_image(data, limits, draft_long_side=draft_side),
                 "stage_detect": lambda rgb=decoded.rgb: bot_detector.detect(rgb),
                 "stage_model": lambda inputs=crops or [decoded.rgb]: bot.infer(inputs),
+                "stage_colour": lambda e=unit, p=prepared: colour.with_colour(e, p, weight),
             },
             repeats,
         )
@@ -259,8 +269,9 @@ def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str,
             "former": {**summary(samples["former"]), "faces_found": len(baseline().faces)},
             "bot_stages_median_ms": {
                 stage.removeprefix("stage_"): summary(samples[stage])["median_ms"]
-                for stage in ("stage_decode", "stage_detect", "stage_model")
+                for stage in ("stage_decode", "stage_detect", "stage_model", "stage_colour")
             },
+            "colour_weight": weight,
             "former_over_bot": ratio(
                 summary(samples["former"])["median_ms"], summary(samples["bot"])["median_ms"], 2
             ),
