@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.harness import Target, cascade_path, emit, parser, ratio, summary
+from bench.harness import Target, cascade_path, colour_weight, emit, parser, ratio, summary
 from bot.app import NamaeBot
 from bot.endpoints import point_discord_py_at
 from catalog.db import open_catalog
@@ -207,7 +207,6 @@ def _with_memory(registry: Registry, characters: int, faces: int) -> None:
     """Promote a copy of the active version that carries a character memory of `characters` x
     `faces` faces (random unit vectors, seeded) and open-set thresholds, so that every answer goes
     through the memory as a trained model's would."""
-    from catalog.settings_sections import MemorySettings
     from models import colour
     from models.card import CARD_NAME, INT8_NAME, ONNX_NAME, sha256_file
     from models.memory import MEMORY_NAME, CharacterMemory, MemoryEntry
@@ -220,10 +219,7 @@ def _with_memory(registry: Registry, characters: int, faces: int) -> None:
     shutil.copy2(active / ONNX_NAME, folder / ONNX_NAME)
     if card.int8 is not None:
         shutil.copy2(active / INT8_NAME, folder / INT8_NAME)
-    # the memory's vectors as the active version makes them (models.colour: its colour weight, or,
-    # for the bench's model without a memory, the weight training writes), so that the variant
-    # pays for the colours as a trained version's answers do
-    weight = card.open_set.colour if card.open_set is not None else MemorySettings().colour
+    weight = colour_weight(card)
     dim = colour.width(card.embedding_dim or 1280, weight)
     rng = np.random.default_rng(16)
     memory = CharacterMemory(dim)

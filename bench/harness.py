@@ -180,6 +180,15 @@ def machine() -> dict[str, Any]:
     }
 
 
+def colour_weight(card: Any) -> float:
+    """The colour weight (`models.colour`) a benchmark's memory answers with: the version's, or, for
+    a version without a memory (the benchmarks' untrained default model), the weight training writes,
+    so that the benchmark pays for the colours as a trained version's answers do."""
+    from catalog.settings_sections import MemorySettings
+
+    return card.open_set.colour if card.open_set is not None else MemorySettings().colour
+
+
 def results_dir(args: argparse.Namespace) -> Path:
     if args.results is not None:
         return Path(args.results)

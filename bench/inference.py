@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageSequence
 
-from bench.harness import Target, cascade_path, emit, interleave, parser, ratio, summary
+from bench.harness import Target, cascade_path, colour_weight, emit, interleave, parser, ratio, summary
 from media.boxes import iou
 
 # The detection side the former default used; kept as the pipeline's same-run baseline.
@@ -209,7 +209,6 @@ def bench_model(model: Any, repeats: int, threads: list[int], batches: list[int]
 
 def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str, Any]:
     from catalog.settings import FaceSettings, ImageLimits
-    from catalog.settings_sections import MemorySettings
     from media.decode import DecodeLimits, decode_image
     from media.faces import FaceDetector
     from models import colour, preprocess
@@ -229,9 +228,7 @@ def bench_answer(model: Any, blobs: dict[str, bytes], repeats: int) -> dict[str,
     draft_side = faces.detect_max_side
     bot_limits = DecodeLimits(limits, draft_side)
     former_limits = DecodeLimits(limits, None)
-    # the colour stage at the version's weight or, for a version without a memory (the bench's
-    # untrained model), the weight training writes
-    weight = bot.colour or MemorySettings().colour
+    weight = colour_weight(bot.card)
     out: dict[str, Any] = {}
     for name in ("jpeg_1.5mp", "jpeg_12mp"):
         data = blobs[name]
