@@ -37,7 +37,7 @@ def export_default_model(
     with its int8 graph as training ships it (calibrated and checked on drawing-like pictures)."""
     import torch
 
-    from catalog.settings_sections import TrainSettings
+    from catalog.settings_sections import MemorySettings, TrainSettings
     from models.int8 import probe_batch
     from models.registry import Registry
     from trainer.backbones import build
@@ -47,7 +47,9 @@ def export_default_model(
     backbone = backbone or defaults.backbone
     image_size = image_size or defaults.image_size
     torch.manual_seed(seed)
-    built = build(backbone, classes, image_size, pretrained=True, allow_download=False)
+    # the graph a trained version exports: the middle features in its embedding at the trainer's weight
+    middle = MemorySettings().middle
+    built = build(backbone, classes, image_size, pretrained=True, allow_download=False, middle=middle)
     net = built.net.to("cpu").eval()
     labels = [f"character_{i:02d}" for i in range(classes)]
     # Drawing-like pictures (the bot's int8 check uses the same kind): noise is not what the graph

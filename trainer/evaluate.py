@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 from torch import nn
 
 from trainer.augment import batch_to_input
-from trainer.backbones import embed
+from trainer.backbones import features_and_embedding
 from trainer.dataset import Item, prepared_batches
 
 
@@ -60,8 +60,8 @@ def predict_embeddings(
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
                 batch = np.stack(images[start : start + batch_size])
-                features = net.forward_features(batch_to_input(batch).to(device))
-                outputs.append(embed(features).float().cpu().numpy())
+                _, embedding = features_and_embedding(net, batch_to_input(batch).to(device))
+                outputs.append(embedding.float().cpu().numpy())
     finally:
         net.train(was_training)
     if not outputs:

@@ -2,9 +2,9 @@
 
 The exported graph takes what `models.preprocess.to_batch` makes (uint8 RGB NHWC, any batch size),
 does the float conversion and the ImageNet normalization itself, and returns `logits` and an
-`embedding` (`trainer.backbones.embed`: root-normalized, unit length). Parity runs both sides on
-the same prepared batch: torch with the normalization written out here (as the trainer's
-evaluation does it), onnxruntime on the raw bytes.
+`embedding` (`trainer.backbones.features_and_embedding`: root-normalized, unit length). Parity
+runs both sides on the same prepared batch: torch with the normalization written out here (as the
+trainer's evaluation does it), onnxruntime on the raw bytes.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from models.memory import MEMORY_NAME
 from models.openset import OpenSetThresholds
 from models.registry import Registry
 from models.runtime import open_session, session_provider
-from trainer.backbones import embed
+from trainer.backbones import features_and_embedding
 from trainer.quantize import int8_graph
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,8 @@ class ExportWrapper(nn.Module):
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = image.permute(0, 3, 1, 2).to(torch.float32) / 255.0
         x = (x - self.mean) / self.std
-        features = self.net.forward_features(x)
-        return self.net.head(features), embed(features)
+        features, embedding = features_and_embedding(self.net, x)
+        return self.net.head(features), embedding
 
 
 def normalize_batch(batch: np.ndarray) -> torch.Tensor:
@@ -158,9 +158,9 @@ def check_parity(
         with torch.inference_mode():
             for start in range(0, len(images), PARITY_BATCH):
                 batch = preprocess.to_batch(images[start : start + PARITY_BATCH], image_size)
-                features = net.forward_features(normalize_batch(batch).to(device))
+                features, ref = features_and_embedding(net, normalize_batch(batch).to(device))
                 ref_logits = net.head(features).float().cpu().numpy()
-                ref_embedding = embed(features).float().cpu().numpy()
+                ref_embedding = ref.float().cpu().numpy()
                 logits, embedding = session.run(list(preprocess.OUTPUT_NAMES), {preprocess.INPUT_NAME: batch})
                 diffs.append(float(np.abs(logits - ref_logits).max()))
                 emb_diffs.append(float(np.abs(embedding - ref_embedding).max()))
@@ -226,7 +226,7 @@ def export_version(
             )  # fmt: skip
         with torch.inference_mode():
             probe = torch.zeros((1, 3, image_size, image_size), device=next(net.parameters()).device)
-            embedding_dim = int(net.forward_features(probe).shape[1])
+            embedding_dim = int(features_and_embedding(net, probe)[1].shape[1])
         card = ModelCard(
             version=version,
             labels=list(labels),

@@ -163,6 +163,7 @@ def _train(
             cfg.image_size,
             weights_dir=settings.data_dir / "weights",
             loss=cfg.loss,
+            middle=settings.memory.middle,
         )
         if dist_ctx.is_main:
             if built.pretrained:

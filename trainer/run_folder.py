@@ -87,6 +87,8 @@ def _resolved_config(
             "name": built.name,
             "pretrained": built.pretrained,
             "weights_source": built.weights_source,
+            # the middle features' weight in the exported embedding (0: the last features alone)
+            "middle": built.net.middle,
         },
         "augmentation": augment.describe(),
         "optimizer": "AdamW, linear warm-up 1 epoch, cosine decay per step",
