@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.harness import Target, cascade_path, colour_weight, emit, parser, ratio, summary
+from bench.harness import Target, cascade_path, colour_weight, emit, gate_columns, parser, ratio, summary
 from bot.app import NamaeBot
 from bot.endpoints import point_discord_py_at
 from catalog.db import open_catalog
@@ -231,6 +231,7 @@ def _with_memory(registry: Registry, characters: int, faces: int) -> None:
     thresholds = OpenSetThresholds(
         sharpness=30.0, name=0.8, pair=0.9, known=0.3, not_character=0.1,
         offsets={1: 0.15, 5: 0.03, 20: 0.01, 200: 0.0}, min_examples=5, colour=weight,
+        gate=gate_columns(card), gate_offsets={1: 0.12, 5: 0.02, 20: 0.01, 200: 0.0},
     )  # fmt: skip
     fresh = card.model_copy(
         update={"version": version, "parent": card.version, "open_set": thresholds,

@@ -189,6 +189,18 @@ def colour_weight(card: Any) -> float:
     return card.open_set.colour if card.open_set is not None else MemorySettings().colour
 
 
+def gate_columns(card: Any) -> tuple[int, int] | None:
+    """The gate (`models.openset`) a benchmark's memory answers with: the version's, or, for the
+    untrained default model (lite0, exported as training does), the columns past its last features."""
+    from catalog.settings_sections import MemorySettings
+
+    if card.open_set is not None:
+        return card.open_set.gate
+    last = 1280  # efficientnet_lite0's last features; the rest of a wider embedding is its middle
+    width = card.embedding_dim or last
+    return (last, width) if MemorySettings().middle > 0 and width > last else None
+
+
 def results_dir(args: argparse.Namespace) -> Path:
     if args.results is not None:
         return Path(args.results)

@@ -114,9 +114,11 @@ class MemorySettings(BaseModel):
     colour: float = Field(default=0.25, ge=0.0, le=4.0)
     # Weight of the network's middle features beside its last ones in the graph's embedding
     # (trainer/backbones.py, `Classifier.features_and_embedding`; efficientnet_lite0 only), fixed
-    # when the trainer exports a version; 0: the last features alone. Off by default: at 0.25 a new
-    # character is named better from few faces (dev set, from 20: 0.887 -> 0.902) but strangers
-    # are named more often (10.5% -> 12.4%); README, "The open world".
+    # when the trainer exports a version; the card's `open_set.gate` leaves them out of the bars
+    # for "anyone at all?". 0: the last features alone. Off by default: at 0.25 (with the gate) a new
+    # character is named better from few faces and strangers no more often (README, "The open
+    # world"), but a character found by the regions of a picture without a face is named less often
+    # (tests/models/test_answer.py, the tiny model: 14 of 16 against 16), unmeasured on real posts.
     middle: float = Field(default=0.0, ge=0.0, le=4.0)
     # How often the bot reads faces that landed in the catalog since it last looked, seconds.
     poll_s: float = Field(default=10.0, gt=0.0)

@@ -19,6 +19,13 @@ head was trained on, the confidence is the mean of the two (the order of the can
 head's part by the memory's share on trained characters, see `rank`), and its name needs the head
 to agree, otherwise the answer is "one of these two" (the head's best and the memory's).
 
+When the card names a `gate` (columns of the vector: the net's middle features, see
+`trainer.backbones.Classifier.features_and_embedding`), the two bars that decide whether a face is
+anyone at all ("not a character", "a character I don't know") read the cosine of the vectors
+without those columns, with offsets of their own, and the confidence and the order read the whole
+vector: the middle features tell characters apart better, and make every face look a little like
+every character.
+
 Every number here is fitted on held-out data by `trainer.openset` and written to the model card
 (`OpenSetThresholds`); a card without them answers as before (the head and its threshold alone).
 """
@@ -30,7 +37,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     from models.memory import CharacterMemory
@@ -66,13 +73,25 @@ class OpenSetThresholds(BaseModel):
     # Weight of the face's colour histogram in the memory's vector (`models.colour`); 0: the graph's
     # embedding alone (cards fitted before it existed).
     colour: float = Field(default=0.0, ge=0.0)
+    # Columns [start, end) of the memory's vector the "known" and "not a character" bars leave out,
+    # and the evidence offsets of the vector without them; None: the whole vector for every bar.
+    gate: tuple[int, int] | None = None
+    gate_offsets: dict[int, float] = Field(default_factory=dict)
 
-    def offset(self, faces: np.ndarray) -> np.ndarray:
-        """The evidence offset for characters with `faces` examples (interpolated; 0 past the table)."""
-        if not self.offsets:
+    @model_validator(mode="after")
+    def _gate_is_a_range(self) -> OpenSetThresholds:
+        if self.gate is not None and not 0 <= self.gate[0] < self.gate[1]:
+            raise ValueError(f"gate columns {self.gate} are not a range [start, end)")
+        return self
+
+    def offset(self, faces: np.ndarray, *, gate: bool = False) -> np.ndarray:
+        """The evidence offset for characters with `faces` examples (interpolated; 0 past the table);
+        `gate`: of the vector without the gate's columns (the whole vector's without a gate)."""
+        table = self.gate_offsets if gate and self.gate is not None else self.offsets
+        if not table:
             return np.zeros(len(faces), dtype=np.float32)
-        ns = np.array(sorted(self.offsets), dtype=np.float64)
-        values = np.array([self.offsets[int(n)] for n in ns], dtype=np.float64)
+        ns = np.array(sorted(table), dtype=np.float64)
+        values = np.array([table[int(n)] for n in ns], dtype=np.float64)
         out = np.interp(np.asarray(faces, dtype=np.float64), ns, values, right=0.0)
         return out.astype(np.float32)
 
@@ -82,8 +101,8 @@ class Decision:
     kind: Kind
     order: np.ndarray  # character indices, most likely first
     confidence: np.ndarray  # calibrated probability per character (same indexing as the input)
-    similarity: float  # cosine to the best character's prototype
-    evidence: float  # the best character's count-corrected evidence
+    similarity: float  # cosine to the best character's prototype (without the gate's columns)
+    evidence: float  # the best character's count-corrected evidence (idem)
 
 
 def softmax(x: np.ndarray, sharpness: float = 1.0) -> np.ndarray:
@@ -93,6 +112,15 @@ def softmax(x: np.ndarray, sharpness: float = 1.0) -> np.ndarray:
     np.exp(z, out=z)
     z /= z.sum(axis=-1, keepdims=True)
     return z
+
+
+def gated(vectors: np.ndarray, gate: tuple[int, int] | None) -> np.ndarray:
+    """Unit-length rows without the gate's columns (the vectors themselves without a gate)."""
+    if gate is None:
+        return vectors
+    out = np.array(vectors, dtype=np.float32, copy=True)
+    out[..., gate[0] : gate[1]] = 0.0
+    return out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
 
 
 def evidence(
@@ -139,18 +167,22 @@ def decide(
     *,
     head: np.ndarray | None = None,
     face_found: bool = True,
+    gate_similarity: np.ndarray | None = None,
 ) -> Decision:
     """One face: `similarity` to each character's prototype, `faces` per character in the memory,
     `head` the head's calibrated probability per character (NaN where the head was not trained on
-    it); `face_found` False: the face detector found none."""
-    corrected, memory_confidence = evidence(similarity[None, :], faces, thresholds)
-    corrected = corrected[0]
+    it); `face_found` False: the face detector found none; `gate_similarity`: the same cosines
+    without the card's gate columns (None: `similarity`)."""
+    _, memory_confidence = evidence(similarity[None, :], faces, thresholds)
+    if gate_similarity is None or thresholds.gate is None:
+        gate_similarity = similarity
+    corrected = gate_similarity + thresholds.offset(faces, gate=True)
     confidence = combine(memory_confidence[0], head)
     order = np.argsort(-rank(memory_confidence[0], head), kind="stable")
     best = int(order[0])
     p1 = float(confidence[best])
     p2 = float(confidence[order[1]]) if len(order) > 1 else 0.0
-    raw = float(similarity.max())
+    raw = float(gate_similarity.max())
     ev = float(corrected[best])
     head_best = None
     if head is not None and not np.isnan(head[best]):
@@ -174,7 +206,7 @@ def decide(
         kind = Kind.PAIR
     else:
         kind = Kind.STRANGER
-    return Decision(kind, order, confidence, float(similarity[best]), ev)
+    return Decision(kind, order, confidence, float(gate_similarity[best]), ev)
 
 
 @dataclass(frozen=True)
@@ -199,6 +231,7 @@ class FaceDecision:
 class _Snapshot:
     names: list[str]
     prototypes: np.ndarray  # (characters, dim)
+    gate_prototypes: np.ndarray  # the same without the gate's columns (the same array without a gate)
     faces: np.ndarray  # faces per character in the memory
     trained: np.ndarray  # bool: the head was trained on it
     head_index: np.ndarray  # the head's column for each character, -1 when it has none
@@ -237,9 +270,11 @@ class OpenWorld:
             for j, name in enumerate(names)
             if name in column or counts[name] >= self.thresholds.min_examples
         ]
+        kept = protos[keep] if keep else np.zeros((0, self.memory.dim), dtype=np.float32)
         return _Snapshot(
             names=[names[j] for j in keep],
-            prototypes=protos[keep] if keep else np.zeros((0, self.memory.dim), dtype=np.float32),
+            prototypes=kept,
+            gate_prototypes=gated(kept, self.thresholds.gate),
             faces=np.array([counts[names[j]] for j in keep], dtype=np.int64),
             trained=np.array([names[j] in column for j in keep], dtype=bool),
             head_index=np.array([column.get(names[j], -1) for j in keep], dtype=np.int64),
@@ -264,12 +299,18 @@ class OpenWorld:
         snap = self._snapshot
         if not snap.names:
             return [FaceDecision(Kind.STRANGER, (), -1.0, -1.0) for _ in range(len(embeddings))]
-        similarity = np.asarray(embeddings, dtype=np.float32) @ snap.prototypes.T
+        vectors = np.asarray(embeddings, dtype=np.float32)
+        similarity = vectors @ snap.prototypes.T
+        gate = self.thresholds.gate
+        gate_similarity = similarity if gate is None else gated(vectors, gate) @ snap.gate_prototypes.T
         probabilities = np.asarray(head_probabilities, dtype=np.float64)
         out = []
         for i in range(len(similarity)):
             head = np.where(snap.trained, probabilities[i][np.maximum(snap.head_index, 0)], np.nan)
-            decision = decide(similarity[i], snap.faces, self.thresholds, head=head, face_found=face_found)
+            decision = decide(
+                similarity[i], snap.faces, self.thresholds, head=head, face_found=face_found,
+                gate_similarity=gate_similarity[i],
+            )  # fmt: skip
             candidates = tuple(
                 Named(
                     snap.names[j],

@@ -96,4 +96,10 @@ def validate_folder(folder: Path, *, expect_version: str | None = None) -> Model
                 f"{folder / MEMORY_NAME} holds {memory.dim}-wide embeddings, the graph and the card "
                 f"give {wide}"
             )
+        gate = card.open_set.gate
+        if gate is not None and gate[1] > embedding.shape[1]:
+            raise ModelLoadError(
+                f"{folder}: the card's gate columns {gate[0]}-{gate[1]} lie past the graph's "
+                f"{embedding.shape[1]}-wide embedding"
+            )
     return card

@@ -35,7 +35,8 @@ from sklearn.metrics import f1_score
 
 from models.colour import with_colour
 from models.memory import CharacterMemory, MemoryEntry
-from models.openset import Kind, OpenSetThresholds, combine, decide, softmax
+from models.openset import Kind, OpenSetThresholds, OpenWorld, combine, gated, softmax
+from trainer.backbones import middle_columns
 from trainer.evaluate import predict_embeddings, predict_logits
 
 if TYPE_CHECKING:
@@ -143,15 +144,23 @@ def fit(
     max_unanswered: float = 0.08,
     min_examples: int = 5,
     colour: float = 0.0,
+    gate: tuple[int, int] | None = None,
     seed: int = 0,
 ) -> OpenSetFit:
     """Fit every open-set number on held-out faces (see the module docstring). `held_head`: the
-    head's calibrated probabilities of the held-out faces, as the answer will combine them."""
+    head's calibrated probabilities of the held-out faces, as the answer will combine them;
+    `gate`: columns the "known" and "not a character" bars leave out (`models.openset.gated`)."""
     if classes < 2:
         raise ValueError("open-set thresholds need at least two characters")
     offsets = fit_offsets(memory, memory_y, held, held_y, classes, seed)
     protos = prototypes(memory, memory_y, classes)
     similarity = held @ protos.T
+    # the bars on the vectors without the gate's columns, with prototypes as the memory makes them
+    gate_offsets = {}
+    gate_similarity = similarity
+    if gate is not None:
+        gate_offsets = fit_offsets(gated(memory, gate), memory_y, gated(held, gate), held_y, classes, seed)
+        gate_similarity = gated(held, gate) @ gated(protos, gate).T
     sharpness = fit_sharpness(similarity, held_y)
     # what decide() names by: the memory's confidence, averaged with the head's where it has one
     confidence = combine(softmax(similarity, sharpness), held_head)
@@ -161,16 +170,16 @@ def fit(
     stranger_evidence = np.empty(len(held_y), dtype=np.float64)
     for c in range(classes):
         rows = held_y == c
-        others = np.delete(similarity[rows], c, axis=1)
+        others = np.delete(gate_similarity[rows], c, axis=1)
         stranger_evidence[rows] = others.max(1) if others.shape[1] else -1.0
-    face_best = similarity.max(1)
+    face_best = gate_similarity.max(1)
     known = 0.0
     if len(held_y):
         known = max(
             float(np.quantile(stranger_evidence, 1.0 - max_strangers)),
             float(np.quantile(face_best, max_unanswered)),
         )
-    passing = similarity[np.arange(len(held_y)), best] >= known
+    passing = gate_similarity[np.arange(len(held_y)), best] >= known
     right = best == held_y
     name = _lowest_reaching(confidence.max(1)[passing], right[passing], target_precision)
     if passing.any() and right[passing].mean() >= target_precision:
@@ -193,7 +202,7 @@ def fit(
     face_floor = float(np.quantile(face_best, FACE_QUANTILE))
     no_face = known
     if negatives is not None and len(negatives):
-        negative_best = (negatives @ protos.T).max(1)
+        negative_best = (gated(negatives, gate) @ gated(protos, gate).T).max(1)
         ceiling = float(np.quantile(negative_best, NEGATIVES_QUANTILE))
         not_character = (ceiling + face_floor) / 2 if ceiling < face_floor else face_floor
         no_face = max(known, ceiling)
@@ -211,6 +220,8 @@ def fit(
         min_examples=min_examples,
         target_precision=target_precision,
         colour=colour,
+        gate=gate,
+        gate_offsets=gate_offsets,
         fitted_on={
             "memory_faces": len(memory_y),
             "held_out_faces": len(held_y),
@@ -308,7 +319,7 @@ def for_run(
         train_emb, train_y, val_emb, val_y, len(labels), held_head=head(val_items),
         negatives=negatives, target_precision=settings.target_precision,
         max_strangers=settings.max_strangers, max_unanswered=settings.max_unanswered,
-        min_examples=settings.min_examples, colour=settings.colour, seed=seed,
+        min_examples=settings.min_examples, colour=settings.colour, gate=middle_columns(net), seed=seed,
     )  # fmt: skip
     memory = CharacterMemory(train_emb.shape[1])
     rng = np.random.default_rng(seed)
@@ -323,16 +334,9 @@ def for_run(
     if test_items:
         test_emb = embed([loader(i) for i in test_items])
         test_y = np.array([index[i.label] for i in test_items])
-        test_head = head(test_items)
-        names, protos = memory.prototypes()
-        order = [names.index(label) for label in labels]
-        counts = np.array([memory.count(label) for label in labels])
-        similarity = test_emb @ protos[order].T
-        decisions = [
-            decide(similarity[i], counts, fitted.thresholds, head=test_head[i]) for i in range(len(test_y))
-        ]
+        decisions = OpenWorld(labels, fitted.thresholds, memory).decide(test_emb, head(test_items))
         kinds = np.array([d.kind.value for d in decisions])
-        best = np.array([int(d.order[0]) for d in decisions])
+        best = np.array([index[d.candidates[0].label] for d in decisions])
         named = kinds == Kind.NAME.value
         report.update(
             {

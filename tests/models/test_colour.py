@@ -119,3 +119,14 @@ def test_a_version_whose_memory_lacks_the_colours_is_refused(tmp_path: Path, tin
     with pytest.raises(ModelLoadError, match=refused):
         registry.register(staging)
     assert registry.active_version() is None
+
+
+def test_a_version_whose_gate_lies_past_the_graph_is_refused(tmp_path: Path, tiny_onnx: Path) -> None:
+    registry = Registry(tmp_path / "models")
+    past = _thresholds(0.25).model_copy(update={"gate": (GRAPH_WIDTH, GRAPH_WIDTH + 8)})
+    _, staging = stage_version(
+        registry, tiny_onnx, f1=0.5, open_set=past, memory=_memory(GRAPH_WIDTH + colour.BINS), register=False
+    )
+    with pytest.raises(ModelLoadError, match="gate columns .* lie past the graph's"):
+        registry.register(staging)
+    assert registry.active_version() is None

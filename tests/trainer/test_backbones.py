@@ -91,3 +91,8 @@ def test_the_exported_graph_computes_the_joined_vector(tmp_path: Path) -> None:
     assert embedding.shape == (6, LITE0_LAST + LITE0_MIDDLE)
     np.testing.assert_allclose(embedding, reference.numpy(), atol=1e-4)
     assert check_parity(net, path, images, SIZE).embedding_max_abs_diff < 1e-4
+
+
+def test_the_middle_columns_follow_the_last_features() -> None:
+    assert backbones.middle_columns(lite0(0.25)) == (LITE0_LAST, LITE0_LAST + LITE0_MIDDLE)
+    assert backbones.middle_columns(lite0(0.0)) is None

@@ -150,8 +150,9 @@ def test_the_version_carries_its_character_memory_and_open_set_thresholds(tiny_m
     memory = CharacterMemory.load(registry.version_dir(tiny_model.version) / MEMORY_NAME)
     # the memory's vectors: the graph's embedding and the faces' colours, as the classifier makes them
     assert th.colour == MemorySettings().colour > 0
-    # the graph's embedding: lite0's last features alone unless `middle` asks for its middle ones too
-    assert card.embedding_dim == 1280
+    # the graph's embedding: lite0's last features alone unless `middle` asks for its middle ones
+    # too, and then no gate
+    assert card.embedding_dim == 1280 and th.gate is None and not th.gate_offsets
     assert memory.dim == card.embedding_dim + colour.BINS
     assert Classifier.load(registry.version_dir(tiny_model.version)).embedding_dim == memory.dim
     assert set(memory.characters()) == set(card.labels)
