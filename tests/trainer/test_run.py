@@ -52,7 +52,7 @@ def test_the_run_folder_holds_report_plots_and_resolved_config(tiny_model: TinyM
     assert "| **macro avg** |" in markdown and "| **weighted avg** |" in markdown and "ECE before" in markdown
     config = json.loads((run_dir / "config.json").read_text())
     assert config["train"]["image_size"] == 64 and config["backbone"]["pretrained"] is True
-    assert config["backbone"]["middle"] == 0.0  # the default graph: lite0's last features alone
+    assert config["backbone"]["middle"] == MemorySettings().middle > 0  # lite0's middle features too
     assert any("hue=0" in line for line in config["augmentation"])
     assert "epoch 1/" in (run_dir / "train.log").read_text()
 
@@ -150,9 +150,10 @@ def test_the_version_carries_its_character_memory_and_open_set_thresholds(tiny_m
     memory = CharacterMemory.load(registry.version_dir(tiny_model.version) / MEMORY_NAME)
     # the memory's vectors: the graph's embedding and the faces' colours, as the classifier makes them
     assert th.colour == MemorySettings().colour > 0
-    # the graph's embedding: lite0's last features alone unless `middle` asks for its middle ones
-    # too, and then no gate
-    assert card.embedding_dim == 1280 and th.gate is None and not th.gate_offsets
+    # the graph's embedding: lite0's last and middle features; the bars for "anyone at all?" leave
+    # the middle ones out
+    assert card.embedding_dim == 1280 + 192 and th.gate == (1280, 1280 + 192)
+    assert th.gate_offsets and th.gate_offsets != th.offsets
     assert memory.dim == card.embedding_dim + colour.BINS
     assert Classifier.load(registry.version_dir(tiny_model.version)).embedding_dim == memory.dim
     assert set(memory.characters()) == set(card.labels)
