@@ -115,12 +115,16 @@ def softmax(x: np.ndarray, sharpness: float = 1.0) -> np.ndarray:
 
 
 def gated(vectors: np.ndarray, gate: tuple[int, int] | None) -> np.ndarray:
-    """Unit-length rows without the gate's columns (the vectors themselves without a gate)."""
+    """The rows without the gate's columns, at the rows' own lengths (the vectors themselves without
+    a gate): a unit row stays unit, and the mean of several faces' vectors (a picture's regions, an
+    animation's frames) keeps the shorter length it has for the whole vector's cosine too."""
     if gate is None:
         return vectors
-    out = np.array(vectors, dtype=np.float32, copy=True)
+    rows = np.asarray(vectors, dtype=np.float32)
+    out = rows.copy()
     out[..., gate[0] : gate[1]] = 0.0
-    return out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
+    length = np.linalg.norm(rows, axis=-1, keepdims=True)
+    return out * (length / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12))
 
 
 def evidence(

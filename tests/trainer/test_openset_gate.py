@@ -87,6 +87,16 @@ def test_a_face_of_a_character_is_named_with_or_without_the_gate() -> None:
         assert decision.kind == Kind.NAME and decision.candidates[0].label == "A"
 
 
+def test_gated_rows_keep_their_length() -> None:
+    unit = _unit(np.array([[3.0, 4.0, 12.0], [1.0, 0.0, 1.0]]))
+    mean = unit.mean(0)  # two faces averaged: shorter than either
+    out = gated(np.vstack([unit, mean]), (2, 3))
+    np.testing.assert_allclose(out[:, 2], 0.0)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), [1.0, 1.0, np.linalg.norm(mean)], rtol=1e-6)
+    np.testing.assert_allclose(out[0, :2], [0.6, 0.8], rtol=1e-6)  # the direction of what is left
+    assert gated(unit, None) is unit
+
+
 def test_the_card_keeps_the_gate_and_refuses_an_empty_range() -> None:
     thresholds = OpenSetThresholds(
         sharpness=1.0, name=0.5, pair=0.9, known=0.5, not_character=0.1, gate=GATE, gate_offsets={5: 0.02}
