@@ -156,11 +156,13 @@ def fit(
     protos = prototypes(memory, memory_y, classes)
     similarity = held @ protos.T
     # the bars on the vectors without the gate's columns, with prototypes as the memory makes them
+    gate_protos = gated(protos, gate)
     gate_offsets = {}
     gate_similarity = similarity
     if gate is not None:
-        gate_offsets = fit_offsets(gated(memory, gate), memory_y, gated(held, gate), held_y, classes, seed)
-        gate_similarity = gated(held, gate) @ gated(protos, gate).T
+        gate_held = gated(held, gate)
+        gate_offsets = fit_offsets(gated(memory, gate), memory_y, gate_held, held_y, classes, seed)
+        gate_similarity = gate_held @ gate_protos.T
     sharpness = fit_sharpness(similarity, held_y)
     # what decide() names by: the memory's confidence, averaged with the head's where it has one
     confidence = combine(softmax(similarity, sharpness), held_head)
@@ -202,7 +204,7 @@ def fit(
     face_floor = float(np.quantile(face_best, FACE_QUANTILE))
     no_face = known
     if negatives is not None and len(negatives):
-        negative_best = (gated(negatives, gate) @ gated(protos, gate).T).max(1)
+        negative_best = (gated(negatives, gate) @ gate_protos.T).max(1)
         ceiling = float(np.quantile(negative_best, NEGATIVES_QUANTILE))
         not_character = (ceiling + face_floor) / 2 if ceiling < face_floor else face_floor
         no_face = max(known, ceiling)
