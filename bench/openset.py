@@ -33,10 +33,12 @@ import numpy as np
 
 from bench.harness import cascade_path, emit, interleave, parser, ratio, summary
 from catalog.settings import ImageLimits, Settings
+from media.decode import ImageRejected, decode_image
 from models.classifier import Classifier
 from models.memory import MEMORY_NAME, CharacterMemory
 from trainer import openeval
-from trainer.openset import synthetic_negatives
+from trainer.openeval_answers import Pictures
+from trainer.openset_run import synthetic_negatives
 
 HELD_OUT = 5
 SPLIT_SEED = 16
@@ -80,20 +82,20 @@ def write_split(parts: dict[str, dict[str, list[Path]]], out: Path) -> None:
                     link.symlink_to(path.resolve())
 
 
-def pictures(groups: list[dict[str, list[Path]]], limits: ImageLimits, every: int) -> openeval.Pictures:
-    out = openeval.Pictures()
+def pictures(groups: list[dict[str, list[Path]]], limits: ImageLimits, every: int) -> Pictures:
+    out = Pictures()
     for characters in groups:
         for character, files in sorted(characters.items()):
             for path in files[::every]:
-                out.images.append(openeval.decode_image(path.read_bytes(), limits).rgb)
+                out.images.append(decode_image(path.read_bytes(), limits).rgb)
                 out.labels.append(character)
                 out.names.append(path.name)
     return out
 
 
-def not_characters(every: int, seed: int) -> openeval.Pictures:
+def not_characters(every: int, seed: int) -> Pictures:
     """Photographs and drawings that ship inside installed packages, human faces, generated noise."""
-    out = openeval.Pictures()
+    out = Pictures()
     files: list[str] = []
     try:
         import skimage
@@ -116,8 +118,8 @@ def not_characters(every: int, seed: int) -> openeval.Pictures:
     limits = ImageLimits()
     for path in files[::every]:
         try:
-            out.images.append(openeval.decode_image(Path(path).read_bytes(), limits).rgb)
-        except (OSError, openeval.ImageRejected):
+            out.images.append(decode_image(Path(path).read_bytes(), limits).rgb)
+        except (OSError, ImageRejected):
             continue
         out.labels.append(None)
         out.names.append(Path(path).name)
@@ -235,9 +237,7 @@ def main() -> None:
     emit("openset", payload, args, started)
 
 
-def _timing(
-    classifier: Classifier, memory: CharacterMemory, known: openeval.Pictures, quick: bool
-) -> dict[str, Any]:
+def _timing(classifier: Classifier, memory: CharacterMemory, known: Pictures, quick: bool) -> dict[str, Any]:
     """Per-face decision time after the model ran: today's threshold vs head + memory."""
     from models.openset import OpenWorld
 

@@ -119,6 +119,9 @@ class MemorySettings(BaseModel):
     # when the trainer exports a version; the card's `open_set.gate` leaves them out of the bars
     # for "anyone at all?". 0: the last features alone.
     middle: float = Field(default=0.25, ge=0.0, le=4.0)
+    # Fit the bars on held-out faces' two looks (as seen and mirrored) averaged, and have answers
+    # near a bar look again at the mirror image (models/openset.py, `open_set.second_look` on the card).
+    mirror: bool = True
     # How often the bot reads faces that landed in the catalog since it last looked, seconds.
     poll_s: float = Field(default=10.0, gt=0.0)
 

@@ -12,7 +12,10 @@ gets one of the open-set kinds (`models.openset`: a name, one of two, a characte
 not a character) from the head, the memory and the card's open-set thresholds; without one,
 probabilities are calibrated (the card's temperature) and whether the best candidate is named is
 decided by the card's thresholds (per class, else global). Either way a caller's explicit
-`threshold` (a guild's own setting) replaces the naming confidence threshold.
+`threshold` (a guild's own setting) replaces the naming confidence threshold. A card with
+second-look margins has a face whose answer lands near a bar looked at again in its mirror image
+(every crop of it: frames or regions), and decided on both looks averaged; the answer's embedding
+is the vector it was decided on.
 
 Animated pictures: faces are found in every sampled frame; the frame with the most faces (the
 earliest on a tie) sets the face positions. Each of its faces is matched in every other frame to
@@ -33,6 +36,7 @@ import numpy as np
 from media.boxes import Box
 from media.decode import DecodedImage, DecodeLimits
 from models.openset import Kind
+from models.preprocess import mirrored
 from models.regions import picture_regions
 
 __all__ = ["Answer", "FaceAnswer", "Kind", "answer_image", "answer_pixels"]
@@ -166,53 +170,83 @@ def answer_pixels(
     if finder is None or not boxes[reference]:
         # no finder: the caller hands over what to answer as it is (e.g. a face crop)
         pictures = all_frames if finder is None else [r for f in all_frames for r in picture_regions(f)]
-        probabilities, embeddings = model.infer(pictures)
         # a face finder that found nothing: the picture likelier has no character at all
-        found = finder is None
-        return [_decide(model, None, probabilities.mean(0), embeddings.mean(0), top_k, face_found=found)]
-    crops, owners, shown = [], [], []
-    for face, box in enumerate(boxes[reference]):
+        return _answer(model, [pictures], [None], [None], top_k, face_found=finder is None)
+    groups: list[list[np.ndarray]] = []
+    shown = []
+    for box in boxes[reference]:
+        crops = []
         for index, frame in enumerate(all_frames):
             match = box if index == reference else _match(box, boxes[index])
             if match is not None:
                 crops.append(finder.crop(frame, match, model.image_size))
-                owners.append(face)
                 if index == reference:
                     shown.append(crops[-1])
-    probabilities, embeddings = model.infer(crops)
-    owner = np.asarray(owners)
-    return [
-        _decide(
-            model,
-            box,
-            probabilities[owner == face].mean(0),
-            embeddings[owner == face].mean(0),
-            top_k,
-            crop=shown[face],
+        groups.append(crops)
+    return _answer(model, groups, list(boxes[reference]), shown, top_k)
+
+
+def _answer(
+    model: Classifier,
+    groups: list[list[np.ndarray]],
+    boxes: list[Box | None],
+    shown: list[np.ndarray | None],
+    top_k: int,
+    *,
+    face_found: bool = True,
+) -> list[FaceAnswer]:
+    """One answer per group of pictures of one face (its frames, or a picture's regions): the
+    model's outputs averaged over the group; near a bar of a mirrored card, over its mirror images
+    too (`models.openset`, second look)."""
+    flat = [picture for group in groups for picture in group]
+    owner = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
+    probabilities, embeddings = model.infer(flat)
+    first_p = np.stack([probabilities[owner == g].mean(0) for g in range(len(groups))])
+    first_e = _unit(np.stack([embeddings[owner == g].mean(0) for g in range(len(groups))]))
+    if model.world is None:
+        return [
+            _closed_set(model, box, p, e, top_k, crop)
+            for box, p, e, crop in zip(boxes, first_p, first_e, shown, strict=True)
+        ]
+    decided_on: dict[int, np.ndarray] = {}
+
+    def second(rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        mirror_p, mirror_e = model.infer(mirrored([p for r in rows for p in groups[r]]))
+        whose = np.repeat(np.arange(len(rows)), [len(groups[r]) for r in rows])
+        out_p, out_e = [], []
+        for i, r in enumerate(rows):
+            out_p.append(np.concatenate([probabilities[owner == r], mirror_p[whose == i]]).mean(0))
+            out_e.append(np.concatenate([embeddings[owner == r], mirror_e[whose == i]]).mean(0))
+        both = _unit(np.stack(out_e))
+        decided_on.update(zip(rows, both, strict=True))
+        return both, np.stack(out_p)
+
+    # the head, the character memory and the card's open-set thresholds (models.openset)
+    decisions = model.world.decide(first_e, first_p, top_k=top_k, face_found=face_found, second=second)
+    answers = []
+    for g, decision in enumerate(decisions):
+        named = tuple(Candidate(c.label, c.probability, c.examples) for c in decision.candidates)
+        unit = decided_on.get(g, first_e[g])
+        answers.append(
+            FaceAnswer(boxes[g], named, decision.kind, model.world.thresholds.name, unit, shown[g])
         )
-        for face, box in enumerate(boxes[reference])
-    ]
+    return answers
 
 
-def _decide(
+def _unit(rows: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.where(norms > 0, rows / np.maximum(norms, 1e-12), rows).astype(np.float32)
+
+
+def _closed_set(
     model: Classifier,
     box: Box | None,
     probabilities: np.ndarray,
-    embedding: np.ndarray,
+    unit: np.ndarray,
     top_k: int,
-    crop: np.ndarray | None = None,
-    *,
-    face_found: bool = True,
+    crop: np.ndarray | None,
 ) -> FaceAnswer:
-    norm = float(np.linalg.norm(embedding))
-    unit = (embedding / norm).astype(np.float32) if norm > 0 else embedding
-    if model.world is not None:
-        # the head, the character memory and the card's open-set thresholds (models.openset)
-        decision = model.world.decide(
-            unit[None, :], probabilities[None, :], top_k=top_k, face_found=face_found
-        )[0]
-        named = tuple(Candidate(c.label, c.probability, c.examples) for c in decision.candidates)
-        return FaceAnswer(box, named, decision.kind, model.world.thresholds.name, unit, crop)
+    """A version without a memory: calibrated probabilities and the card's thresholds."""
     candidates = tuple(model.top(probabilities, top_k))
     limit = model.card.thresholds.for_label(candidates[0].label)
     return FaceAnswer(

@@ -40,6 +40,11 @@ def prepare(rgb: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8)
 
 
+def mirrored(images: list[np.ndarray]) -> list[np.ndarray]:
+    """The pictures flipped left to right (a face's second look, `models.openset`)."""
+    return [np.ascontiguousarray(np.asarray(image)[:, ::-1]) for image in images]
+
+
 def to_batch(images: list[np.ndarray], size: int) -> np.ndarray:
     """Prepared NHWC uint8 batch, the exported model's input."""
     if not images:

@@ -94,7 +94,7 @@ def evaluate(
 
     from models.classifier import Classifier
     from models.memory import MEMORY_NAME, CharacterMemory
-    from trainer import openeval, openeval_posts, openeval_report
+    from trainer import openeval, openeval_answers, openeval_posts, openeval_report
 
     settings = load_settings()
     given = (
@@ -119,19 +119,23 @@ def evaluate(
         console.print(f"[dim]{message}[/dim]", highlight=False)
 
     say(f"reading {known}")
-    known_set = openeval.read_folder(known, settings.images, per_character=True)
+    known_set = openeval_answers.read_folder(known, settings.images, per_character=True)
     if not known_set.images:
         raise CatalogError(f"{known}: no readable pictures in its character folders")
-    unknown_set = openeval.read_folder(unknown, settings.images, per_character=True) if unknown else None
+    unknown_set = (
+        openeval_answers.read_folder(unknown, settings.images, per_character=True) if unknown else None
+    )
     others = (
-        openeval.read_folder(not_characters, settings.images, per_character=False) if not_characters else None
+        openeval_answers.read_folder(not_characters, settings.images, per_character=False)
+        if not_characters
+        else None
     )
     result = openeval.evaluate(
         classifier, memory, known_set, unknown=unknown_set, not_characters=others, finder=detector,
         draws=draws, progress=say,
     )  # fmt: skip
     if posts is not None:
-        posted = openeval.read_folder(posts, settings.images, per_character=True)
+        posted = openeval_answers.read_folder(posts, settings.images, per_character=True)
         if not posted.images:
             raise CatalogError(f"--posts {posts}: no readable pictures in its character folders")
         say(f"answering {len(posted.images)} posts as the bot sees them")

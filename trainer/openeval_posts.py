@@ -16,7 +16,7 @@ from typing import Any
 from media.faces import FaceFinder
 from models.classifier import Classifier
 from models.openset import Kind
-from trainer.openeval import Pictures, answer_as_posted, kinds, known_figures
+from trainer.openeval_answers import Pictures, answer_as_posted, kinds, known_figures
 
 
 def evaluate_posts(classifier: Classifier, posts: Pictures, finder: FaceFinder | None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from models.openset import Kind
 from trainer import report
-from trainer.openeval import NOT_NAMED, Pictures
+from trainer.openeval_answers import NOT_NAMED, Pictures
 
 CONFUSION_PNG = "confusion_matrix.png"
 CURVE_PNG = "coverage_precision.png"
@@ -204,6 +204,15 @@ def markdown(result: dict[str, Any]) -> list[str]:
         if key in result:
             kinds = result[key]["kinds"]
             lines.append(f"| {name} | " + " | ".join(_pct(kinds.get(k, 0.0)) for k in KIND_WORDS) + " |")
+    looks = [(name, result[key]["second_looks"]) for key, name in (("known", "known"), ("unknown", "unknown"))
+             if key in result and result[key].get("second_looks")]  # fmt: skip
+    if looks:
+        lines += [
+            "",
+            "Decided on a second look (the face and its mirror image, near a bar): "
+            + ", ".join(f"{name} {_pct(share)}" for name, share in looks)
+            + ".",
+        ]
     if "few_shot" in result:
         few = result["few_shot"]
         lines += [

@@ -21,27 +21,20 @@ characters with their labels (the validation split), and pictures that are no ch
    A picture where no face was found must also reach `no_face`: what 99% of the generated
    non-pictures stay under (and at least `known`); without a face, a picture that merely looks a
    little like a character is far more often no character at all (photographs, patterns).
+6. The second look: when the held-out faces (and the non-pictures) are each the mean of two looks,
+   the face and its mirror image, the bars above are fitted on those, and the card gets the margins
+   within which a face's first look must land of a bar to be looked at again: how far the second
+   look moved `SECOND_LOOK_QUANTILE` of the held-out faces (`trainer.openset_run` makes the looks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-import torch
-from sklearn.metrics import f1_score
 
-from models.colour import with_colour
-from models.memory import CharacterMemory, MemoryEntry
-from models.openset import Kind, OpenSetThresholds, OpenWorld, combine, gated, softmax
-from trainer.backbones import middle_columns
-from trainer.evaluate import predict_embeddings, predict_logits
-
-if TYPE_CHECKING:
-    from catalog.settings_sections import MemorySettings
-    from trainer.dataset import Item
+from models.openset import OpenSetThresholds, combine, gated, softmax
 
 OFFSET_COUNTS = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 100, 200)
 OFFSET_DRAWS = 8
@@ -51,6 +44,15 @@ FACE_QUANTILE = 0.005  # at most this share of held-out faces may fall under "no
 # cosines between characters differ by 0.05-0.3, so 100 already spreads them over the whole range.
 SHARPNESS_RANGE = (1.0, 100.0)
 NEGATIVES_QUANTILE = 0.99
+# A face gets its second look (its mirror image) when its first lands within what the second moved
+# this share of held-out faces by, of a bar: past it, the mean of two looks answers as the first did.
+SECOND_LOOK_QUANTILE = 0.9
+# ... and the confidence margin is at least this. Held-out faces of trained characters are mostly
+# sure (the head agrees), so their confidence hardly moves (0.008 at the quantile on the dev set);
+# a new character's faces, known from the memory alone, are not. Dev set, 160 px default run:
+# a new character from 20 faces 0.898 (the fitted margin) / 0.899 (0.1) / 0.903 (0.3) top-1, with
+# the known characters' and the strangers' answers and second looks the same.
+SECOND_LOOK_MIN_CONFIDENCE = 0.3
 # a name "likelier than all the others together": strictly more than half, so that two characters
 # the memory cannot tell apart (0.5 each) are "one of these two", not the first of them
 MAJORITY = float(np.nextafter(0.5, 1.0))
@@ -145,11 +147,15 @@ def fit(
     min_examples: int = 5,
     colour: float = 0.0,
     gate: tuple[int, int] | None = None,
+    first_looks: tuple[np.ndarray, np.ndarray | None] | None = None,
     seed: int = 0,
 ) -> OpenSetFit:
     """Fit every open-set number on held-out faces (see the module docstring). `held_head`: the
     head's calibrated probabilities of the held-out faces, as the answer will combine them;
-    `gate`: columns the "known" and "not a character" bars leave out (`models.openset.gated`)."""
+    `gate`: columns the "known" and "not a character" bars leave out (`models.openset.gated`);
+    `first_looks`: (vectors, head probabilities) of the held-out faces as first seen, when `held`,
+    `held_head` and `negatives` are two looks averaged: the card then gets the second look's
+    margins, what the second look moved `SECOND_LOOK_QUANTILE` of these faces by."""
     if classes < 2:
         raise ValueError("open-set thresholds need at least two characters")
     offsets = fit_offsets(memory, memory_y, held, held_y, classes, seed)
@@ -211,6 +217,16 @@ def fit(
     else:
         negative_best = np.zeros(0)
         not_character = face_floor
+    second_look = None
+    if first_looks is not None and len(held_y):
+        first, first_head = first_looks
+        moved = np.abs(face_best - (gated(first, gate) @ gate_protos.T).max(1))
+        first_confidence = combine(softmax(first @ protos.T, sharpness), first_head).max(1)
+        swayed = np.abs(confidence.max(1) - first_confidence)
+        second_look = (
+            float(np.quantile(moved, SECOND_LOOK_QUANTILE)),
+            max(SECOND_LOOK_MIN_CONFIDENCE, float(np.quantile(swayed, SECOND_LOOK_QUANTILE))),
+        )
     thresholds = OpenSetThresholds(
         sharpness=sharpness,
         name=float(np.clip(name, 0.0, 1.0)),
@@ -224,6 +240,7 @@ def fit(
         colour=colour,
         gate=gate,
         gate_offsets=gate_offsets,
+        second_look=second_look,
         fitted_on={
             "memory_faces": len(memory_y),
             "held_out_faces": len(held_y),
@@ -243,117 +260,3 @@ def fit(
         "faces_best_similarity_p0.5": face_floor,
     }
     return OpenSetFit(thresholds, report)
-
-
-def synthetic_negatives(size: int, count: int = 96, seed: int = 0) -> list[np.ndarray]:
-    """Pictures with no character in them: uniform and blurred noise, flat colours, gradients and
-    stripes, RGB uint8 of `size` x `size`."""
-    rng = np.random.default_rng(seed)
-    out: list[np.ndarray] = []
-    for i in range(count):
-        kind = i % 5
-        if kind == 0:
-            img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-        elif kind == 1:
-            coarse = rng.integers(0, 256, (max(2, size // 8), max(2, size // 8), 3)).astype(np.uint8)
-            img = np.kron(coarse, np.ones((8, 8, 1), dtype=np.uint8))[:size, :size]
-            img = np.pad(img, ((0, size - img.shape[0]), (0, size - img.shape[1]), (0, 0)), mode="edge")
-        elif kind == 2:
-            img = np.broadcast_to(rng.integers(0, 256, 3, dtype=np.uint8), (size, size, 3)).copy()
-        elif kind == 3:
-            t = np.linspace(0.0, 1.0, size)[:, None, None]
-            a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-            img = np.repeat((a * (1 - t) + b * t).astype(np.uint8), size, axis=1)
-        else:
-            period = int(rng.integers(4, max(5, size // 4)))
-            band = (np.arange(size) // period) % 2
-            a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-            img = np.where(band[None, :, None] == 0, a, b).astype(np.uint8).repeat(size, axis=0)
-        out.append(np.ascontiguousarray(img, dtype=np.uint8))
-    return out
-
-
-@dataclass
-class RunOpenSet:
-    """What a training run adds for the open world: the thresholds, the memory file, a report."""
-
-    thresholds: OpenSetThresholds
-    memory: bytes
-    report: dict[str, Any]
-
-
-def for_run(
-    net: torch.nn.Module,
-    *,
-    labels: list[str],
-    train_items: list[Item],
-    val_items: list[Item],
-    test_items: list[Item],
-    loader: Callable[[Item], np.ndarray],
-    device: torch.device,
-    image_size: int,
-    settings: MemorySettings,
-    seed: int,
-    temperature: float = 1.0,
-    batch_size: int = 128,
-) -> RunOpenSet:
-    """Embed the run's faces with the trained net, fit the thresholds (memory: training faces;
-    held out: validation faces), build the version's memory (training and validation faces, at
-    most `max_per_character` each) and score the open-set answer on the test faces."""
-    index = {label: i for i, label in enumerate(labels)}
-
-    def embed(pictures: list[np.ndarray]) -> np.ndarray:
-        """The memory's vectors (`models.colour`), as `models.classifier.Classifier.infer` makes them."""
-        found = predict_embeddings(net, pictures, device=device, batch_size=batch_size)
-        return with_colour(found, pictures, settings.colour)
-
-    train_emb = embed([loader(i) for i in train_items])
-    val_emb = embed([loader(i) for i in val_items])
-    train_y = np.array([index[i.label] for i in train_items])
-    val_y = np.array([index[i.label] for i in val_items])
-    negatives = embed(synthetic_negatives(image_size, seed=seed))
-
-    def head(items: list[Item]) -> np.ndarray:
-        logits = predict_logits(net, items, loader, device=device, batch_size=batch_size)
-        return softmax(logits, 1.0 / temperature)
-
-    fitted = fit(
-        train_emb, train_y, val_emb, val_y, len(labels), held_head=head(val_items),
-        negatives=negatives, target_precision=settings.target_precision,
-        max_strangers=settings.max_strangers, max_unanswered=settings.max_unanswered,
-        min_examples=settings.min_examples, colour=settings.colour, gate=middle_columns(net), seed=seed,
-    )  # fmt: skip
-    memory = CharacterMemory(train_emb.shape[1])
-    rng = np.random.default_rng(seed)
-    items = train_items + val_items
-    vectors = np.concatenate([train_emb, val_emb])
-    for label in labels:
-        rows = [i for i, item in enumerate(items) if item.label == label]
-        if len(rows) > settings.max_per_character:
-            rows = sorted(rng.choice(rows, settings.max_per_character, replace=False).tolist())
-        memory.add(MemoryEntry(items[i].key, label, items[i].origin, vectors[i]) for i in rows)
-    report = dict(fitted.report)
-    if test_items:
-        test_emb = embed([loader(i) for i in test_items])
-        test_y = np.array([index[i.label] for i in test_items])
-        decisions = OpenWorld(labels, fitted.thresholds, memory).decide(test_emb, head(test_items))
-        kinds = np.array([d.kind.value for d in decisions])
-        best = np.array([index[d.candidates[0].label] for d in decisions])
-        named = kinds == Kind.NAME.value
-        report.update(
-            {
-                "test_coverage": float(named.mean()),
-                "test_precision": float((best[named] == test_y[named]).mean()) if named.any() else 0.0,
-                "test_macro_f1_answered": float(
-                    f1_score(
-                        test_y,
-                        np.where(named, best, -1),
-                        labels=list(range(len(labels))),
-                        average="macro",
-                        zero_division=0,
-                    )
-                ),
-                "test_kinds": {kind.value: float((kinds == kind.value).mean()) for kind in Kind},
-            }
-        )
-    return RunOpenSet(fitted.thresholds, memory.to_bytes(), report)

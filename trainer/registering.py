@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from catalog.settings import Settings
 from catalog.settings_sections import TrainSettings
-from trainer import backbones, openset
+from trainer import backbones, openset_run
 from trainer.dataset import Assembled, Item, PixelLoader
 
 # Torch parity, and the int8 graph's agreement with the float one (one swap in 64 faces moved that
@@ -31,7 +31,7 @@ def _export(
     assembled: Assembled,
     val_items: list[Item],
     loader: PixelLoader,
-    open_world: openset.RunOpenSet,
+    open_world: openset_run.RunOpenSet,
 ) -> str:
     from models.registry import Registry
     from trainer.export import export_version

@@ -3,7 +3,7 @@
 catalog or folder -> class filter and cap -> leak-free split with the frozen test set -> backbone ->
 training loop -> evaluation (per-class table, confusion matrix, curves, worst mistakes) ->
 temperature scaling, ECE before/after and the "unknown" threshold -> the open-set thresholds and the
-character memory (trainer.openset) -> report.json/report.md -> ONNX export with parity check ->
+character memory (trainer.openset_run) -> report.json/report.md -> ONNX export with parity check ->
 registered candidate. Promotion is the caller's decision.
 Every failure before registration leaves the registry, and so the active model, untouched.
 """
@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from catalog.settings import Settings
 from catalog.settings_sections import TrainSettings
-from trainer import TrainingError, TrainingInterrupted, augment, backbones, ddp, openset, report
+from trainer import TrainingError, TrainingInterrupted, augment, backbones, ddp, openset_run, report
 from trainer.checkpoints import LAST, check_compatible, load_checkpoint
 from trainer.dataset import PixelLoader
 from trainer.epoch import LoopConfig
@@ -213,7 +213,7 @@ def _train(
             data_split.frozen.save(frozen_test_store(settings), frozen_test_key(from_folder))
             evaluation = _evaluate(built, labels, val_items, test_items, loader, torch_device, cfg)
             _report_progress(on_progress, 0.89, "fitting the open-set thresholds and the memory")
-            open_world = openset.for_run(
+            open_world = openset_run.for_run(
                 built.net,
                 labels=labels,
                 train_items=train_items,

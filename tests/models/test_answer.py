@@ -147,3 +147,34 @@ def test_a_character_off_centre_is_named_from_the_regions_when_no_face_is_found(
     # answers is "not a character" (the no-face bar), with or without them.
     assert regions_right >= 14
     assert whole_right <= 8
+
+
+def test_a_face_near_a_bar_is_answered_from_both_looks(tiny_model: TinyModel, cascade_path: Path) -> None:
+    """The tiny model's card has second-look margins (the trainer's default): with margins that
+    take in every face, a face crop and a picture's regions are decided on their looks and their
+    mirror images averaged; with none, on the first look alone."""
+    from models.openset import both_looks
+    from models.preprocess import mirrored
+
+    classifier = Classifier.load(Registry(tiny_model.registry_root).version_dir(tiny_model.version))
+    assert classifier.world is not None and classifier.card.open_set is not None
+    assert classifier.card.open_set.second_look is not None
+    with Image.open(min((tiny_model.dataset_root / tiny_model.labels[0]).glob("*.jpg"))) as face:
+        crop = np.asarray(face.convert("RGB"))
+    picture = np.full((220, 660, 3), 128, dtype=np.uint8)
+    picture[:150, :150] = np.asarray(Image.fromarray(crop).resize((150, 150)))
+    blind = FaceDetector(cascade_path, FaceSettings(min_size=200))
+    regions = picture_regions(picture)
+    for pictures, finder, rgb in (([crop], None, crop), (regions, blind, picture)):
+        first_p, first_e = classifier.infer(pictures)
+        mirror_p, mirror_e = classifier.infer(mirrored(pictures))
+        _, both = both_looks(first_p.mean(0), first_e.mean(0), mirror_p.mean(0), mirror_e.mean(0))
+        first = first_e.mean(0) / np.linalg.norm(first_e.mean(0))
+        assert float(both @ first) < 0.9999  # the mirror image is another look
+        classifier.world.second_look = (np.inf, np.inf)
+        [twice] = answer_pixels(rgb, model=classifier, finder=finder)
+        classifier.world.second_look = (0.0, 0.0)
+        [once] = answer_pixels(rgb, model=classifier, finder=finder)
+        assert twice.embedding is not None and once.embedding is not None
+        assert twice.embedding == pytest.approx(both, abs=1e-5)
+        assert once.embedding == pytest.approx(first, abs=1e-5)

@@ -107,7 +107,7 @@ def test_the_card_keeps_the_gate_and_refuses_an_empty_range() -> None:
 
 
 def test_a_run_whose_net_has_middle_features_writes_their_gate() -> None:
-    """`trainer.openset.for_run` on lite0 with its middle features (untrained, 64 px: the wiring,
+    """`trainer.openset_run.for_run` on lite0 with its middle features (untrained, 64 px: the wiring,
     not the figures): the card's gate is the middle columns, the memory holds the whole vector."""
     import torch
 
@@ -115,7 +115,7 @@ def test_a_run_whose_net_has_middle_features_writes_their_gate() -> None:
     from models import colour
     from trainer import backbones
     from trainer.dataset import Item
-    from trainer.openset import for_run
+    from trainer.openset_run import for_run
 
     torch.manual_seed(0)
     net = backbones.build(backbones.LITE0, 3, 64, pretrained=False, middle=0.25).net.eval()

@@ -154,6 +154,8 @@ def test_the_version_carries_its_character_memory_and_open_set_thresholds(tiny_m
     # the middle ones out
     assert card.embedding_dim == 1280 + 192 and th.gate == (1280, 1280 + 192)
     assert th.gate_offsets and th.gate_offsets != th.offsets
+    # the bars are fitted on two looks (the face and its mirror image), with the second look's margins
+    assert th.second_look is not None and 0.0 < th.second_look[0] < 0.5
     assert memory.dim == card.embedding_dim + colour.BINS
     assert Classifier.load(registry.version_dir(tiny_model.version)).embedding_dim == memory.dim
     assert set(memory.characters()) == set(card.labels)

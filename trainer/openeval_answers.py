@@ -1,0 +1,165 @@
+"""A set's pictures and how a model version answers them, for `namae eval` (`trainer.openeval`) and
+its posts (`trainer.openeval_posts`): folders read into decoded pictures, the model's first look and
+(for a card with a second look) both looks averaged, the decisions made as the answer path makes
+them, and today's closed-set rule beside them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import precision_recall_fscore_support
+
+from catalog.settings import ImageLimits
+from media.decode import ImageRejected, decode_image
+from media.faces import FaceFinder
+from models.answer import answer_pixels
+from models.classifier import Classifier
+from models.openset import FaceDecision, Kind, Named, OpenWorld, SecondLook, both_looks
+from models.preprocess import mirrored
+from trainer.folder_source import IMAGE_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+NOT_NAMED = "(not named)"
+
+
+@dataclass
+class Pictures:
+    """Decoded pictures of one set, with their labels (None for not-characters) and file names."""
+
+    images: list[np.ndarray] = field(default_factory=list)
+    labels: list[str | None] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+
+SKIPS_NAMED = 3  # unreadable pictures named one by one; the rest are counted
+
+
+def read_folder(root: Path, limits: ImageLimits, *, per_character: bool) -> Pictures:
+    """`root/<character>/*` (or every picture under `root`); unreadable files are counted, not fatal."""
+    out = Pictures()
+    if per_character:
+        groups = [(d.name, d) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    else:
+        groups = [(None, root)]
+    for label, folder in groups:
+        for path in sorted(
+            p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        ):
+            try:
+                out.images.append(decode_image(path.read_bytes(), limits).rgb)
+            except (OSError, ImageRejected) as exc:
+                out.skipped += 1
+                if out.skipped <= SKIPS_NAMED:
+                    log.warning("skipping %s: %s", path, exc)
+                continue
+            out.labels.append(label)
+            out.names.append(str(path.relative_to(root)))
+    if out.skipped > SKIPS_NAMED:  # one line for the rest, not a screenful
+        log.warning("skipped %d pictures in %s in all", out.skipped, root)
+    return out
+
+
+@dataclass
+class Answered:
+    """A set's pictures through the model: calibrated head probabilities and embeddings (the first
+    look), and for a mirrored card both looks averaged (what a second look decides on)."""
+
+    probabilities: np.ndarray
+    embeddings: np.ndarray
+    face_found: np.ndarray  # bool per picture
+    both: tuple[np.ndarray, np.ndarray] | None = None  # (probabilities, unit vectors)
+
+    def rows(self, rows: np.ndarray) -> Answered:
+        both = None if self.both is None else (self.both[0][rows], self.both[1][rows])
+        return Answered(self.probabilities[rows], self.embeddings[rows], self.face_found[rows], both)
+
+
+def run_model(classifier: Classifier, pictures: Pictures) -> Answered:
+    """Every picture as one face crop, in batches (what `models.answer` does for a crop); its
+    mirror image too when the card has a `second_look` (the answer path looks again near a bar)."""
+    probabilities, embeddings = classifier.infer(pictures.images)
+    both = None
+    if classifier.card.open_set is not None and classifier.card.open_set.second_look is not None:
+        both = both_looks(probabilities, embeddings, *classifier.infer(mirrored(pictures.images)))
+    return Answered(probabilities, embeddings, np.ones(len(pictures.images), dtype=bool), both)
+
+
+def answer_as_posted(
+    classifier: Classifier, pictures: Pictures, finder: FaceFinder | None
+) -> list[tuple[FaceDecision, bool]]:
+    """Pictures as the bot sees them, through the one answer path (`models.answer.answer_pixels`:
+    faces found and cropped, or the whole picture): per picture, its most confident face's decision,
+    and whether a face was found at all."""
+    out = []
+    for rgb in pictures.images:
+        faces = answer_pixels(rgb, model=classifier, finder=finder, top_k=3)
+        face = max(faces, key=lambda f: (f.kind is Kind.NAME, f.best.probability if f.best else 0.0))
+        named = tuple(Named(c.label, c.probability, c.examples) for c in face.candidates)
+        # without a finder the picture is the face crop (what `answer_pixels` assumes then)
+        found = finder is None or face.box is not None
+        out.append((FaceDecision(face.kind, named, -1.0, -1.0), found))
+    return out
+
+
+def today(classifier: Classifier, answered: Answered) -> tuple[np.ndarray, np.ndarray]:
+    """Today's closed-set rule: (named, best label index) from the head and the card's threshold."""
+    best = answered.probabilities.argmax(1) if len(answered.probabilities) else np.zeros(0, dtype=int)
+    limits = np.array([classifier.card.thresholds.for_label(classifier.labels[i]) for i in best])
+    named = answered.probabilities.max(1) >= limits if len(best) else np.zeros(0, dtype=bool)
+    return named, best
+
+
+def decide_all(world: OpenWorld, answered: Answered) -> list[FaceDecision]:
+    """Every picture's decision, as the answer path makes it (a second look near a bar)."""
+    out: list[FaceDecision] = []
+    for found in (True, False):
+        rows = np.nonzero(answered.face_found == found)[0]
+        if len(rows):
+            part = answered.rows(rows)
+            decisions = world.decide(
+                part.embeddings, part.probabilities, face_found=found, second=_second(part)
+            )
+            out.extend(zip(rows.tolist(), decisions, strict=True))  # type: ignore[arg-type]
+    return [d for _, d in sorted(out, key=lambda pair: pair[0])]  # type: ignore[index]
+
+
+def _second(answered: Answered) -> SecondLook | None:
+    both = answered.both
+    if both is None:
+        return None
+    return lambda rows: (both[1][rows], both[0][rows])
+
+
+def second_looks(decisions: list[FaceDecision]) -> float:
+    """The share of faces decided on two looks (what the second look costs in model time)."""
+    return sum(d.looks == 2 for d in decisions) / max(1, len(decisions))
+
+
+def kinds(decisions: list[FaceDecision]) -> dict[str, float]:
+    n = max(1, len(decisions))
+    return {kind.value: sum(d.kind is kind for d in decisions) / n for kind in Kind}
+
+
+def known_figures(labels: list[str], truth: list[str], predicted: list[str | None]) -> dict[str, Any]:
+    named = np.array([p is not None for p in predicted])
+    right = np.array([p == t for p, t in zip(predicted, truth, strict=True)])
+    shown = [p if p is not None else NOT_NAMED for p in predicted]
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, shown, labels=labels, zero_division=0
+    )
+    return {
+        "coverage": float(named.mean()) if len(named) else 0.0,
+        "precision": float(right[named].mean()) if named.any() else 0.0,
+        "macro_f1": float(np.mean(f1)) if len(f1) else 0.0,
+        "per_class": {
+            label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
+        },
+    }

@@ -1,0 +1,168 @@
+"""The open-set part of a training run: the trained net embeds the run's faces (training,
+validation, test; the validation and test faces also in their mirror images, the second look), the
+thresholds are fitted on them (`trainer.openset.fit`), the version's character memory is built, and
+the open-set answer is scored on the test faces as the answer path decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+from models.colour import with_colour
+from models.memory import CharacterMemory, MemoryEntry
+from models.openset import Kind, OpenSetThresholds, OpenWorld, both_looks, softmax
+from models.preprocess import mirrored
+from trainer.backbones import middle_columns
+from trainer.evaluate import predict_embeddings, predict_logits
+from trainer.openset import fit
+
+if TYPE_CHECKING:
+    from catalog.settings_sections import MemorySettings
+    from trainer.dataset import Item
+
+
+def synthetic_negatives(size: int, count: int = 96, seed: int = 0) -> list[np.ndarray]:
+    """Pictures with no character in them: uniform and blurred noise, flat colours, gradients and
+    stripes, RGB uint8 of `size` x `size`."""
+    rng = np.random.default_rng(seed)
+    out: list[np.ndarray] = []
+    for i in range(count):
+        kind = i % 5
+        if kind == 0:
+            img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        elif kind == 1:
+            coarse = rng.integers(0, 256, (max(2, size // 8), max(2, size // 8), 3)).astype(np.uint8)
+            img = np.kron(coarse, np.ones((8, 8, 1), dtype=np.uint8))[:size, :size]
+            img = np.pad(img, ((0, size - img.shape[0]), (0, size - img.shape[1]), (0, 0)), mode="edge")
+        elif kind == 2:
+            img = np.broadcast_to(rng.integers(0, 256, 3, dtype=np.uint8), (size, size, 3)).copy()
+        elif kind == 3:
+            t = np.linspace(0.0, 1.0, size)[:, None, None]
+            a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+            img = np.repeat((a * (1 - t) + b * t).astype(np.uint8), size, axis=1)
+        else:
+            period = int(rng.integers(4, max(5, size // 4)))
+            band = (np.arange(size) // period) % 2
+            a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+            img = np.where(band[None, :, None] == 0, a, b).astype(np.uint8).repeat(size, axis=0)
+        out.append(np.ascontiguousarray(img, dtype=np.uint8))
+    return out
+
+
+@dataclass
+class RunOpenSet:
+    """What a training run adds for the open world: the thresholds, the memory file, a report."""
+
+    thresholds: OpenSetThresholds
+    memory: bytes
+    report: dict[str, Any]
+
+
+def for_run(
+    net: torch.nn.Module,
+    *,
+    labels: list[str],
+    train_items: list[Item],
+    val_items: list[Item],
+    test_items: list[Item],
+    loader: Callable[[Item], np.ndarray],
+    device: torch.device,
+    image_size: int,
+    settings: MemorySettings,
+    seed: int,
+    temperature: float = 1.0,
+    batch_size: int = 128,
+) -> RunOpenSet:
+    """Embed the run's faces with the trained net, fit the thresholds (memory: training faces;
+    held out: validation faces), build the version's memory (training and validation faces, at
+    most `max_per_character` each) and score the open-set answer on the test faces."""
+    index = {label: i for i, label in enumerate(labels)}
+
+    def embed(pictures: list[np.ndarray]) -> np.ndarray:
+        """The memory's vectors (`models.colour`), as `models.classifier.Classifier.infer` makes them."""
+        found = predict_embeddings(net, pictures, device=device, batch_size=batch_size)
+        return with_colour(found, pictures, settings.colour)
+
+    def head(items: list[Item], load: Callable[[Item], np.ndarray] = loader) -> np.ndarray:
+        logits = predict_logits(net, items, load, device=device, batch_size=batch_size)
+        return softmax(logits, 1.0 / temperature)
+
+    def mirror_load(item: Item) -> np.ndarray:
+        return mirrored([loader(item)])[0]
+
+    def held_out(
+        items: list[Item], vectors: np.ndarray, probabilities: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(head probabilities, vectors) of held-out faces as a decision sees them: with the
+        mirror, both looks averaged (the bars are fitted on what a second look decides on)."""
+        if not settings.mirror:
+            return probabilities, vectors
+        return both_looks(
+            probabilities, vectors, head(items, mirror_load), embed([mirror_load(i) for i in items])
+        )
+
+    train_emb = embed([loader(i) for i in train_items])
+    val_emb = embed([loader(i) for i in val_items])  # one look: the memory keeps these
+    train_y = np.array([index[i.label] for i in train_items])
+    val_y = np.array([index[i.label] for i in val_items])
+    val_first = head(val_items)
+    val_head, val_held = held_out(val_items, val_emb, val_first)
+    plain = synthetic_negatives(image_size, seed=seed)
+    negatives = embed(plain)
+    if settings.mirror:
+        nothing = np.zeros((len(plain), 0))  # the head plays no part in their bar
+        negatives = both_looks(nothing, negatives, nothing, embed(mirrored(plain)))[1]
+
+    fitted = fit(
+        train_emb, train_y, val_held, val_y, len(labels), held_head=val_head,
+        negatives=negatives, target_precision=settings.target_precision,
+        max_strangers=settings.max_strangers, max_unanswered=settings.max_unanswered,
+        min_examples=settings.min_examples, colour=settings.colour, gate=middle_columns(net),
+        first_looks=(val_emb, val_first) if settings.mirror else None, seed=seed,
+    )  # fmt: skip
+    memory = CharacterMemory(train_emb.shape[1])
+    rng = np.random.default_rng(seed)
+    items = train_items + val_items
+    vectors = np.concatenate([train_emb, val_emb])
+    for label in labels:
+        rows = [i for i, item in enumerate(items) if item.label == label]
+        if len(rows) > settings.max_per_character:
+            rows = sorted(rng.choice(rows, settings.max_per_character, replace=False).tolist())
+        memory.add(MemoryEntry(items[i].key, label, items[i].origin, vectors[i]) for i in rows)
+    report = dict(fitted.report)
+    if test_items:
+        test_emb = embed([loader(i) for i in test_items])
+        test_y = np.array([index[i.label] for i in test_items])
+        test_head = head(test_items)
+        test_both = held_out(test_items, test_emb, test_head)
+        # as the answer path decides: the first look, and both looks near a bar
+        decisions = OpenWorld(labels, fitted.thresholds, memory).decide(
+            test_emb, test_head, second=lambda rows: (test_both[1][rows], test_both[0][rows])
+        )
+        kinds = np.array([d.kind.value for d in decisions])
+        best = np.array([index[d.candidates[0].label] for d in decisions])
+        named = kinds == Kind.NAME.value
+        report.update(
+            {
+                "test_coverage": float(named.mean()),
+                "test_precision": float((best[named] == test_y[named]).mean()) if named.any() else 0.0,
+                "test_macro_f1_answered": float(
+                    f1_score(
+                        test_y,
+                        np.where(named, best, -1),
+                        labels=list(range(len(labels))),
+                        average="macro",
+                        zero_division=0,
+                    )
+                ),
+                "test_kinds": {kind.value: float((kinds == kind.value).mean()) for kind in Kind},
+                "test_second_looks": float(np.mean([d.looks == 2 for d in decisions])),
+            }
+        )
+    return RunOpenSet(fitted.thresholds, memory.to_bytes(), report)
