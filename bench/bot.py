@@ -59,7 +59,10 @@ from sandbox.discord import FakeDiscord, FakeGuild
 from sandbox.discord.running import connected
 from sandbox.discord.sharding import ShardingRules
 
-MODES = ("no_faces", "faces", "faces_memory")
+MODES = ("no_faces", "faces", "faces_memory", "faces_two_looks")
+# faces_two_looks: the memory, with second-look margins that take in every face (each face and its
+# mirror image): the most a second look can cost; bench/openset.py measures how many faces take it.
+EVERY_FACE_TWICE = (2.0, 2.0)
 TRAINED = "trained_faces"  # with --face-finder: the trained finder instead of the cascade
 # The memory the third bot answers with: the issue's scale, 100 characters x 200 faces.
 MEMORY_CHARACTERS, MEMORY_FACES = 100, 200
@@ -188,8 +191,9 @@ def make_station(
     engine = open_catalog(settings.resolved_database_url)
     channel = guild.add_channel(f"pictures-{mode.replace('_', '-')}")
     GuildSettingsStore(engine).enable_channel(guild.id, channel)
-    if mode == "faces_memory":
-        _with_memory(registry, MEMORY_CHARACTERS, MEMORY_FACES)
+    if mode in ("faces_memory", "faces_two_looks"):
+        twice = EVERY_FACE_TWICE if mode == "faces_two_looks" else None
+        _with_memory(registry, MEMORY_CHARACTERS, MEMORY_FACES, second_look=twice)
     detector = face_finder(settings, finder_folder(settings)) if mode != "no_faces" else None
     bot = NamaeBot(
         settings,
@@ -203,10 +207,12 @@ def make_station(
     return Station(mode, bot, channel)
 
 
-def _with_memory(registry: Registry, characters: int, faces: int) -> None:
+def _with_memory(
+    registry: Registry, characters: int, faces: int, second_look: tuple[float, float] | None = None
+) -> None:
     """Promote a copy of the active version that carries a character memory of `characters` x
     `faces` faces (random unit vectors, seeded) and open-set thresholds, so that every answer goes
-    through the memory as a trained model's would."""
+    through the memory as a trained model's would (with `second_look`'s margins)."""
     from models import colour
     from models.card import CARD_NAME, INT8_NAME, ONNX_NAME, sha256_file
     from models.memory import MEMORY_NAME, CharacterMemory, MemoryEntry
@@ -232,6 +238,7 @@ def _with_memory(registry: Registry, characters: int, faces: int) -> None:
         sharpness=30.0, name=0.8, pair=0.9, known=0.3, not_character=0.1,
         offsets={1: 0.15, 5: 0.03, 20: 0.01, 200: 0.0}, min_examples=5, colour=weight,
         gate=gate_columns(card), gate_offsets={1: 0.12, 5: 0.02, 20: 0.01, 200: 0.0},
+        second_look=second_look,
     )  # fmt: skip
     fresh = card.model_copy(
         update={"version": version, "parent": card.version, "open_set": thresholds,
@@ -455,6 +462,12 @@ def main() -> None:
         "memory_over_faces_reply_p50": ratio(p50["one_image"]["faces_memory"], p50["one_image"]["faces"]),
         "memory_over_faces_direct_p50": ratio(
             direct["faces_memory"]["median_ms"], direct["faces"]["median_ms"]
+        ),
+        "two_looks_over_memory_reply_p50": ratio(
+            p50["one_image"]["faces_two_looks"], p50["one_image"]["faces_memory"]
+        ),
+        "two_looks_over_memory_direct_p50": ratio(
+            direct["faces_two_looks"]["median_ms"], direct["faces_memory"]["median_ms"]
         ),
     }
     targets = [
