@@ -35,7 +35,7 @@ import numpy as np
 
 from media.boxes import Box
 from media.decode import DecodedImage, DecodeLimits
-from models.openset import Kind
+from models.openset import Kind, both_looks
 from models.preprocess import mirrored
 from models.regions import picture_regions
 
@@ -198,11 +198,8 @@ def _answer(
     """One answer per group of pictures of one face (its frames, or a picture's regions): the
     model's outputs averaged over the group; near a bar of a mirrored card, over its mirror images
     too (`models.openset`, second look)."""
-    flat = [picture for group in groups for picture in group]
-    owner = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
-    probabilities, embeddings = model.infer(flat)
-    first_p = np.stack([probabilities[owner == g].mean(0) for g in range(len(groups))])
-    first_e = _unit(np.stack([embeddings[owner == g].mean(0) for g in range(len(groups))]))
+    first_p, first_sum = _group_means(model, groups)
+    first_e = _unit(first_sum)
     if model.world is None:
         return [
             _closed_set(model, box, p, e, top_k, crop)
@@ -211,15 +208,10 @@ def _answer(
     decided_on: dict[int, np.ndarray] = {}
 
     def second(rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        mirror_p, mirror_e = model.infer(mirrored([p for r in rows for p in groups[r]]))
-        whose = np.repeat(np.arange(len(rows)), [len(groups[r]) for r in rows])
-        out_p, out_e = [], []
-        for i, r in enumerate(rows):
-            out_p.append(np.concatenate([probabilities[owner == r], mirror_p[whose == i]]).mean(0))
-            out_e.append(np.concatenate([embeddings[owner == r], mirror_e[whose == i]]).mean(0))
-        both = _unit(np.stack(out_e))
+        mirror_p, mirror_e = _group_means(model, [mirrored(groups[r]) for r in rows])
+        probabilities, both = both_looks(first_p[rows], first_sum[rows], mirror_p, mirror_e)
         decided_on.update(zip(rows, both, strict=True))
-        return both, np.stack(out_p)
+        return both, probabilities
 
     # the head, the character memory and the card's open-set thresholds (models.openset)
     decisions = model.world.decide(first_e, first_p, top_k=top_k, face_found=face_found, second=second)
@@ -231,6 +223,15 @@ def _answer(
             FaceAnswer(boxes[g], named, decision.kind, model.world.thresholds.name, unit, shown[g])
         )
     return answers
+
+
+def _group_means(model: Classifier, groups: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The model run once over every group's pictures: per group, the mean probabilities and the
+    mean embedding (not yet at unit length)."""
+    owner = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
+    probabilities, embeddings = model.infer([picture for group in groups for picture in group])
+    means = [(probabilities[owner == g].mean(0), embeddings[owner == g].mean(0)) for g in range(len(groups))]
+    return np.stack([p for p, _ in means]), np.stack([e for _, e in means])
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:

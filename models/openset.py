@@ -272,6 +272,13 @@ class FaceDecision:
 SecondLook = Callable[[list[int]], tuple[np.ndarray, np.ndarray]]
 
 
+def second_look_of(both: tuple[np.ndarray, np.ndarray]) -> SecondLook:
+    """The second look of a batch whose two looks were all made beforehand (`both_looks`' output:
+    probabilities, unit vectors), as `OpenWorld.decide` asks for it."""
+    probabilities, vectors = both
+    return lambda rows: (vectors[rows], probabilities[rows])
+
+
 @dataclass(frozen=True)
 class _Snapshot:
     names: list[str]
@@ -294,9 +301,6 @@ class OpenWorld:
         self.thresholds = thresholds
         self.memory = memory
         self.revision = 0  # bumped by every refresh: answers cached before it are stale
-        # (evidence, confidence) margins of a bar within which a face gets its second look: the
-        # card's; (inf, inf) gives every face two, the reference the rule was measured against
-        self.second_look: tuple[float, float] = thresholds.second_look or (0.0, 0.0)
         self._snapshot = self._take()
 
     def refresh(self) -> None:
@@ -349,16 +353,13 @@ class OpenWorld:
         the card has a `second_look` and `second` is given, the rows whose first look lands near a
         bar are decided again on what `second` returns for them: both looks averaged."""
         first = self._decide_rows(embeddings, head_probabilities, top_k, face_found)
-        if self.thresholds.second_look is None or second is None:
-            return [decision for decision, _ in first]
-        rows = [i for i, (_, near) in enumerate(first) if near]
-        if not rows:
-            return [decision for decision, _ in first]
-        vectors, probabilities = second(rows)
-        again = self._decide_rows(vectors, probabilities, top_k, face_found)
         out = [decision for decision, _ in first]
-        for row, (decision, _) in zip(rows, again, strict=True):
-            out[row] = replace(decision, looks=2)
+        rows = [i for i, (_, near) in enumerate(first) if near]
+        if second is not None and rows:
+            vectors, probabilities = second(rows)
+            again = self._decide_rows(vectors, probabilities, top_k, face_found)
+            for row, (decision, _) in zip(rows, again, strict=True):
+                out[row] = replace(decision, looks=2)
         return out
 
     def _decide_rows(
@@ -377,7 +378,7 @@ class OpenWorld:
             head = np.where(snap.trained, probabilities[i][np.maximum(snap.head_index, 0)], np.nan)
             decision = decide(
                 similarity[i], snap.faces, self.thresholds, head=head, face_found=face_found,
-                gate_similarity=gate_similarity[i], margins=self.second_look,
+                gate_similarity=gate_similarity[i], margins=self.thresholds.second_look or (0.0, 0.0),
             )  # fmt: skip
             candidates = tuple(
                 Named(

@@ -19,7 +19,7 @@ from media.decode import ImageRejected, decode_image
 from media.faces import FaceFinder
 from models.answer import answer_pixels
 from models.classifier import Classifier
-from models.openset import FaceDecision, Kind, Named, OpenWorld, SecondLook, both_looks
+from models.openset import FaceDecision, Kind, Named, OpenWorld, both_looks, second_look_of
 from models.preprocess import mirrored
 from trainer.folder_source import IMAGE_SUFFIXES
 
@@ -124,17 +124,13 @@ def decide_all(world: OpenWorld, answered: Answered) -> list[FaceDecision]:
         if len(rows):
             part = answered.rows(rows)
             decisions = world.decide(
-                part.embeddings, part.probabilities, face_found=found, second=_second(part)
+                part.embeddings,
+                part.probabilities,
+                face_found=found,
+                second=None if part.both is None else second_look_of(part.both),
             )
             out.extend(zip(rows.tolist(), decisions, strict=True))  # type: ignore[arg-type]
     return [d for _, d in sorted(out, key=lambda pair: pair[0])]  # type: ignore[index]
-
-
-def _second(answered: Answered) -> SecondLook | None:
-    both = answered.both
-    if both is None:
-        return None
-    return lambda rows: (both[1][rows], both[0][rows])
 
 
 def second_looks(decisions: list[FaceDecision]) -> float:

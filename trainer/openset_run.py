@@ -16,7 +16,7 @@ from sklearn.metrics import f1_score
 
 from models.colour import with_colour
 from models.memory import CharacterMemory, MemoryEntry
-from models.openset import Kind, OpenSetThresholds, OpenWorld, both_looks, softmax
+from models.openset import Kind, OpenSetThresholds, OpenWorld, both_looks, second_look_of, softmax
 from models.preprocess import mirrored
 from trainer.backbones import middle_columns
 from trainer.evaluate import predict_embeddings, predict_logits
@@ -143,7 +143,7 @@ def for_run(
         test_both = held_out(test_items, test_emb, test_head)
         # as the answer path decides: the first look, and both looks near a bar
         decisions = OpenWorld(labels, fitted.thresholds, memory).decide(
-            test_emb, test_head, second=lambda rows: (test_both[1][rows], test_both[0][rows])
+            test_emb, test_head, second=second_look_of(test_both)
         )
         kinds = np.array([d.kind.value for d in decisions])
         best = np.array([index[d.candidates[0].label] for d in decisions])

@@ -171,9 +171,10 @@ def test_a_face_near_a_bar_is_answered_from_both_looks(tiny_model: TinyModel, ca
         _, both = both_looks(first_p.mean(0), first_e.mean(0), mirror_p.mean(0), mirror_e.mean(0))
         first = first_e.mean(0) / np.linalg.norm(first_e.mean(0))
         assert float(both @ first) < 0.9999  # the mirror image is another look
-        classifier.world.second_look = (np.inf, np.inf)
+        fitted = classifier.card.open_set
+        classifier.world.thresholds = fitted.model_copy(update={"second_look": (np.inf, np.inf)})
         [twice] = answer_pixels(rgb, model=classifier, finder=finder)
-        classifier.world.second_look = (0.0, 0.0)
+        classifier.world.thresholds = fitted.model_copy(update={"second_look": (0.0, 0.0)})
         [once] = answer_pixels(rgb, model=classifier, finder=finder)
         assert twice.embedding is not None and once.embedding is not None
         assert twice.embedding == pytest.approx(both, abs=1e-5)
