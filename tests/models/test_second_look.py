@@ -8,35 +8,22 @@ import numpy as np
 import pydantic
 import pytest
 
-from models.memory import CharacterMemory, MemoryEntry
 from models.openset import Kind, OpenSetThresholds, OpenWorld, both_looks
 from models.preprocess import mirrored
+from tests.fixtures.openworld import two_characters, unit
 from trainer.openset import SECOND_LOOK_MIN_CONFIDENCE, SECOND_LOOK_QUANTILE, fit
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
 
 def _world(second_look: tuple[float, float] | None) -> OpenWorld:
     """Two trained characters along the first two axes; "known" at cosine 0.8."""
-    memory = CharacterMemory(3)
-    memory.add(
-        MemoryEntry(f"{name}{i}", name, "test", _unit(np.array(v, dtype=np.float32)))
-        for name, v in (("A", [1.0, 0.0, 0.0]), ("B", [0.0, 1.0, 0.0]))
-        for i in range(5)
-    )
-    thresholds = OpenSetThresholds(
-        sharpness=20.0, name=0.6, pair=0.9, known=0.8, not_character=0.3, second_look=second_look
-    )
-    return OpenWorld(["A", "B"], thresholds, memory)
+    return two_characters([1.0, 0.0, 0.0], [0.0, 1.0, 0.0], sharpness=20.0, second_look=second_look)
 
 
 # first looks: just under "known" for A (0.79), clearly A (0.99), clearly nobody (0.45)
 NEAR, SURE, FAR = (
-    _unit(np.array([[0.79, 0.0, 0.613]]))[0],
-    _unit(np.array([[0.99, 0.0, 0.14]]))[0],
-    (_unit(np.array([[0.45, 0.0, 0.893]]))[0]),
+    unit(np.array([[0.79, 0.0, 0.613]]))[0],
+    unit(np.array([[0.99, 0.0, 0.14]]))[0],
+    (unit(np.array([[0.45, 0.0, 0.893]]))[0]),
 )
 HEAD = np.array([[0.9, 0.1]] * 3)
 
@@ -49,7 +36,7 @@ class Looks:
 
     def __call__(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
         self.asked.append(list(rows))
-        return np.tile(_unit(np.array([0.95, 0.0, 0.31])), (len(rows), 1)), HEAD[: len(rows)]
+        return np.tile(unit(np.array([0.95, 0.0, 0.31])), (len(rows), 1)), HEAD[: len(rows)]
 
 
 def test_only_a_face_near_a_bar_gets_its_second_look() -> None:
@@ -88,9 +75,9 @@ def test_the_card_refuses_negative_margins() -> None:
 def test_two_looks_average_probabilities_and_vectors_at_unit_length() -> None:
     p, v = both_looks(
         np.array([[0.8, 0.2]]),
-        _unit(np.array([[1.0, 0.0]])),
+        unit(np.array([[1.0, 0.0]])),
         np.array([[0.6, 0.4]]),
-        _unit(np.array([[0.0, 1.0]])),
+        unit(np.array([[0.0, 1.0]])),
     )
     assert p == pytest.approx(np.array([[0.7, 0.3]]))
     assert v == pytest.approx(np.array([[0.7071, 0.7071]]), abs=1e-4)
@@ -106,7 +93,7 @@ def test_mirrored_flips_left_to_right() -> None:
 def _characters(per_class: int, seed: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(4), per_class)
-    return _unit(np.eye(16)[y] + rng.normal(0.0, noise, (len(y), 16))), y
+    return unit(np.eye(16)[y] + rng.normal(0.0, noise, (len(y), 16))), y
 
 
 def test_the_trainer_fits_the_margins_on_what_the_second_look_moved() -> None:
@@ -118,7 +105,7 @@ def test_the_trainer_fits_the_margins_on_what_the_second_look_moved() -> None:
     one = fit(memory, memory_y, first, held_y, 4).thresholds
     two = fit(memory, memory_y, held, held_y, 4, first_looks=(first, None)).thresholds
     assert one.second_look is None and two.second_look is not None
-    protos = _unit(np.stack([memory[memory_y == c].mean(0) for c in range(4)]))
+    protos = unit(np.stack([memory[memory_y == c].mean(0) for c in range(4)]))
     moved = np.abs((held @ protos.T).max(1) - (first @ protos.T).max(1))
     assert two.second_look[0] == pytest.approx(float(np.quantile(moved, SECOND_LOOK_QUANTILE)), abs=1e-6)
     assert two.second_look[1] >= SECOND_LOOK_MIN_CONFIDENCE

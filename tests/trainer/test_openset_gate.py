@@ -7,16 +7,13 @@ import numpy as np
 import pydantic
 import pytest
 
-from models.memory import CharacterMemory, MemoryEntry
+from models.memory import CharacterMemory
 from models.openset import Kind, OpenSetThresholds, OpenWorld, gated
+from tests.fixtures.openworld import two_characters, unit
 from trainer.openset import fit
 
 CLASSES, LAST, MIDDLE = 4, 32, 8
 GATE = (LAST, LAST + MIDDLE)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
 
 def _joined(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -24,9 +21,9 @@ def _joined(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     one (what a less specialised block sees), each part unit-length as the exported graph makes them."""
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(CLASSES), per_class)
-    last = _unit(np.eye(LAST)[y] + rng.normal(0.0, 0.15, (len(y), LAST)))
-    middle = _unit(np.ones(MIDDLE) + rng.normal(0.0, 0.3, (len(y), MIDDLE)))
-    return _unit(np.concatenate([last, 0.5 * middle], axis=1)), y
+    last = unit(np.eye(LAST)[y] + rng.normal(0.0, 0.15, (len(y), LAST)))
+    middle = unit(np.ones(MIDDLE) + rng.normal(0.0, 0.3, (len(y), MIDDLE)))
+    return unit(np.concatenate([last, 0.5 * middle], axis=1)), y
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +55,12 @@ def test_the_bars_are_fitted_without_the_gate_and_the_confidence_with_it(
 
 def _world(gate: tuple[int, int] | None) -> OpenWorld:
     """Two trained characters whose prototypes differ in the last part and share the middle column."""
-    memory = CharacterMemory(3)
-    memory.add(
-        MemoryEntry(f"{name}{i}", name, "test", _unit(np.array(v, dtype=np.float32)))
-        for name, v in (("A", [1.0, 0.0, 1.0]), ("B", [0.0, 1.0, 1.0]))
-        for i in range(5)
-    )
-    thresholds = OpenSetThresholds(
-        sharpness=10.0, name=0.6, pair=0.9, known=0.8, not_character=0.3, gate=gate
-    )
-    return OpenWorld(["A", "B"], thresholds, memory)
+    return two_characters([1.0, 0.0, 1.0], [0.0, 1.0, 1.0], sharpness=10.0, gate=gate)
 
 
 def test_a_face_like_everyone_only_through_the_middle_features_is_a_stranger() -> None:
     # as much A as B in the last part; its whole-vector cosine to either (0.85) passes "known" (0.8)
-    between = _unit(np.array([[0.3, 0.3, 1.0]]))
+    between = unit(np.array([[0.3, 0.3, 1.0]]))
     even = np.array([[0.5, 0.5]])
     [plain] = _world(None).decide(between, even)
     [with_gate] = _world((2, 3)).decide(between, even)
@@ -81,20 +69,20 @@ def test_a_face_like_everyone_only_through_the_middle_features_is_a_stranger() -
 
 
 def test_a_face_of_a_character_is_named_with_or_without_the_gate() -> None:
-    face = _unit(np.array([[1.0, 0.1, 1.0]]))
+    face = unit(np.array([[1.0, 0.1, 1.0]]))
     for gate in (None, (2, 3)):
         [decision] = _world(gate).decide(face, np.array([[0.9, 0.1]]))
         assert decision.kind == Kind.NAME and decision.candidates[0].label == "A"
 
 
 def test_gated_rows_keep_their_length() -> None:
-    unit = _unit(np.array([[3.0, 4.0, 12.0], [1.0, 0.0, 1.0]]))
-    mean = unit.mean(0)  # two faces averaged: shorter than either
-    out = gated(np.vstack([unit, mean]), (2, 3))
+    faces = unit(np.array([[3.0, 4.0, 12.0], [1.0, 0.0, 1.0]]))
+    mean = faces.mean(0)  # two faces averaged: shorter than either
+    out = gated(np.vstack([faces, mean]), (2, 3))
     np.testing.assert_allclose(out[:, 2], 0.0)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), [1.0, 1.0, np.linalg.norm(mean)], rtol=1e-6)
     np.testing.assert_allclose(out[0, :2], [0.6, 0.8], rtol=1e-6)  # the direction of what is left
-    assert gated(unit, None) is unit
+    assert gated(faces, None) is faces
 
 
 def test_the_card_keeps_the_gate_and_refuses_an_empty_range() -> None:
