@@ -67,9 +67,6 @@ class TrainSettings(BaseModel):
     # The objective (trainer.losses): "cross_entropy", or a margin loss over a cosine head.
     loss: Literal["cross_entropy", "cosface", "arcface"] = "cross_entropy"
     margin: float = Field(default=0.2, ge=0.0, le=1.0)
-    # Validate, keep and export an exponential moving average of the weights over about this many
-    # of the last epochs instead of the last weights themselves (trainer.epoch); 0: the weights.
-    ema_epochs: float = Field(default=0.0, ge=0.0, le=100.0)
     val_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
     test_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
     seed: int = Field(default=1234, ge=0)

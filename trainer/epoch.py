@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from trainer.dataset import Item, ItemDataset
@@ -45,7 +44,6 @@ class LoopConfig:
     min_lr_fraction: float = 0.02
     loss: str = "cross_entropy"
     margin: float = 0.2
-    ema_epochs: float = 0.0
 
     @classmethod
     def from_settings(cls, train: TrainSettings) -> LoopConfig:
@@ -59,7 +57,6 @@ class LoopConfig:
             num_workers=train.num_workers,
             loss=train.loss,
             margin=train.margin,
-            ema_epochs=train.ema_epochs,
         )
 
 
@@ -94,12 +91,6 @@ class Training:
     schedule: torch.optim.lr_scheduler.LambdaLR
     device: torch.device
     seed: int
-    ema: AveragedModel | None = None  # the weights' moving average, when config.ema_epochs > 0
-
-    @property
-    def evaluated(self) -> nn.Module:
-        """What validation scores and the run keeps: the moving average when there is one."""
-        return self.ema.module if self.ema is not None else self.net
 
     @property
     def on_gpu(self) -> bool:
@@ -177,27 +168,7 @@ def prepare_training(
             config.min_lr_fraction,
         ),
     )
-    return Training(
-        net,
-        model,
-        data,
-        sampler,
-        criterion,
-        optimizer,
-        schedule,
-        device,
-        config.seed,
-        ema=moving_average(net, config.ema_epochs * steps_per_epoch),
-    )
-
-
-def moving_average(net: nn.Module, window_steps: float) -> AveragedModel | None:
-    """An exponential moving average of `net`'s weights and BatchNorm statistics whose decay
-    forgets a step after about `window_steps` steps; None for a window under one step."""
-    if window_steps < 1.0:
-        return None
-    decay = 1.0 - 1.0 / window_steps
-    return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return Training(net, model, data, sampler, criterion, optimizer, schedule, device, config.seed)
 
 
 def train_epoch(training: Training, epoch: int, advance: Callable[[str], None] | None = None) -> EpochTotals:
@@ -227,8 +198,6 @@ def train_epoch(training: Training, epoch: int, advance: Callable[[str], None] |
         nn.utils.clip_grad_norm_(t.net.parameters(), 5.0)
         t.optimizer.step()
         t.schedule.step()
-        if t.ema is not None:
-            t.ema.update_parameters(t.net)
         loss_sum += loss.detach().double() * len(targets)
         correct += (logits.argmax(1) == targets).sum()
         seen += len(targets)

@@ -3,8 +3,6 @@ scores validation macro-F1 after every epoch, which picks the best checkpoint an
 stopping, and writes the checkpoints (`trainer.checkpoints`). Every epoch writes `last.pt` (model,
 optimizer, scheduler, history), so an interrupted run resumes where it stopped; random state is
 re-seeded from (seed, epoch) at the start of each epoch, so a resumed run draws the same batches.
-With `ema_epochs`, validation, `best.pt` and the returned weights are the weights' moving average
-(`last.pt` keeps it beside the weights it follows).
 """
 
 from __future__ import annotations
@@ -117,12 +115,9 @@ def fit(
         optimizer.load_state_dict(resume["optimizer"])
         schedule.load_state_dict(resume["scheduler"])
         history = History.from_dict(resume["history"])
-        if training.ema is not None and "ema" in resume:
-            training.ema.load_state_dict(resume["ema"])
         start_epoch = int(resume["epoch"]) + 1
         log.info("resuming at epoch %d of %d", start_epoch + 1, config.epochs)
-    evaluated = training.evaluated
-    best_state = {k: v.detach().cpu().clone() for k, v in evaluated.state_dict().items()}
+    best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     if resume is not None and (run_dir / BEST).is_file():
         best_state = load_checkpoint(run_dir / BEST)["model"]
 
@@ -138,7 +133,7 @@ def fit(
             if dist_ctx.is_main:
                 y_val = np.array([class_index[i.label] for i in val_items], dtype=np.int64)
                 val_logits = predict_logits(
-                    evaluated,
+                    net,
                     val_items,
                     loader,
                     device=device,
@@ -161,7 +156,7 @@ def fit(
                 improved = stats.val_macro_f1 > history.best_val_macro_f1
                 if improved:
                     history.best_epoch, history.best_val_macro_f1 = epoch, stats.val_macro_f1
-                    best_state = {k: v.detach().cpu().clone() for k, v in evaluated.state_dict().items()}
+                    best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
                     _atomic_save(
                         {"format": CHECKPOINT_FORMAT, "model": best_state, **meta, "epoch": epoch},
                         run_dir / BEST,
@@ -179,7 +174,6 @@ def fit(
                         "scheduler": schedule.state_dict(),
                         "history": history.as_dict(),
                         "epoch": epoch,
-                        **({"ema": training.ema.state_dict()} if training.ema is not None else {}),
                         **meta,
                     },
                     run_dir / LAST,

@@ -91,8 +91,7 @@ def _resolved_config(
             "middle": built.net.middle,
         },
         "augmentation": augment.describe(),
-        "optimizer": "AdamW, linear warm-up 1 epoch, cosine decay per step"
-        + (f"; weights averaged over about {cfg.ema_epochs:g} epochs (EMA)" if cfg.ema_epochs else ""),
+        "optimizer": "AdamW, linear warm-up 1 epoch, cosine decay per step",
         "loss": (
             f"class-balanced cross-entropy, label smoothing {cfg.label_smoothing}"
             if cfg.loss == "cross_entropy"

@@ -1,9 +1,7 @@
-"""The training loop: resuming continues where a run stopped, broken checkpoints are refused, a run
-with a moving average of its weights keeps and resumes the average."""
+"""The training loop: resuming continues where a run stopped, broken checkpoints are refused."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,9 +10,9 @@ import torch
 from catalog.settings import Settings
 from tests.trainer.conftest import tiny_settings
 from trainer import TrainingError, augment, backbones
-from trainer.checkpoints import BEST, LAST, load_checkpoint
+from trainer.checkpoints import LAST, load_checkpoint
 from trainer.dataset import PixelLoader
-from trainer.epoch import LoopConfig, moving_average
+from trainer.epoch import LoopConfig
 from trainer.folder_source import from_folder
 from trainer.loop import fit, seed_everything
 from trainer.run import train_run
@@ -22,9 +20,7 @@ from trainer.run import train_run
 CONFIG = LoopConfig(epochs=2, batch_size=8, lr=2e-3, weight_decay=0.01, label_smoothing=0.1, seed=5)
 
 
-def _fit(
-    settings: Settings, folder: Path, run_dir: Path, config: LoopConfig = CONFIG, **kw: object
-) -> tuple[torch.nn.Module, object]:
+def _fit(settings: Settings, folder: Path, run_dir: Path, **kw: object) -> tuple[torch.nn.Module, object]:
     assembled = from_folder(folder, settings, 32, detect_faces=False)
     items, labels = assembled.items, assembled.labels
     seed_everything(5)
@@ -37,7 +33,7 @@ def _fit(
         labels=labels,
         loader=PixelLoader(settings, 32),
         transform=augment.train_transform(32),
-        config=config,
+        config=CONFIG,
         device=torch.device("cpu"),
         run_dir=run_dir,
         meta={"labels": labels, "backbone": "mobilenet_v3_small", "image_size": 32},
@@ -65,53 +61,6 @@ def test_a_resumed_run_continues_to_the_same_weights(
     b = load_checkpoint(tmp_path / "interrupted" / LAST)["model"]
     for name, tensor in a.items():
         assert torch.allclose(tensor.float(), b[name].float(), atol=1e-5), name
-
-
-def test_the_moving_average_forgets_a_step_over_its_window() -> None:
-    assert moving_average(torch.nn.Linear(1, 1), 0.5) is None  # under one step: the weights themselves
-    net = torch.nn.Linear(1, 1, bias=False)
-    with torch.no_grad():
-        net.weight.fill_(0.0)
-    average = moving_average(net, 4.0)
-    assert average is not None
-    average.update_parameters(net)  # the first update starts from the weights
-    with torch.no_grad():
-        net.weight.fill_(1.0)
-    average.update_parameters(net)
-    average.update_parameters(net)
-    # decay 1 - 1/4: 0 -> 0.25 -> 0.4375
-    assert float(average.module.weight.detach()) == pytest.approx(0.4375)
-
-
-def test_a_run_with_a_moving_average_keeps_and_resumes_the_average(
-    tmp_path: Path, settings: Settings, three_characters: tuple[Path, list[str]]
-) -> None:
-    folder, _ = three_characters
-    config = replace(CONFIG, ema_epochs=1.0)
-    net, straight = _fit(settings, folder, tmp_path / "straight", config)
-    last = load_checkpoint(tmp_path / "straight" / LAST)
-    best = load_checkpoint(tmp_path / "straight" / BEST)["model"]
-    kept = net.state_dict()
-    weights = [name for name, t in kept.items() if t.is_floating_point()]
-    # what the run returns (and exports) is the best epoch's average, not the last weights
-    assert all(torch.equal(kept[n], best[n]) for n in kept)
-    assert any(not torch.allclose(kept[n], last["model"][n]) for n in weights)
-    assert "ema" in last
-
-    _, stopped = _fit(settings, folder, tmp_path / "interrupted", config, time_budget_s=0.0)
-    assert stopped.stopped_early
-    _, resumed = _fit(
-        settings,
-        folder,
-        tmp_path / "interrupted",
-        config,
-        resume=load_checkpoint(tmp_path / "interrupted" / LAST),
-    )
-    # the average carries over the interruption (started again from the weights it would differ)
-    assert resumed.epochs[1].val_loss == pytest.approx(straight.epochs[1].val_loss, rel=1e-4)
-    again = load_checkpoint(tmp_path / "interrupted" / LAST)["ema"]
-    for name, tensor in last["ema"].items():
-        assert torch.allclose(tensor.float(), again[name].float(), atol=1e-5), name
 
 
 def test_corrupt_checkpoints_are_clear_errors(tmp_path: Path) -> None:
