@@ -151,6 +151,13 @@ def evaluate(
     for key, words in (("unknown", "unknown named"), ("not_characters", "not-characters named")):
         if key in result:
             table.add_row(words, f"{result[key]['named']:.1%}", f"{result[key]['named_today']:.1%}")
+    by_character = result.get("unknown", {}).get("by_character", {})
+    if by_character:
+        worst, row = max(by_character.items(), key=lambda item: item[1]["named"])
+        mostly = next(iter(row["as"]), None)
+        table.add_row(
+            f"  most named: {worst}" + (f", mostly as {mostly}" if mostly else ""), f"{row['named']:.1%}", ""
+        )
     if "posts" in result:
         p = result["posts"]
         table.add_row("posts: no face found", f"{p['no_face_found']:.1%}", "")

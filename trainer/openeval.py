@@ -40,6 +40,7 @@ from trainer.openeval_answers import (
     decide_all,
     kinds,
     known_figures,
+    mistaken_for,
     run_model,
     second_looks,
     today,
@@ -118,6 +119,7 @@ def evaluate(
             "named_today": float(named_today.mean()),
             "kinds": kinds(stranger_decisions),
             "second_looks": second_looks(stranger_decisions),
+            "by_character": mistaken_for([str(label) for label in unknown.labels], stranger_decisions),
             "auroc": _auroc(known_evidence, np.array([d.evidence for d in stranger_decisions])),
             "auroc_today": _auroc(known_today, strangers.probabilities.max(1)),
         }

@@ -7,6 +7,7 @@ them, and today's closed-set rule beside them.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,22 @@ def second_looks(decisions: list[FaceDecision]) -> float:
 def kinds(decisions: list[FaceDecision]) -> dict[str, float]:
     n = max(1, len(decisions))
     return {kind.value: sum(d.kind is kind for d in decisions) / n for kind in Kind}
+
+
+def mistaken_for(truth: list[str], decisions: list[FaceDecision], most: int = 3) -> dict[str, dict[str, Any]]:
+    """Per character the model does not know: its pictures, the share named as someone, and the
+    `most` names it was given most often (each a share of its pictures), most first. A stranger
+    named often, and mostly as one character, is the one to add to the catalog."""
+    by: dict[str, dict[str, Any]] = {}
+    for character in sorted(set(truth)):
+        own = [d for t, d in zip(truth, decisions, strict=True) if t == character]
+        names = Counter(d.candidates[0].label for d in own if d.kind is Kind.NAME)
+        by[character] = {
+            "pictures": len(own),
+            "named": sum(names.values()) / len(own),
+            "as": {name: n / len(own) for name, n in names.most_common(most)},
+        }
+    return by
 
 
 def known_figures(labels: list[str], truth: list[str], predicted: list[str | None]) -> dict[str, Any]:

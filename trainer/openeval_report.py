@@ -213,6 +213,19 @@ def markdown(result: dict[str, Any]) -> list[str]:
             + ", ".join(f"{name} {_pct(share)}" for name, share in looks)
             + ".",
         ]
+    if result.get("unknown", {}).get("by_character"):
+        lines += [
+            "",
+            "## Characters the model does not know",
+            "",
+            "Who each is mistaken for (a stranger named often, and mostly as one character, is the one to add):",
+            "",
+            "| character | pictures | named as someone | most often as |",
+            "|---|---:|---:|---|",
+        ]
+        for character, row in result["unknown"]["by_character"].items():
+            mistaken = ", ".join(f"{name} {_pct(share)}" for name, share in row["as"].items()) or "–"
+            lines.append(f"| {character} | {row['pictures']} | {_pct(row['named'])} | {mistaken} |")
     if "few_shot" in result:
         few = result["few_shot"]
         lines += [

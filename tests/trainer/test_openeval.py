@@ -16,6 +16,7 @@ from catalog.settings import FaceSettings, ImageLimits
 from media.faces import FaceDetector
 from models.classifier import Classifier
 from models.memory import MEMORY_NAME, CharacterMemory
+from models.openset import FaceDecision, Kind, Named
 from models.registry import Registry
 from namae.cli import app
 from sandbox.characters import generate_dataset
@@ -73,6 +74,14 @@ def test_the_open_world_protocol_on_generated_characters(
         assert 0.0 <= row["strangers_named_as_added"] <= row["strangers_named"] <= 1.0
         assert 0.0 <= row["strangers_named_before"] <= 1.0
     assert sum(result["known"]["kinds"].values()) == pytest.approx(1.0)
+    # who each stranger is mistaken for adds up to the strangers named, and only as known characters
+    by_character = result["unknown"]["by_character"]
+    assert sorted(by_character) == sorted(set(map(str, unknown.labels)))
+    assert sum(row["named"] * row["pictures"] for row in by_character.values()) == pytest.approx(
+        result["unknown"]["named"] * len(unknown.labels)
+    )
+    for row in by_character.values():
+        assert set(row["as"]) <= set(classifier.labels) and sum(row["as"].values()) <= row["named"] + 1e-9
     assert result["graph"] == classifier.graph  # the report says which graph answered
 
 
@@ -128,7 +137,9 @@ def test_namae_eval_writes_report_plots_and_json(
     assert (
         "| unknown characters named |" in markdown
         and "## New characters from a few labelled faces" in markdown
+        and "## Characters the model does not know" in markdown
     )
+    assert "most named:" in result.output
     for png in (
         "confusion_matrix.png",
         "coverage_precision.png",
@@ -196,3 +207,24 @@ def test_unreadable_pictures_are_counted_and_a_few_named(
         len(lines) == openeval_answers.SKIPS_NAMED + 1
         and lines[-1] == f"skipped 5 pictures in {tmp_path} in all"
     )
+
+
+def test_each_stranger_is_reported_with_the_names_it_is_mistaken_for() -> None:
+    def decision(kind: Kind, name: str = "") -> FaceDecision:
+        candidates = (Named(name, 0.9),) if name else ()
+        return FaceDecision(kind, candidates, similarity=0.5, evidence=0.5)
+
+    truth = ["irys"] * 4 + ["gura"] * 2
+    decisions = [
+        decision(Kind.NAME, "shiori"),
+        decision(Kind.NAME, "shiori"),
+        decision(Kind.NAME, "ina"),
+        decision(Kind.STRANGER),
+        decision(Kind.PAIR, "ame"),  # "one of these two" names nobody
+        decision(Kind.UNKNOWN),
+    ]
+    by = openeval_answers.mistaken_for(truth, decisions, most=1)
+    assert by == {
+        "gura": {"pictures": 2, "named": 0.0, "as": {}},
+        "irys": {"pictures": 4, "named": 0.75, "as": {"shiori": 0.5}},
+    }
