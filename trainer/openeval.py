@@ -41,6 +41,7 @@ from trainer.openeval_answers import (
     kinds,
     known_figures,
     mistaken_for,
+    name_given,
     run_model,
     second_looks,
     today,
@@ -82,7 +83,7 @@ def evaluate(
     answered = run_model(classifier, known)
     decisions = decide_all(world, answered)
     truth = [str(label) for label in known.labels]
-    new_pred = [d.candidates[0].label if d.kind is Kind.NAME else None for d in decisions]
+    new_pred = [name_given(d) for d in decisions]
     named_today, best_today = today(classifier, answered)
     old_pred = [classifier.labels[b] if n else None for n, b in zip(named_today, best_today, strict=True)]
     result: dict[str, Any] = {
@@ -228,7 +229,7 @@ def few_shot(
             best = [d.candidates[0].label for d in decisions]
             new_only = _best_among(world, strangers.embeddings[held], usable)
             known_decisions = decide_all(world, known_answered)
-            known_pred = [d.candidates[0].label if d.kind is Kind.NAME else None for d in known_decisions]
+            known_pred = [name_given(d) for d in known_decisions]
             row = figures[k]
             for key, value in (
                 ("top1", np.mean([b == t for b, t in zip(best, truth, strict=True)])),
@@ -242,7 +243,7 @@ def few_shot(
                 half = OpenWorld(
                     classifier.labels, thresholds, _grown(memory, unknown, strangers, order, added, k)
                 )
-                named = [d.candidates[0].label for d in decide_all(half, still) if d.kind is Kind.NAME]
+                named = [name for name in map(name_given, decide_all(half, still)) if name is not None]
                 for key, value in (
                     ("strangers_named_before", before),
                     ("strangers_named", len(named) / max(1, len(still.face_found))),

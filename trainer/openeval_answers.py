@@ -7,7 +7,7 @@ them, and today's closed-set rule beside them.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,18 +144,26 @@ def kinds(decisions: list[FaceDecision]) -> dict[str, float]:
     return {kind.value: sum(d.kind is kind for d in decisions) / n for kind in Kind}
 
 
+def name_given(decision: FaceDecision) -> str | None:
+    """The character an answer names; None for every other kind of answer."""
+    return decision.candidates[0].label if decision.kind is Kind.NAME else None
+
+
 def mistaken_for(truth: list[str], decisions: list[FaceDecision], most: int = 3) -> dict[str, dict[str, Any]]:
     """Per character the model does not know: its pictures, the share named as someone, and the
     `most` names it was given most often (each a share of its pictures), most first. A stranger
     named often, and mostly as one character, is the one to add to the catalog."""
+    given: dict[str, list[str | None]] = defaultdict(list)
+    for character, decision in zip(truth, decisions, strict=True):
+        given[character].append(name_given(decision))
     by: dict[str, dict[str, Any]] = {}
-    for character in sorted(set(truth)):
-        own = [d for t, d in zip(truth, decisions, strict=True) if t == character]
-        names = Counter(d.candidates[0].label for d in own if d.kind is Kind.NAME)
+    for character in sorted(given):
+        pictures = len(given[character])
+        names = Counter(name for name in given[character] if name is not None)
         by[character] = {
-            "pictures": len(own),
-            "named": sum(names.values()) / len(own),
-            "as": {name: n / len(own) for name, n in names.most_common(most)},
+            "pictures": pictures,
+            "named": names.total() / pictures,
+            "as": {name: n / pictures for name, n in names.most_common(most)},
         }
     return by
 

@@ -15,8 +15,7 @@ from typing import Any
 
 from media.faces import FaceFinder
 from models.classifier import Classifier
-from models.openset import Kind
-from trainer.openeval_answers import Pictures, answer_as_posted, kinds, known_figures
+from trainer.openeval_answers import Pictures, answer_as_posted, kinds, known_figures, name_given
 
 
 def evaluate_posts(classifier: Classifier, posts: Pictures, finder: FaceFinder | None) -> dict[str, Any]:
@@ -24,7 +23,7 @@ def evaluate_posts(classifier: Classifier, posts: Pictures, finder: FaceFinder |
     answered = answer_as_posted(classifier, posts, finder)
     truth = [str(label) for label in posts.labels]
     labels = sorted(set(truth))
-    predicted = [d.candidates[0].label if d.kind is Kind.NAME else None for d, _ in answered]
+    predicted = [name_given(d) for d, _ in answered]
     without = [i for i, (_, found) in enumerate(answered) if not found]
     return {
         "pictures": len(truth),
