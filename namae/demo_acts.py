@@ -287,7 +287,13 @@ class DiscordActs:
             )
             await choice.response(timeout=3)
             self.say(who, f"Fix → {target.truth} (on {target.picture})")
-        await discord.wait_for_edit(target.reply_id, lambda m: "labelled" in m.content, timeout=30)
+        try:
+            await discord.wait_for_edit(target.reply_id, lambda m: "labelled" in m.content, timeout=60)
+        except TimeoutError as exc:
+            with session_scope(engine) as session:
+                row = session.get(Prediction, target.prediction_id)
+                state = f"reply {row.reply_message_id}, labelled {row.labelled}" if row else "gone"
+            raise TimeoutError(f"{exc}; prediction {target.prediction_id} in the catalog: {state}") from None
         with session_scope(engine) as session:
             label = session.scalar(
                 select(Label).where(Label.origin == LabelOrigin.vote, Label.character_id == character_id)

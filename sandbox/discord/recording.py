@@ -67,7 +67,18 @@ class Recording:
                 return None
             return message if predicate is None or predicate(message) else None
 
-        return await self.wait_until(probe, timeout=timeout, what=f"an edit of message {message_id}")
+        try:
+            return await self.wait_until(probe, timeout=timeout, what=f"an edit of message {message_id}")
+        except TimeoutError as exc:
+            # Say what the message looks like now: "no edit at all" and "an edit that did not
+            # match" are different bugs.
+            message = self._recorded_by_id.get(message_id)
+            now = (
+                "never sent"
+                if message is None
+                else f"{len(message.edits)} edit(s), content {message.content!r}"
+            )
+            raise TimeoutError(f"{exc} ({now})") from None
 
     def messages_in(self, channel_id: int) -> list[RecordedMessage]:
         return [m for m in self.sent_messages if m.channel_id == channel_id]

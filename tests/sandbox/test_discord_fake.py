@@ -536,6 +536,9 @@ async def test_original_response_edit_followup_and_history(discord_world: Discor
         assert isinstance(channel, discord.TextChannel)
         history = [m.content async for m in channel.history(limit=5)]
         assert history == ["older", "done"]
+        # Waiting for an edit that never comes says what the message shows now.
+        with pytest.raises(TimeoutError, match=r"an edit of message \d+ \(1 edit\(s\), content 'done'\)"):
+            await fake.wait_for_edit(original.id, lambda m: "never" in m.content, timeout=0.05)
 
 
 async def test_guild_joined_after_ready_and_sharded_client(fake_discord: FakeDiscord) -> None:
