@@ -8,7 +8,6 @@ that module only (DESIGN.md, "Packages").
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -68,11 +67,6 @@ class TrainSettings(BaseModel):
     # The objective (trainer.losses): "cross_entropy", or a margin loss over a cosine head.
     loss: Literal["cross_entropy", "cosface", "arcface"] = "cross_entropy"
     margin: float = Field(default=0.2, ge=0.0, le=1.0)
-    # A folder of faces of characters outside the catalog (trainer/outliers.py): shown beside each
-    # batch, the head is taught to answer them as no one in particular. None: not used.
-    outliers: Path | None = None
-    outlier_weight: NonNegative = 0.5
-    max_outliers: Count = 20000
     val_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
     test_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
     seed: int = Field(default=1234, ge=0)

@@ -159,7 +159,7 @@ class PixelLoader:
 
 
 @contextmanager
-def one_thread() -> Iterator[None]:
+def _one_thread() -> Iterator[None]:
     """One image's augmentation ops are far too small to gain from intra-op threads, and on a busy
     machine waiting for the second OpenMP thread at each of them made augmentation 2 to 50 times
     slower (64 px, 2 cores: 0.6 ms an image on one thread, 1.2 to 34 ms on two). The batch's
@@ -193,7 +193,7 @@ class ItemDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         item = self.items[index]
-        with one_thread():
+        with _one_thread():
             pixels = to_chw(self.loader(item))
             image = self.transform(pixels) if self.transform is not None else pixels
         return image, self.class_index[item.label]

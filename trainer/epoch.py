@@ -9,7 +9,7 @@ same epochs.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,6 @@ from torch.utils.data import DataLoader, DistributedSampler
 from trainer.dataset import Item, ItemDataset
 from trainer.ddp import DistContext
 from trainer.losses import make_criterion
-from trainer.outliers import OutlierDataset, uniform_loss, with_low_resolution
 
 if TYPE_CHECKING:
     from catalog.settings_sections import TrainSettings
@@ -45,7 +44,6 @@ class LoopConfig:
     min_lr_fraction: float = 0.02
     loss: str = "cross_entropy"
     margin: float = 0.2
-    outlier_weight: float = 0.5
 
     @classmethod
     def from_settings(cls, train: TrainSettings) -> LoopConfig:
@@ -59,7 +57,6 @@ class LoopConfig:
             num_workers=train.num_workers,
             loss=train.loss,
             margin=train.margin,
-            outlier_weight=train.outlier_weight,
         )
 
 
@@ -94,8 +91,6 @@ class Training:
     schedule: torch.optim.lr_scheduler.LambdaLR
     device: torch.device
     seed: int
-    outliers: DataLoader | None = None  # faces of no character (trainer.outliers), beside each batch
-    outlier_weight: float = 0.0
 
     @property
     def on_gpu(self) -> bool:
@@ -123,17 +118,11 @@ def prepare_training(
     config: LoopConfig,
     device: torch.device,
     dist_ctx: DistContext | None = None,
-    outliers: list[np.ndarray] | None = None,
 ) -> Training:
-    """Move `net` to `device` and build its data loader, loss, optimizer and LR schedule. With
-    `outliers`, half a batch of them goes beside each batch (see `trainer.outliers`)."""
+    """Move `net` to `device` and build its data loader, loss, optimizer and LR schedule."""
     dist_ctx = dist_ctx or DistContext()
     class_index = {label: i for i, label in enumerate(labels)}
-    # Outlier sets are often thumbnails: labelled faces are shrunk now and then too, so that a
-    # blurry face is no sign of a stranger.
-    dataset = ItemDataset(
-        train_items, class_index, loader, with_low_resolution(transform) if outliers else transform
-    )
+    dataset = ItemDataset(train_items, class_index, loader, transform)
     on_gpu = device.type == "cuda"
     net.to(device)
     if on_gpu:
@@ -179,20 +168,7 @@ def prepare_training(
             config.min_lr_fraction,
         ),
     )
-    outlier_data = None
-    if outliers:
-        outlier_data = DataLoader(
-            OutlierDataset(outliers, transform),
-            batch_size=max(2, config.batch_size // 2),
-            shuffle=True,
-            num_workers=config.num_workers,
-            drop_last=len(outliers) > config.batch_size // 2,
-            persistent_workers=config.num_workers > 0,
-        )
-    return Training(
-        net, model, data, sampler, criterion, optimizer, schedule, device, config.seed,
-        outlier_data, config.outlier_weight if outlier_data is not None else 0.0,
-    )  # fmt: skip
+    return Training(net, model, data, sampler, criterion, optimizer, schedule, device, config.seed)
 
 
 def train_epoch(training: Training, epoch: int, advance: Callable[[str], None] | None = None) -> EpochTotals:
@@ -209,21 +185,14 @@ def train_epoch(training: Training, epoch: int, advance: Callable[[str], None] |
     loss_sum = torch.zeros((), dtype=torch.float64, device=t.device)
     correct = torch.zeros((), dtype=torch.int64, device=t.device)
     seen, shown = 0, ""
-    extra = _cycle(t.outliers) if t.outliers is not None else None
     for step, (inputs, targets) in enumerate(t.data):
-        known = len(targets)
-        if extra is not None:
-            inputs = torch.cat([inputs, next(extra)])  # one pass: BatchNorm sees both kinds
         inputs = inputs.to(t.device, non_blocking=True)
         targets = targets.to(t.device, non_blocking=True)
         if t.on_gpu:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.autocast(t.device.type, dtype=torch.bfloat16, enabled=t.on_gpu):
-            all_logits = t.model(inputs).float()
-            logits = all_logits[:known]
-            loss = t.criterion(logits, targets)
-            if extra is not None:
-                loss = loss + t.outlier_weight * uniform_loss(all_logits[known:])
+            logits = t.model(inputs)
+            loss = t.criterion(logits.float(), targets)
         t.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(t.net.parameters(), 5.0)
@@ -237,9 +206,3 @@ def train_epoch(training: Training, epoch: int, advance: Callable[[str], None] |
                 shown = f"loss {float(loss_sum) / max(1, seen):.3f}"
             advance(shown)
     return EpochTotals(float(loss_sum) / max(1, seen), int(correct) / max(1, seen), seen)
-
-
-def _cycle(data: DataLoader) -> Iterator[torch.Tensor]:
-    """Batches of `data` without end, reshuffled at each pass."""
-    while True:
-        yield from data

@@ -39,15 +39,13 @@ class _FaceCropper:
         return [self.detector.crop(rgb, box, size) for box in self.detector.detect(rgb)]
 
 
-def face_cropper(settings: Settings, warnings: list[str] | None = None) -> _FaceCropper | None:
-    """The bot's face finder, or None (with a warning) where there is none: whole images then."""
+def _cropper(settings: Settings, assembled: Assembled) -> _FaceCropper | None:
     try:
         return _FaceCropper(settings)
     except CatalogError as exc:
         message = f"no face detector ({exc}); training on whole images"
         log.warning(message)
-        if warnings is not None:
-            warnings.append(message)
+        assembled.warnings.append(message)
         return None
 
 
@@ -91,7 +89,7 @@ def from_folder(
     if not class_dirs:
         raise TrainingError(f"--from-folder {root}: no sub-folders (expected one folder per character)")
     assembled = Assembled(items=[], source=f"folder:{root.resolve()}")
-    cropper = face_cropper(settings, assembled.warnings) if detect_faces else None
+    cropper = _cropper(settings, assembled) if detect_faces else None
     unknown = sorted({label for label in extra.values()} - {p.name for p in class_dirs})
     if unknown:
         log.warning("manifest names images of characters without a folder, ignored: %s", ", ".join(unknown))

@@ -91,7 +91,6 @@ def fit(
     progress: ProgressOption = True,
     on_epoch: Callable[[EpochStats, int], None] | None = None,
     time_budget_s: float | None = None,
-    outliers: list[np.ndarray] | None = None,
 ) -> History:
     """Train `net` in place; afterwards it holds the weights of the best validation epoch.
     `progress` shows each epoch's steps on rank 0 (see trainer.progress)."""
@@ -106,7 +105,6 @@ def fit(
         config=config,
         device=device,
         dist_ctx=dist_ctx,
-        outliers=outliers,
     )
     optimizer, schedule = training.optimizer, training.schedule
     on_gpu = training.on_gpu

@@ -31,7 +31,6 @@ from trainer.checkpoints import LAST, check_compatible, load_checkpoint
 from trainer.dataset import PixelLoader
 from trainer.epoch import LoopConfig
 from trainer.loop import fit, seed_everything
-from trainer.outliers import load_outliers
 from trainer.progress import ProgressOption, progress_display
 from trainer.registering import _export
 from trainer.run_dataset import _dataset, frozen_test_key, frozen_test_store
@@ -129,8 +128,6 @@ def _train(
     on_progress: Callable[[float, str], None] | None,
     started: float,
 ) -> TrainResult:
-    if cfg.outliers is not None and not cfg.outliers.is_dir():
-        raise TrainingError(f"outliers {cfg.outliers}: not a folder")
     seed_everything(cfg.seed)
     torch_device = dist_ctx.device(device_name)
     checkpoint = load_checkpoint(resume) if resume is not None else None
@@ -185,11 +182,6 @@ def _train(
         _report_progress(on_progress, 0.05, f"training {cfg.backbone} on {len(train_items)} images")
 
         loader = PixelLoader(settings, cfg.image_size)
-        outliers = (
-            load_outliers(cfg.outliers, settings, cfg.image_size, limit=cfg.max_outliers, progress=display)
-            if cfg.outliers is not None
-            else None
-        )
 
         def on_epoch(stats: Any, total: int) -> None:
             _report_progress(
@@ -213,7 +205,6 @@ def _train(
             resume=checkpoint,
             progress=display or False,
             on_epoch=on_epoch,
-            outliers=outliers,
         )
         version: str | None = None
         metrics: dict[str, Any] = {}

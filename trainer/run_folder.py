@@ -96,11 +96,6 @@ def _resolved_config(
             f"class-balanced cross-entropy, label smoothing {cfg.label_smoothing}"
             if cfg.loss == "cross_entropy"
             else f"class-balanced {cfg.loss}, margin {cfg.margin}, cosine head"
-        )
-        + (
-            f"; outlier exposure, weight {cfg.outlier_weight}, faces from {cfg.outliers}"
-            if cfg.outliers is not None
-            else ""
         ),
         "mixed_precision": "bf16 autocast + channels_last"
         if device_name.startswith("cuda")
