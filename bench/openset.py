@@ -243,7 +243,8 @@ def _timing(classifier: Classifier, memory: CharacterMemory, known: Pictures, qu
 
     assert classifier.card.open_set is not None
     world = OpenWorld(classifier.labels, classifier.card.open_set, memory)
-    probabilities, embeddings = classifier.infer(known.images[:64])
+    looks = classifier.infer(known.images[:64])
+    probabilities = looks.probabilities
     today = classifier.card.thresholds
 
     def old() -> None:
@@ -252,7 +253,7 @@ def _timing(classifier: Classifier, memory: CharacterMemory, known: Pictures, qu
             _ = row[best] >= today.for_label(classifier.labels[best])
 
     def new() -> None:
-        world.decide(embeddings, probabilities)
+        world.decide(looks)
 
     times = interleave({"today": old, "ours": new}, repeats=5 if quick else 30)
     return {name: summary([t / len(probabilities) for t in values]) for name, values in times.items()}

@@ -122,6 +122,10 @@ class MemorySettings(BaseModel):
     # Fit the bars on held-out faces' two looks (as seen and mirrored) averaged, and have answers
     # near a bar look again at the mirror image (models/openset.py, `open_set.second_look` on the card).
     mirror: bool = True
+    # Weight of the head's largest raw logit beside the cosine in a trained character's evidence
+    # for "anyone at all?" (models/openset.py, `open_set.familiarity` on the card), in standard
+    # deviations of the held-out faces' best cosine per standard deviation of the logit; 0: none.
+    familiarity: float = Field(default=0.5, ge=0.0, le=4.0)
     # How often the bot reads faces that landed in the catalog since it last looked, seconds.
     poll_s: float = Field(default=10.0, gt=0.0)
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from media.boxes import Box
 from media.decode import DecodedImage, DecodeLimits
-from models.openset import Kind, both_looks
+from models.openset import Kind, Looks, both_looks
 from models.preprocess import mirrored
 from models.regions import picture_regions
 
@@ -198,40 +198,48 @@ def _answer(
     """One answer per group of pictures of one face (its frames, or a picture's regions): the
     model's outputs averaged over the group; near a bar of a mirrored card, over its mirror images
     too (`models.openset`, second look)."""
-    first_p, first_sum = _group_means(model, groups)
-    first_e = _unit(first_sum)
+    first, first_sum = _group_means(model, groups)
     if model.world is None:
         return [
             _closed_set(model, box, p, e, top_k, crop)
-            for box, p, e, crop in zip(boxes, first_p, first_e, shown, strict=True)
+            for box, p, e, crop in zip(boxes, first.probabilities, first.vectors, shown, strict=True)
         ]
     decided_on: dict[int, np.ndarray] = {}
 
-    def second(rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        mirror_p, mirror_e = _group_means(model, [mirrored(groups[r]) for r in rows])
-        probabilities, both = both_looks(first_p[rows], first_sum[rows], mirror_p, mirror_e)
-        decided_on.update(zip(rows, both, strict=True))
-        return both, probabilities
+    def second(rows: list[int]) -> Looks:
+        mirror, mirror_sum = _group_means(model, [mirrored(groups[r]) for r in rows])
+        # the groups' mean vectors before unit length, as averaged over a group's pictures
+        both = both_looks(
+            first.rows(rows)._replace(vectors=first_sum[rows]), mirror._replace(vectors=mirror_sum)
+        )
+        decided_on.update(zip(rows, both.vectors, strict=True))
+        return both
 
     # the head, the character memory and the card's open-set thresholds (models.openset)
-    decisions = model.world.decide(first_e, first_p, top_k=top_k, face_found=face_found, second=second)
+    decisions = model.world.decide(first, top_k=top_k, face_found=face_found, second=second)
     answers = []
     for g, decision in enumerate(decisions):
         named = tuple(Candidate(c.label, c.probability, c.examples) for c in decision.candidates)
-        unit = decided_on.get(g, first_e[g])
+        unit = decided_on.get(g, first.vectors[g])
         answers.append(
             FaceAnswer(boxes[g], named, decision.kind, model.world.thresholds.name, unit, shown[g])
         )
     return answers
 
 
-def _group_means(model: Classifier, groups: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """The model run once over every group's pictures: per group, the mean probabilities and the
-    mean embedding (not yet at unit length)."""
+def _group_means(model: Classifier, groups: list[list[np.ndarray]]) -> tuple[Looks, np.ndarray]:
+    """The model run once over every group's pictures: per group, the mean of its looks (vectors
+    at unit length) and its mean embedding before unit length."""
     owner = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
-    probabilities, embeddings = model.infer([picture for group in groups for picture in group])
-    means = [(probabilities[owner == g].mean(0), embeddings[owner == g].mean(0)) for g in range(len(groups))]
-    return np.stack([p for p, _ in means]), np.stack([e for _, e in means])
+    looks = model.infer([picture for group in groups for picture in group])
+    parts = [owner == g for g in range(len(groups))]
+    sums = np.stack([looks.vectors[rows].mean(0) for rows in parts])
+    means = Looks(
+        np.stack([looks.probabilities[rows].mean(0) for rows in parts]),
+        _unit(sums),
+        np.array([looks.familiarity[rows].mean() for rows in parts]),
+    )
+    return means, sums
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:

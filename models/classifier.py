@@ -19,7 +19,7 @@ from models.card import VERSION_RE, ModelCard, read_card
 from models.errors import ModelLoadError
 from models.int8 import Graph, open_graph
 from models.memory import MEMORY_NAME, CharacterMemory
-from models.openset import OpenWorld, softmax
+from models.openset import Looks, OpenWorld, softmax
 from models.runtime import check_signature, session_provider
 
 if TYPE_CHECKING:
@@ -99,18 +99,24 @@ class Classifier:
 
     # -- inference -----------------------------------------------------------------------------
 
-    def infer(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Calibrated probabilities (N, classes) and the memory's unit-length vectors (N, D) of raw
-        RGB images (`models.colour`: the graph's embedding, and the colours when the card weighs them)."""
+    def infer(self, images: list[np.ndarray]) -> Looks:
+        """Calibrated probabilities (N, classes), the memory's unit-length vectors (N, D) and the
+        head's largest raw logit (N,) of raw RGB images (`models.colour`: the vector is the graph's
+        embedding, with the colours when the card weighs them; `models.openset`: familiarity)."""
         if not images:
-            return np.zeros((0, len(self.labels))), np.zeros((0, self.embedding_dim), dtype=np.float32)
-        probabilities, embeddings = [], []
+            return Looks(
+                np.zeros((0, len(self.labels))),
+                np.zeros((0, self.embedding_dim), dtype=np.float32),
+                np.zeros(0),
+            )
+        probabilities, embeddings, familiarity = [], [], []
         for start in range(0, len(images), self.batch_size):
             batch = preprocess.to_batch(images[start : start + self.batch_size], self.image_size)
             logits, embedding = self.session.run(list(preprocess.OUTPUT_NAMES), {self._input_name: batch})
             probabilities.append(softmax(logits, 1.0 / self.card.temperature))
             embeddings.append(colour.with_colour(embedding, batch, self.colour))
-        return np.concatenate(probabilities), np.concatenate(embeddings)
+            familiarity.append(np.asarray(logits, dtype=np.float64).max(axis=1))
+        return Looks(np.concatenate(probabilities), np.concatenate(embeddings), np.concatenate(familiarity))
 
     def top(self, probabilities: np.ndarray, top_k: int) -> list[Candidate]:
         """The `top_k` labels of one row of probabilities, best first (ties: lower index first)."""
@@ -119,7 +125,7 @@ class Classifier:
         return [Candidate(self.labels[i], float(probabilities[i])) for i in order]
 
     def predict_batch(self, images: list[np.ndarray], *, top_k: int = 3) -> list[list[Candidate]]:
-        probabilities, _ = self.infer(images)
+        probabilities = self.infer(images).probabilities
         return [self.top(row, top_k) for row in probabilities]
 
 

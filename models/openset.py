@@ -26,6 +26,13 @@ without those columns, with offsets of their own, and the confidence and the ord
 vector: the middle features tell characters apart better, and make every face look a little like
 every character.
 
+When the card has a `familiarity` (centre, scale), the evidence of every character the head was
+trained on gains (m - centre) * scale, m the head's largest raw logit for the face: how familiar the
+face is to the head as a whole (Vaze et al. 2022, "a good closed-set classifier is all you need":
+the maximum logit keeps the feature's magnitude, which a unit vector and a softmax both drop). A
+stranger that merely resembles a trained character reaches its cosine with a weaker response; a
+character known from examples keeps its evidence as it is, since the head never saw it.
+
 When the card has a `second_look`, the bars were fitted on the held-out faces' two looks averaged
 (the face and its mirror image: probabilities and vectors), which names fewer strangers at the same
 coverage; the answer path takes the second look only for a face whose first one lands within the
@@ -41,7 +48,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -88,6 +95,9 @@ class OpenSetThresholds(BaseModel):
     # image, and a face whose first look lands within these of one is looked at again mirrored
     # (None: one look, cards before it).
     second_look: tuple[float, float] | None = None
+    # (centre, scale): a trained character's evidence gains (the head's largest logit - centre) *
+    # scale (None: cards before it, and NAMAE_MEMORY__FAMILIARITY 0).
+    familiarity: tuple[float, float] | None = None
 
     @model_validator(mode="after")
     def _gate_is_a_range(self) -> OpenSetThresholds:
@@ -95,7 +105,13 @@ class OpenSetThresholds(BaseModel):
             raise ValueError(f"gate columns {self.gate} are not a range [start, end)")
         if self.second_look is not None and min(self.second_look) < 0.0:
             raise ValueError(f"second-look margins {self.second_look} must not be negative")
+        if self.familiarity is not None and self.familiarity[1] < 0.0:
+            raise ValueError(f"familiarity scale {self.familiarity[1]} must not be negative")
         return self
+
+    def bonus(self, largest_logit: np.ndarray | float | None) -> np.ndarray:
+        """What the head's largest logit adds to a trained character's evidence (0 without)."""
+        return familiarity_bonus(self.familiarity, largest_logit)
 
     def offset(self, faces: np.ndarray, *, gate: bool = False) -> np.ndarray:
         """The evidence offset for characters with `faces` examples (interpolated; 0 past the table);
@@ -107,6 +123,16 @@ class OpenSetThresholds(BaseModel):
         values = np.array([table[int(n)] for n in ns], dtype=np.float64)
         out = np.interp(np.asarray(faces, dtype=np.float64), ns, values, right=0.0)
         return out.astype(np.float32)
+
+
+def familiarity_bonus(
+    familiarity: tuple[float, float] | None, largest_logit: np.ndarray | float | None
+) -> np.ndarray:
+    """(largest logit - centre) * scale, the evidence a trained character gains (0 without either)."""
+    if familiarity is None or largest_logit is None:
+        return np.zeros(np.shape(largest_logit))
+    centre, scale = familiarity
+    return (np.asarray(largest_logit, dtype=np.float64) - centre) * scale
 
 
 @dataclass(frozen=True)
@@ -141,16 +167,28 @@ def gated(vectors: np.ndarray, gate: tuple[int, int] | None) -> np.ndarray:
     return out * (length / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12))
 
 
-def both_looks(
-    probabilities: np.ndarray,
-    vectors: np.ndarray,
-    mirror_probabilities: np.ndarray,
-    mirror_vectors: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Faces' two looks (as seen, and mirrored) averaged: (probabilities, unit vectors)."""
-    joined = np.asarray(vectors, dtype=np.float32) + np.asarray(mirror_vectors, dtype=np.float32)
+class Looks(NamedTuple):
+    """The model's outputs for a batch of faces: calibrated head probabilities (N, classes), the
+    memory's unit vectors (N, D) and the head's largest raw logit per face (N,)."""
+
+    probabilities: np.ndarray
+    vectors: np.ndarray
+    familiarity: np.ndarray
+
+    def rows(self, rows: list[int] | np.ndarray) -> Looks:
+        return Looks(self.probabilities[rows], self.vectors[rows], self.familiarity[rows])
+
+
+def both_looks(first: Looks, mirror: Looks) -> Looks:
+    """Faces' two looks (as seen, and mirrored) averaged: probabilities and familiarity as means,
+    vectors as their sum at unit length."""
+    joined = np.asarray(first.vectors, dtype=np.float32) + np.asarray(mirror.vectors, dtype=np.float32)
     norms = np.maximum(np.linalg.norm(joined, axis=-1, keepdims=True), 1e-12)
-    return (np.asarray(probabilities) + np.asarray(mirror_probabilities)) / 2, joined / norms
+    return Looks(
+        (np.asarray(first.probabilities) + np.asarray(mirror.probabilities)) / 2,
+        joined / norms,
+        (np.asarray(first.familiarity) + np.asarray(mirror.familiarity)) / 2,
+    )
 
 
 def evidence(
@@ -199,16 +237,19 @@ def decide(
     face_found: bool = True,
     gate_similarity: np.ndarray | None = None,
     margins: tuple[float, float] = (0.0, 0.0),
+    familiarity: float | None = None,
 ) -> Decision:
     """One face: `similarity` to each character's prototype, `faces` per character in the memory,
     `head` the head's calibrated probability per character (NaN where the head was not trained on
     it); `face_found` False: the face detector found none; `gate_similarity`: the same cosines
     without the card's gate columns (None: `similarity`); `margins`: (evidence, confidence) within
-    which of a bar the decision is `near`."""
+    which of a bar the decision is `near`; `familiarity`: the head's largest raw logit."""
     _, memory_confidence = evidence(similarity[None, :], faces, thresholds)
     if gate_similarity is None or thresholds.gate is None:
         gate_similarity = similarity
     corrected = gate_similarity + thresholds.offset(faces, gate=True)
+    if head is not None:
+        corrected = corrected + np.where(np.isnan(head), 0.0, thresholds.bonus(familiarity))
     confidence = combine(memory_confidence[0], head)
     order = np.argsort(-rank(memory_confidence[0], head), kind="stable")
     best = int(order[0])
@@ -268,15 +309,14 @@ class FaceDecision:
     looks: int = 1  # 2: decided on the face and its mirror image averaged
 
 
-# Rows of a batch -> (unit vectors, head probabilities) of those faces' two looks averaged.
-SecondLook = Callable[[list[int]], tuple[np.ndarray, np.ndarray]]
+# Rows of a batch -> those faces' two looks averaged.
+SecondLook = Callable[[list[int]], Looks]
 
 
-def second_look_of(both: tuple[np.ndarray, np.ndarray]) -> SecondLook:
-    """The second look of a batch whose two looks were all made beforehand (`both_looks`' output:
-    probabilities, unit vectors), as `OpenWorld.decide` asks for it."""
-    probabilities, vectors = both
-    return lambda rows: (vectors[rows], probabilities[rows])
+def second_look_of(both: Looks) -> SecondLook:
+    """The second look of a batch whose two looks were all made beforehand (`both_looks`' output),
+    as `OpenWorld.decide` asks for it."""
+    return both.rows
 
 
 @dataclass(frozen=True)
@@ -342,43 +382,40 @@ class OpenWorld:
 
     def decide(
         self,
-        embeddings: np.ndarray,
-        head_probabilities: np.ndarray,
+        first: Looks,
         *,
         top_k: int = 3,
         face_found: bool = True,
         second: SecondLook | None = None,
     ) -> list[FaceDecision]:
-        """One decision per row of first looks (unit vectors, calibrated head probabilities). When
-        the card has a `second_look` and `second` is given, the rows whose first look lands near a
-        bar are decided again on what `second` returns for them: both looks averaged."""
-        first = self._decide_rows(embeddings, head_probabilities, top_k, face_found)
-        out = [decision for decision, _ in first]
-        rows = [i for i, (_, near) in enumerate(first) if near]
+        """One decision per row of first looks. When the card has a `second_look` and `second` is
+        given, the rows whose first look lands near a bar are decided again on what `second`
+        returns for them: both looks averaged."""
+        decided = self._decide_rows(first, top_k, face_found)
+        out = [decision for decision, _ in decided]
+        rows = [i for i, (_, near) in enumerate(decided) if near]
         if second is not None and rows:
-            vectors, probabilities = second(rows)
-            again = self._decide_rows(vectors, probabilities, top_k, face_found)
+            again = self._decide_rows(second(rows), top_k, face_found)
             for row, (decision, _) in zip(rows, again, strict=True):
                 out[row] = replace(decision, looks=2)
         return out
 
-    def _decide_rows(
-        self, embeddings: np.ndarray, head_probabilities: np.ndarray, top_k: int, face_found: bool
-    ) -> list[tuple[FaceDecision, bool]]:
+    def _decide_rows(self, looks: Looks, top_k: int, face_found: bool) -> list[tuple[FaceDecision, bool]]:
         snap = self._snapshot
         if not snap.names:
-            return [(FaceDecision(Kind.STRANGER, (), -1.0, -1.0), False) for _ in range(len(embeddings))]
-        vectors = np.asarray(embeddings, dtype=np.float32)
+            return [(FaceDecision(Kind.STRANGER, (), -1.0, -1.0), False) for _ in range(len(looks.vectors))]
+        vectors = np.asarray(looks.vectors, dtype=np.float32)
         similarity = vectors @ snap.prototypes.T
         gate = self.thresholds.gate
         gate_similarity = similarity if gate is None else gated(vectors, gate) @ snap.gate_prototypes.T
-        probabilities = np.asarray(head_probabilities, dtype=np.float64)
+        probabilities = np.asarray(looks.probabilities, dtype=np.float64)
         out = []
         for i in range(len(similarity)):
             head = np.where(snap.trained, probabilities[i][np.maximum(snap.head_index, 0)], np.nan)
             decision = decide(
                 similarity[i], snap.faces, self.thresholds, head=head, face_found=face_found,
                 gate_similarity=gate_similarity[i], margins=self.thresholds.second_look or (0.0, 0.0),
+                familiarity=float(looks.familiarity[i]),
             )  # fmt: skip
             candidates = tuple(
                 Named(

@@ -72,7 +72,7 @@ def remember_new_faces(
     added = 0
     for start in range(0, len(missing), BATCH):
         batch = missing[start : start + BATCH]
-        _, embeddings = classifier.infer([loader(item) for item in batch])
+        embeddings = classifier.infer([loader(item) for item in batch]).vectors
         with session_scope(engine) as session:
             added += add_faces(
                 session,

@@ -20,7 +20,7 @@ from media.decode import ImageRejected, decode_image
 from media.faces import FaceFinder
 from models.answer import answer_pixels
 from models.classifier import Classifier
-from models.openset import FaceDecision, Kind, Named, OpenWorld, both_looks, second_look_of
+from models.openset import FaceDecision, Kind, Looks, Named, OpenWorld, both_looks, second_look_of
 from models.preprocess import mirrored
 from trainer.folder_source import IMAGE_SUFFIXES
 
@@ -69,27 +69,40 @@ def read_folder(root: Path, limits: ImageLimits, *, per_character: bool) -> Pict
 
 @dataclass
 class Answered:
-    """A set's pictures through the model: calibrated head probabilities and embeddings (the first
-    look), and for a mirrored card both looks averaged (what a second look decides on)."""
+    """A set's pictures through the model: calibrated head probabilities, embeddings and the head's
+    largest logit (the first look), and for a mirrored card both looks averaged (what a second look
+    decides on)."""
 
     probabilities: np.ndarray
     embeddings: np.ndarray
+    familiarity: np.ndarray
     face_found: np.ndarray  # bool per picture
-    both: tuple[np.ndarray, np.ndarray] | None = None  # (probabilities, unit vectors)
+    both: Looks | None = None
+
+    @property
+    def first(self) -> Looks:
+        return Looks(self.probabilities, self.embeddings, self.familiarity)
 
     def rows(self, rows: np.ndarray) -> Answered:
-        both = None if self.both is None else (self.both[0][rows], self.both[1][rows])
-        return Answered(self.probabilities[rows], self.embeddings[rows], self.face_found[rows], both)
+        both = None if self.both is None else self.both.rows(rows)
+        return Answered(
+            self.probabilities[rows],
+            self.embeddings[rows],
+            self.familiarity[rows],
+            self.face_found[rows],
+            both,
+        )
 
 
 def run_model(classifier: Classifier, pictures: Pictures) -> Answered:
     """Every picture as one face crop, in batches (what `models.answer` does for a crop); its
     mirror image too when the card has a `second_look` (the answer path looks again near a bar)."""
-    probabilities, embeddings = classifier.infer(pictures.images)
+    first = classifier.infer(pictures.images)
     both = None
     if classifier.card.open_set is not None and classifier.card.open_set.second_look is not None:
-        both = both_looks(probabilities, embeddings, *classifier.infer(mirrored(pictures.images)))
-    return Answered(probabilities, embeddings, np.ones(len(pictures.images), dtype=bool), both)
+        both = both_looks(first, classifier.infer(mirrored(pictures.images)))
+    found = np.ones(len(pictures.images), dtype=bool)
+    return Answered(first.probabilities, first.vectors, first.familiarity, found, both)
 
 
 def answer_as_posted(
@@ -125,8 +138,7 @@ def decide_all(world: OpenWorld, answered: Answered) -> list[FaceDecision]:
         if len(rows):
             part = answered.rows(rows)
             decisions = world.decide(
-                part.embeddings,
-                part.probabilities,
+                part.first,
                 face_found=found,
                 second=None if part.both is None else second_look_of(part.both),
             )

@@ -21,7 +21,12 @@ characters with their labels (the validation split), and pictures that are no ch
    A picture where no face was found must also reach `no_face`: what 99% of the generated
    non-pictures stay under (and at least `known`); without a face, a picture that merely looks a
    little like a character is far more often no character at all (photographs, patterns).
-6. The second look: when the held-out faces (and the non-pictures) are each the mean of two looks,
+6. Familiarity: with held-out faces' largest raw logits and a weight w, a trained character's
+   evidence gains w * (m - mean) * sd(best cosines) / sd(m): w standard deviations of the best
+   cosine for each standard deviation of the largest logit, 0 on average over held-out faces. The
+   bars of 3 (b), 4 and 5 are fitted on the evidence with it (`models.openset`); 3 (a) without,
+   since the head was trained on the characters it takes out.
+7. The second look: when the held-out faces (and the non-pictures) are each the mean of two looks,
    the face and its mirror image, the bars above are fitted on those, and the card gets the margins
    within which a face's first look must land of a bar to be looked at again: how far the second
    look moved `SECOND_LOOK_QUANTILE` of the held-out faces (`trainer.openset_run` makes the looks).
@@ -34,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from models.openset import OpenSetThresholds, combine, gated, softmax
+from models.openset import OpenSetThresholds, combine, familiarity_bonus, gated, softmax
 
 OFFSET_COUNTS = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 100, 200)
 OFFSET_DRAWS = 8
@@ -132,6 +137,19 @@ def _lowest_reaching(scores: np.ndarray, correct: np.ndarray, target: float) -> 
     return float(ranked[good[-1]])
 
 
+def fit_familiarity(
+    best: np.ndarray, largest_logits: np.ndarray | None, weight: float
+) -> tuple[float, float] | None:
+    """(centre, scale) that turn the head's largest logit into evidence (step 6); None when it has
+    no weight or the held-out faces' logits do not vary."""
+    if weight <= 0.0 or largest_logits is None or len(largest_logits) < 2:
+        return None
+    spread = float(np.std(largest_logits))
+    if spread <= 0.0:
+        return None
+    return float(np.mean(largest_logits)), weight * float(np.std(best)) / spread
+
+
 def fit(
     memory: np.ndarray,
     memory_y: np.ndarray,
@@ -147,15 +165,19 @@ def fit(
     min_examples: int = 5,
     colour: float = 0.0,
     gate: tuple[int, int] | None = None,
-    first_looks: tuple[np.ndarray, np.ndarray | None] | None = None,
+    first_looks: tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None = None,
+    held_familiarity: np.ndarray | None = None,
+    familiarity: float = 0.0,
     seed: int = 0,
 ) -> OpenSetFit:
     """Fit every open-set number on held-out faces (see the module docstring). `held_head`: the
     head's calibrated probabilities of the held-out faces, as the answer will combine them;
     `gate`: columns the "known" and "not a character" bars leave out (`models.openset.gated`);
-    `first_looks`: (vectors, head probabilities) of the held-out faces as first seen, when `held`,
-    `held_head` and `negatives` are two looks averaged: the card then gets the second look's
-    margins, what the second look moved `SECOND_LOOK_QUANTILE` of these faces by."""
+    `first_looks`: (vectors, head probabilities, largest logits) of the held-out faces as first
+    seen, when `held`, `held_head`, `held_familiarity` and `negatives` are two looks averaged: the
+    card then gets the second look's margins, what the second look moved `SECOND_LOOK_QUANTILE` of
+    these faces by; `held_familiarity`: the head's largest raw logit per held-out face, which the
+    evidence of trained characters weighs at `familiarity` (0: not at all)."""
     if classes < 2:
         raise ValueError("open-set thresholds need at least two characters")
     offsets = fit_offsets(memory, memory_y, held, held_y, classes, seed)
@@ -174,20 +196,25 @@ def fit(
     confidence = combine(softmax(similarity, sharpness), held_head)
     best = confidence.argmax(1)
 
+    raw_best = gate_similarity.max(1)
+    fitted_familiarity = fit_familiarity(raw_best, held_familiarity, familiarity)
+    bonus = familiarity_bonus(fitted_familiarity, held_familiarity) + np.zeros(len(held_y))
     # strangers: each character's held-out faces against the other characters' prototypes
     stranger_evidence = np.empty(len(held_y), dtype=np.float64)
     for c in range(classes):
         rows = held_y == c
         others = np.delete(gate_similarity[rows], c, axis=1)
         stranger_evidence[rows] = others.max(1) if others.shape[1] else -1.0
-    face_best = gate_similarity.max(1)
+    # no bonus for them: the head was trained on these faces, so they are as familiar to it as
+    # any, which a real stranger is not
+    face_best = raw_best + bonus
     known = 0.0
     if len(held_y):
         known = max(
             float(np.quantile(stranger_evidence, 1.0 - max_strangers)),
             float(np.quantile(face_best, max_unanswered)),
         )
-    passing = gate_similarity[np.arange(len(held_y)), best] >= known
+    passing = gate_similarity[np.arange(len(held_y)), best] + bonus >= known
     right = best == held_y
     name = _lowest_reaching(confidence.max(1)[passing], right[passing], target_precision)
     if passing.any() and right[passing].mean() >= target_precision:
@@ -207,7 +234,7 @@ def fit(
     if undecided.any():
         pair = max(name, _lowest_reaching(top_two[undecided], pair_hit[undecided], target_precision))
 
-    face_floor = float(np.quantile(face_best, FACE_QUANTILE))
+    face_floor = float(np.quantile(raw_best, FACE_QUANTILE))
     no_face = known
     if negatives is not None and len(negatives):
         negative_best = (gated(negatives, gate) @ gate_protos.T).max(1)
@@ -219,8 +246,11 @@ def fit(
         not_character = face_floor
     second_look = None
     if first_looks is not None and len(held_y):
-        first, first_head = first_looks
-        moved = np.abs(face_best - (gated(first, gate) @ gate_protos.T).max(1))
+        first, first_head, first_familiarity = first_looks
+        first_best = (gated(first, gate) @ gate_protos.T).max(1) + familiarity_bonus(
+            fitted_familiarity, first_familiarity
+        )
+        moved = np.abs(face_best - first_best)
         first_confidence = combine(softmax(first @ protos.T, sharpness), first_head).max(1)
         swayed = np.abs(confidence.max(1) - first_confidence)
         second_look = (
@@ -241,6 +271,7 @@ def fit(
         gate=gate,
         gate_offsets=gate_offsets,
         second_look=second_look,
+        familiarity=fitted_familiarity,
         fitted_on={
             "memory_faces": len(memory_y),
             "held_out_faces": len(held_y),

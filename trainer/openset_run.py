@@ -16,7 +16,7 @@ from sklearn.metrics import f1_score
 
 from models.colour import with_colour
 from models.memory import CharacterMemory, MemoryEntry
-from models.openset import Kind, OpenSetThresholds, OpenWorld, both_looks, second_look_of, softmax
+from models.openset import Kind, Looks, OpenSetThresholds, OpenWorld, both_looks, second_look_of, softmax
 from models.preprocess import mirrored
 from trainer.backbones import middle_columns
 from trainer.evaluate import predict_embeddings, predict_logits
@@ -89,47 +89,48 @@ def for_run(
         found = predict_embeddings(net, pictures, device=device, batch_size=batch_size)
         return with_colour(found, pictures, settings.colour)
 
-    def head(items: list[Item], load: Callable[[Item], np.ndarray] = loader) -> np.ndarray:
+    def looks(items: list[Item], load: Callable[[Item], np.ndarray] = loader) -> Looks:
+        """What `models.classifier.Classifier.infer` returns for these faces."""
         logits = predict_logits(net, items, load, device=device, batch_size=batch_size)
-        return softmax(logits, 1.0 / temperature)
+        vectors = embed([load(i) for i in items])
+        return Looks(
+            softmax(logits, 1.0 / temperature), vectors, logits.max(1) if len(logits) else np.zeros(0)
+        )
 
     def mirror_load(item: Item) -> np.ndarray:
         return mirrored([loader(item)])[0]
 
-    def held_out(
-        items: list[Item], vectors: np.ndarray, probabilities: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(head probabilities, vectors) of held-out faces as a decision sees them: with the
-        mirror, both looks averaged (the bars are fitted on what a second look decides on)."""
-        if not settings.mirror:
-            return probabilities, vectors
-        return both_looks(
-            probabilities, vectors, head(items, mirror_load), embed([mirror_load(i) for i in items])
-        )
+    def held_out(items: list[Item], first: Looks) -> Looks:
+        """Held-out faces as a decision sees them: with the mirror, both looks averaged (the bars
+        are fitted on what a second look decides on)."""
+        return both_looks(first, looks(items, mirror_load)) if settings.mirror else first
 
     train_emb = embed([loader(i) for i in train_items])
-    val_emb = embed([loader(i) for i in val_items])  # one look: the memory keeps these
+    val_first = looks(val_items)  # one look: the memory keeps these vectors
     train_y = np.array([index[i.label] for i in train_items])
     val_y = np.array([index[i.label] for i in val_items])
-    val_first = head(val_items)
-    val_head, val_held = held_out(val_items, val_emb, val_first)
+    val_held = held_out(val_items, val_first)
     plain = synthetic_negatives(image_size, seed=seed)
     negatives = embed(plain)
     if settings.mirror:
         nothing = np.zeros((len(plain), 0))  # the head plays no part in their bar
-        negatives = both_looks(nothing, negatives, nothing, embed(mirrored(plain)))[1]
+        negatives = both_looks(
+            Looks(nothing, negatives, np.zeros(len(plain))),
+            Looks(nothing, embed(mirrored(plain)), np.zeros(len(plain))),
+        ).vectors
 
     fitted = fit(
-        train_emb, train_y, val_held, val_y, len(labels), held_head=val_head,
+        train_emb, train_y, val_held.vectors, val_y, len(labels), held_head=val_held.probabilities,
         negatives=negatives, target_precision=settings.target_precision,
         max_strangers=settings.max_strangers, max_unanswered=settings.max_unanswered,
         min_examples=settings.min_examples, colour=settings.colour, gate=middle_columns(net),
-        first_looks=(val_emb, val_first) if settings.mirror else None, seed=seed,
+        first_looks=(val_first.vectors, val_first.probabilities, val_first.familiarity) if settings.mirror else None,
+        held_familiarity=val_held.familiarity, familiarity=settings.familiarity, seed=seed,
     )  # fmt: skip
     memory = CharacterMemory(train_emb.shape[1])
     rng = np.random.default_rng(seed)
     items = train_items + val_items
-    vectors = np.concatenate([train_emb, val_emb])
+    vectors = np.concatenate([train_emb, val_first.vectors])
     for label in labels:
         rows = [i for i, item in enumerate(items) if item.label == label]
         if len(rows) > settings.max_per_character:
@@ -137,13 +138,12 @@ def for_run(
         memory.add(MemoryEntry(items[i].key, label, items[i].origin, vectors[i]) for i in rows)
     report = dict(fitted.report)
     if test_items:
-        test_emb = embed([loader(i) for i in test_items])
         test_y = np.array([index[i.label] for i in test_items])
-        test_head = head(test_items)
-        test_both = held_out(test_items, test_emb, test_head)
+        test_first = looks(test_items)
+        test_both = held_out(test_items, test_first)
         # as the answer path decides: the first look, and both looks near a bar
         decisions = OpenWorld(labels, fitted.thresholds, memory).decide(
-            test_emb, test_head, second=second_look_of(test_both)
+            test_first, second=second_look_of(test_both)
         )
         kinds = np.array([d.kind.value for d in decisions])
         best = np.array([index[d.candidates[0].label] for d in decisions])

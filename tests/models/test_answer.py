@@ -153,7 +153,7 @@ def test_a_face_near_a_bar_is_answered_from_both_looks(tiny_model: TinyModel, ca
     """The tiny model's card has second-look margins (the trainer's default): with margins that
     take in every face, a face crop and a picture's regions are decided on their looks and their
     mirror images averaged; with none, on the first look alone."""
-    from models.openset import both_looks
+    from models.openset import Looks, both_looks
     from models.preprocess import mirrored
 
     classifier = Classifier.load(Registry(tiny_model.registry_root).version_dir(tiny_model.version))
@@ -166,9 +166,10 @@ def test_a_face_near_a_bar_is_answered_from_both_looks(tiny_model: TinyModel, ca
     blind = FaceDetector(cascade_path, FaceSettings(min_size=200))
     regions = picture_regions(picture)
     for pictures, finder, rgb in (([crop], None, crop), (regions, blind, picture)):
-        first_p, first_e = classifier.infer(pictures)
-        mirror_p, mirror_e = classifier.infer(mirrored(pictures))
-        _, both = both_looks(first_p.mean(0), first_e.mean(0), mirror_p.mean(0), mirror_e.mean(0))
+        first_p, first_e, first_f = classifier.infer(pictures)
+        mirror_p, mirror_e, mirror_f = classifier.infer(mirrored(pictures))
+        mean = Looks(first_p.mean(0), first_e.mean(0), first_f.mean(0))
+        both = both_looks(mean, Looks(mirror_p.mean(0), mirror_e.mean(0), mirror_f.mean(0))).vectors
         first = first_e.mean(0) / np.linalg.norm(first_e.mean(0))
         assert float(both @ first) < 0.9999  # the mirror image is another look
         fitted = classifier.card.open_set

@@ -98,9 +98,10 @@ def test_the_classifier_joins_colours_when_the_card_weighs_them(tmp_path: Path, 
     plain, coloured = Classifier.load(plain_dir), Classifier.load(colour_dir)
     assert (plain.embedding_dim, coloured.embedding_dim) == (GRAPH_WIDTH, wide)
     images = random_images(5, seed=2)
-    probabilities, graph = plain.infer(images)
-    same_probabilities, joined = coloured.infer(images)
+    probabilities, graph, largest = plain.infer(images)
+    same_probabilities, joined, same_largest = coloured.infer(images)
     np.testing.assert_allclose(same_probabilities, probabilities)
+    np.testing.assert_allclose(same_largest, largest)
     # the colours of what the network saw: the prepared pictures, not the uploads as they came
     expected = colour.with_colour(graph, preprocess.to_batch(images, IMAGE_SIZE), 0.25)
     np.testing.assert_allclose(joined, expected, atol=1e-6)

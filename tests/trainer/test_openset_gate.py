@@ -9,7 +9,7 @@ import pytest
 
 from models.memory import CharacterMemory
 from models.openset import Kind, OpenSetThresholds, OpenWorld, gated
-from tests.fixtures.openworld import two_characters, unit
+from tests.fixtures.openworld import looks, two_characters, unit
 from trainer.openset import fit
 
 CLASSES, LAST, MIDDLE = 4, 32, 8
@@ -62,8 +62,8 @@ def test_a_face_like_everyone_only_through_the_middle_features_is_a_stranger() -
     # as much A as B in the last part; its whole-vector cosine to either (0.85) passes "known" (0.8)
     between = unit(np.array([[0.3, 0.3, 1.0]]))
     even = np.array([[0.5, 0.5]])
-    [plain] = _world(None).decide(between, even)
-    [with_gate] = _world((2, 3)).decide(between, even)
+    [plain] = _world(None).decide(looks(between, even))
+    [with_gate] = _world((2, 3)).decide(looks(between, even))
     assert plain.kind == Kind.PAIR and plain.similarity == pytest.approx(0.846, abs=1e-3)
     assert with_gate.kind == Kind.STRANGER and with_gate.similarity == pytest.approx(0.707, abs=1e-3)
 
@@ -71,7 +71,7 @@ def test_a_face_like_everyone_only_through_the_middle_features_is_a_stranger() -
 def test_a_face_of_a_character_is_named_with_or_without_the_gate() -> None:
     face = unit(np.array([[1.0, 0.1, 1.0]]))
     for gate in (None, (2, 3)):
-        [decision] = _world(gate).decide(face, np.array([[0.9, 0.1]]))
+        [decision] = _world(gate).decide(looks(face, np.array([[0.9, 0.1]])))
         assert decision.kind == Kind.NAME and decision.candidates[0].label == "A"
 
 

@@ -64,13 +64,18 @@ def test_the_registered_model_is_active_and_agrees_with_the_report(tiny_model: T
     assert card.labels == tiny_model.labels and card.image_size == 64
     assert card.metrics["test_macro_f1"] == pytest.approx(tiny_model.report["metrics"]["test_macro_f1"])
     assert card.temperature == pytest.approx(tiny_model.report["calibration"]["temperature"])
+    # the open-set bars weigh the head's largest logit (NAMAE_MEMORY__FAMILIARITY, on by default)
+    assert card.open_set is not None and card.open_set.familiarity is not None
+    assert card.open_set.familiarity[1] > 0
     classifier = Classifier.load(registry.version_dir(tiny_model.version))
     label = tiny_model.labels[0]
     files = sorted((tiny_model.dataset_root / label).glob("*"))[:8]
     images = [decode_image(p.read_bytes(), ImageLimits()).rgb for p in files]
-    probabilities, embeddings = classifier.infer(images)
+    probabilities, embeddings, largest = classifier.infer(images)
     assert probabilities.shape == (len(files), len(tiny_model.labels))
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-4)
+    # the head's largest raw logit: its softmax at the card's temperature is the top probability
+    assert largest.shape == (len(files),) and np.isfinite(largest).all()
 
 
 def test_runs_keep_the_same_frozen_test_set_and_report_progress(
