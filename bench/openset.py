@@ -239,7 +239,7 @@ def main() -> None:
 
 def _timing(classifier: Classifier, memory: CharacterMemory, known: Pictures, quick: bool) -> dict[str, Any]:
     """Per-face decision time after the model ran: today's threshold vs head + memory."""
-    from models.openset import OpenWorld
+    from models.open_world import OpenWorld
 
     assert classifier.card.open_set is not None
     world = OpenWorld(classifier.labels, classifier.card.open_set, memory)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from media.faces import FaceFinder
     from models.classifier import Classifier
     from models.memory_feed import MemoryFeed
-    from models.openset import OpenWorld
+    from models.open_world import OpenWorld
     from models.registry import Registry
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from models.card import VERSION_RE, ModelCard, read_card
 from models.errors import ModelLoadError
 from models.int8 import Graph, open_graph
 from models.memory import MEMORY_NAME, CharacterMemory
-from models.openset import Looks, OpenWorld, softmax
+from models.open_world import OpenWorld
+from models.openset import Looks, softmax
 from models.runtime import check_signature, session_provider
 
 if TYPE_CHECKING:

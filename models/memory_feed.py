@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from catalog.characters import resolve_labels
 from catalog.memory import POLL_BATCH, rows_since
 from models.memory import MemoryEntry, decode_embedding
-from models.openset import OpenWorld
+from models.open_world import OpenWorld
 
 log = logging.getLogger(__name__)
 

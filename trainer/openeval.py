@@ -4,7 +4,7 @@
     unknown/<character>/*    characters it does not know: strangers first, then the few-shot curve
     not-characters/**        pictures with no character in them
 
-Every picture is answered by the product's rule (`models.openset.OpenWorld`: the trained head, the
+Every picture is answered by the product's rule (`models.open_world.OpenWorld`: the trained head, the
 character memory and the card's fitted thresholds) and, beside it, by today's closed-set rule (the
 head's calibrated top probability against the card's threshold), so each figure has its baseline
 in the same run. Known and unknown pictures are taken as face crops (in batches, decided by the very
@@ -31,7 +31,8 @@ from sklearn.metrics import roc_auc_score
 from media.faces import FaceFinder
 from models.classifier import Classifier
 from models.memory import CharacterMemory, MemoryEntry
-from models.openset import FaceDecision, Kind, OpenWorld
+from models.open_world import FaceDecision, OpenWorld
+from models.openset import Kind
 from trainer import TrainingError
 from trainer.openeval_answers import (
     Answered,

@@ -20,7 +20,8 @@ from media.decode import ImageRejected, decode_image
 from media.faces import FaceFinder
 from models.answer import answer_pixels
 from models.classifier import Classifier
-from models.openset import FaceDecision, Kind, Looks, Named, OpenWorld, both_looks, second_look_of
+from models.open_world import FaceDecision, Named, OpenWorld, second_look_of
+from models.openset import Kind, Looks, both_looks
 from models.preprocess import mirrored
 from trainer.folder_source import IMAGE_SUFFIXES
 

@@ -16,7 +16,8 @@ from sklearn.metrics import f1_score
 
 from models.colour import with_colour
 from models.memory import CharacterMemory, MemoryEntry
-from models.openset import Kind, Looks, OpenSetThresholds, OpenWorld, both_looks, second_look_of, softmax
+from models.open_world import OpenWorld, second_look_of
+from models.openset import Kind, Looks, OpenSetThresholds, both_looks, softmax
 from models.preprocess import mirrored
 from trainer.backbones import middle_columns
 from trainer.evaluate import predict_embeddings, predict_logits

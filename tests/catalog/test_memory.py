@@ -17,7 +17,8 @@ from catalog.votes import cast_vote
 from media.boxes import same_face
 from models.memory import CharacterMemory, MemoryEntry, encode_embedding
 from models.memory_feed import MemoryFeed
-from models.openset import OpenSetThresholds, OpenWorld
+from models.open_world import OpenWorld
+from models.openset import OpenSetThresholds
 
 VERSION = "v0001-20260101T0000"
 GUILD, AUTHOR, DIM = 111, 900, 8

@@ -1,5 +1,5 @@
 """The second look: a face whose first look lands near a bar is decided again on the face and its
-mirror image averaged (models.openset.OpenWorld.decide); the trainer fits the bars on two looks
+mirror image averaged (models.open_world.OpenWorld.decide); the trainer fits the bars on two looks
 and the margins on how far the second look moved held-out faces (trainer.openset.fit)."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import numpy as np
 import pydantic
 import pytest
 
-from models.openset import Kind, Looks, OpenSetThresholds, OpenWorld, both_looks
+from models.open_world import OpenWorld
+from models.openset import Kind, Looks, OpenSetThresholds, both_looks
 from models.preprocess import mirrored
 from tests.fixtures.openworld import looks, two_characters, unit
 from trainer.openset import SECOND_LOOK_MIN_CONFIDENCE, SECOND_LOOK_QUANTILE, fit

@@ -16,7 +16,8 @@ from catalog.settings import FaceSettings, ImageLimits
 from media.faces import FaceDetector
 from models.classifier import Classifier
 from models.memory import MEMORY_NAME, CharacterMemory
-from models.openset import FaceDecision, Kind, Named
+from models.open_world import FaceDecision, Named
+from models.openset import Kind
 from models.registry import Registry
 from namae.cli import app
 from sandbox.characters import generate_dataset

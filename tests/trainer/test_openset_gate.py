@@ -8,7 +8,8 @@ import pydantic
 import pytest
 
 from models.memory import CharacterMemory
-from models.openset import Kind, OpenSetThresholds, OpenWorld, gated
+from models.open_world import OpenWorld
+from models.openset import Kind, OpenSetThresholds, gated
 from tests.fixtures.openworld import looks, two_characters, unit
 from trainer.openset import fit
 
