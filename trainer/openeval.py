@@ -108,7 +108,7 @@ def evaluate(
     }
     result["_plots"] = {"known_truth": truth, "known_pred": new_pred, "decisions": decisions}
     known_evidence = np.array([d.evidence for d in decisions])
-    known_today = answered.probabilities.max(1)
+    known_today = answered.first.probabilities.max(1)
     if unknown is not None and unknown.images:
         progress(f"answering {len(unknown.images)} pictures of characters the model does not know")
         strangers = run_model(classifier, unknown)
@@ -123,7 +123,7 @@ def evaluate(
             "second_looks": second_looks(stranger_decisions),
             "by_character": mistaken_for([str(label) for label in unknown.labels], stranger_decisions),
             "auroc": _auroc(known_evidence, np.array([d.evidence for d in stranger_decisions])),
-            "auroc_today": _auroc(known_today, strangers.probabilities.max(1)),
+            "auroc_today": _auroc(known_today, strangers.first.probabilities.max(1)),
         }
         progress("few-shot: adding examples of the unknown characters to the memory")
         result["few_shot"] = few_shot(
@@ -143,7 +143,7 @@ def evaluate(
             "named_today": float(named_today.mean()),
             "kinds": kinds(whole),
             "auroc": _auroc(known_evidence, np.array([d.evidence for d in decide_all(world, others)])),
-            "auroc_today": _auroc(known_today, others.probabilities.max(1)),
+            "auroc_today": _auroc(known_today, others.first.probabilities.max(1)),
         }
     return result
 
@@ -178,9 +178,9 @@ def _coverage_curve(
     )
     gate = np.array([d.evidence >= known for d in decisions], dtype=bool)
     cov, prec = curve(confidence, right, gate)
-    best = answered.probabilities.argmax(1) if len(truth) else np.zeros(0, dtype=int)
+    best = answered.first.probabilities.argmax(1) if len(truth) else np.zeros(0, dtype=int)
     right_today = np.array([classifier.labels[b] == t for b, t in zip(best, truth, strict=True)])
-    cov_t, prec_t = curve(answered.probabilities.max(1), right_today, np.ones(len(truth), dtype=bool))
+    cov_t, prec_t = curve(answered.first.probabilities.max(1), right_today, np.ones(len(truth), dtype=bool))
     return {"coverage": cov, "precision": prec, "coverage_today": cov_t, "precision_today": prec_t}
 
 
@@ -228,7 +228,7 @@ def few_shot(
             )
             decisions = decide_all(world, sub)
             best = [d.candidates[0].label for d in decisions]
-            new_only = _best_among(world, strangers.embeddings[held], usable)
+            new_only = _best_among(world, strangers.first.vectors[held], usable)
             known_decisions = decide_all(world, known_answered)
             known_pred = [name_given(d) for d in known_decisions]
             row = figures[k]
@@ -273,7 +273,7 @@ def _grown(
     """A copy of the memory with the first k pictures (in `order`) of each of `characters` added."""
     grown = CharacterMemory.from_bytes(memory.to_bytes())
     grown.add(
-        MemoryEntry(f"few-shot:{unknown.names[i]}", c, "eval", strangers.embeddings[i])
+        MemoryEntry(f"few-shot:{unknown.names[i]}", c, "eval", strangers.first.vectors[i])
         for c in characters
         for i in order[c][:k]
     )

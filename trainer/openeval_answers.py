@@ -70,29 +70,16 @@ def read_folder(root: Path, limits: ImageLimits, *, per_character: bool) -> Pict
 
 @dataclass
 class Answered:
-    """A set's pictures through the model: calibrated head probabilities, embeddings and the head's
-    largest logit (the first look), and for a mirrored card both looks averaged (what a second look
-    decides on)."""
+    """A set's pictures through the model: the first look (`models.openset.Looks`), and for a
+    mirrored card both looks averaged (what a second look decides on)."""
 
-    probabilities: np.ndarray
-    embeddings: np.ndarray
-    familiarity: np.ndarray
+    first: Looks
     face_found: np.ndarray  # bool per picture
     both: Looks | None = None
 
-    @property
-    def first(self) -> Looks:
-        return Looks(self.probabilities, self.embeddings, self.familiarity)
-
     def rows(self, rows: np.ndarray) -> Answered:
         both = None if self.both is None else self.both.rows(rows)
-        return Answered(
-            self.probabilities[rows],
-            self.embeddings[rows],
-            self.familiarity[rows],
-            self.face_found[rows],
-            both,
-        )
+        return Answered(self.first.rows(rows), self.face_found[rows], both)
 
 
 def run_model(classifier: Classifier, pictures: Pictures) -> Answered:
@@ -102,8 +89,7 @@ def run_model(classifier: Classifier, pictures: Pictures) -> Answered:
     both = None
     if classifier.card.open_set is not None and classifier.card.open_set.second_look is not None:
         both = both_looks(first, classifier.infer(mirrored(pictures.images)))
-    found = np.ones(len(pictures.images), dtype=bool)
-    return Answered(first.probabilities, first.vectors, first.familiarity, found, both)
+    return Answered(first, np.ones(len(pictures.images), dtype=bool), both)
 
 
 def answer_as_posted(
@@ -125,9 +111,13 @@ def answer_as_posted(
 
 def today(classifier: Classifier, answered: Answered) -> tuple[np.ndarray, np.ndarray]:
     """Today's closed-set rule: (named, best label index) from the head and the card's threshold."""
-    best = answered.probabilities.argmax(1) if len(answered.probabilities) else np.zeros(0, dtype=int)
+    best = (
+        answered.first.probabilities.argmax(1)
+        if len(answered.first.probabilities)
+        else np.zeros(0, dtype=int)
+    )
     limits = np.array([classifier.card.thresholds.for_label(classifier.labels[i]) for i in best])
-    named = answered.probabilities.max(1) >= limits if len(best) else np.zeros(0, dtype=bool)
+    named = answered.first.probabilities.max(1) >= limits if len(best) else np.zeros(0, dtype=bool)
     return named, best
 
 
