@@ -198,7 +198,8 @@ def _answer(
     """One answer per group of pictures of one face (its frames, or a picture's regions): the
     model's outputs averaged over the group; near a bar of a mirrored card, over its mirror images
     too (`models.openset`, second look)."""
-    first, first_sum = _group_means(model, groups)
+    means = _group_means(model, groups)
+    first = means._replace(vectors=_unit(means.vectors))
     if model.world is None:
         return [
             _closed_set(model, box, p, e, top_k, crop)
@@ -207,11 +208,8 @@ def _answer(
     decided_on: dict[int, np.ndarray] = {}
 
     def second(rows: list[int]) -> Looks:
-        mirror, mirror_sum = _group_means(model, [mirrored(groups[r]) for r in rows])
         # the groups' mean vectors before unit length, as averaged over a group's pictures
-        both = both_looks(
-            first.rows(rows)._replace(vectors=first_sum[rows]), mirror._replace(vectors=mirror_sum)
-        )
+        both = both_looks(means.rows(rows), _group_means(model, [mirrored(groups[r]) for r in rows]))
         decided_on.update(zip(rows, both.vectors, strict=True))
         return both
 
@@ -227,19 +225,17 @@ def _answer(
     return answers
 
 
-def _group_means(model: Classifier, groups: list[list[np.ndarray]]) -> tuple[Looks, np.ndarray]:
-    """The model run once over every group's pictures: per group, the mean of its looks (vectors
-    at unit length) and its mean embedding before unit length."""
+def _group_means(model: Classifier, groups: list[list[np.ndarray]]) -> Looks:
+    """The model run once over every group's pictures: per group, the mean of its looks (the
+    vectors' mean not yet at unit length)."""
     owner = np.repeat(np.arange(len(groups)), [len(group) for group in groups])
     looks = model.infer([picture for group in groups for picture in group])
     parts = [owner == g for g in range(len(groups))]
-    sums = np.stack([looks.vectors[rows].mean(0) for rows in parts])
-    means = Looks(
+    return Looks(
         np.stack([looks.probabilities[rows].mean(0) for rows in parts]),
-        _unit(sums),
+        np.stack([looks.vectors[rows].mean(0) for rows in parts]),
         np.array([looks.familiarity[rows].mean() for rows in parts]),
     )
-    return means, sums
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
