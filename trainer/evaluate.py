@@ -45,6 +45,35 @@ def predict_logits(
     return np.concatenate(outputs).astype(np.float32)
 
 
+def predict_outputs(
+    net: nn.Module,
+    images: list[np.ndarray],
+    *,
+    device: torch.device,
+    batch_size: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C) logits and (N, D) L2-normalized embeddings of prepared images, from one forward pass
+    per batch, as the exported graph computes both (`trainer.export.ExportWrapper`)."""
+    was_training = net.training
+    net.eval()
+    logits: list[np.ndarray] = []
+    embeddings: list[np.ndarray] = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                batch = np.stack(images[start : start + batch_size])
+                features, embedding = features_and_embedding(net, batch_to_input(batch).to(device))
+                logits.append(net.head(features).float().cpu().numpy())
+                embeddings.append(embedding.float().cpu().numpy())
+    finally:
+        net.train(was_training)
+    if not embeddings:
+        head = getattr(net, "head", None)
+        classes = head.out_features if isinstance(head, nn.Linear) else 0
+        return np.zeros((0, classes), dtype=np.float32), np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(logits).astype(np.float32), np.concatenate(embeddings).astype(np.float32)
+
+
 def predict_embeddings(
     net: nn.Module,
     images: list[np.ndarray],
@@ -53,20 +82,7 @@ def predict_embeddings(
     batch_size: int = 64,
 ) -> np.ndarray:
     """(N, D) L2-normalized embeddings of prepared images, as the exported graph computes them."""
-    was_training = net.training
-    net.eval()
-    outputs: list[np.ndarray] = []
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                batch = np.stack(images[start : start + batch_size])
-                _, embedding = features_and_embedding(net, batch_to_input(batch).to(device))
-                outputs.append(embedding.float().cpu().numpy())
-    finally:
-        net.train(was_training)
-    if not outputs:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.concatenate(outputs).astype(np.float32)
+    return predict_outputs(net, images, device=device, batch_size=batch_size)[1]
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:

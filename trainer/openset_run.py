@@ -20,7 +20,7 @@ from models.open_world import OpenWorld, second_look_of
 from models.openset import Kind, Looks, OpenSetThresholds, both_looks, softmax
 from models.preprocess import mirrored
 from trainer.backbones import middle_columns
-from trainer.evaluate import predict_embeddings, predict_logits
+from trainer.evaluate import predict_embeddings, predict_outputs
 from trainer.openset import fit
 
 if TYPE_CHECKING:
@@ -92,8 +92,9 @@ def for_run(
 
     def looks(items: list[Item], load: Callable[[Item], np.ndarray] = loader) -> Looks:
         """What `models.classifier.Classifier.infer` returns for these faces."""
-        logits = predict_logits(net, items, load, device=device, batch_size=batch_size)
-        vectors = embed([load(i) for i in items])
+        pictures = [load(i) for i in items]
+        logits, found = predict_outputs(net, pictures, device=device, batch_size=batch_size)
+        vectors = with_colour(found, pictures, settings.colour)
         return Looks(
             softmax(logits, 1.0 / temperature), vectors, logits.max(1) if len(logits) else np.zeros(0)
         )
