@@ -39,10 +39,14 @@ def predict_logits(
     finally:
         net.train(was_training)
     if not outputs:
-        head = getattr(net, "head", None)
-        classes = head.out_features if isinstance(head, nn.Linear) else 0
-        return np.zeros((0, classes), dtype=np.float32)
+        return np.zeros((0, _classes(net)), dtype=np.float32)
     return np.concatenate(outputs).astype(np.float32)
+
+
+def _classes(net: nn.Module) -> int:
+    """The head's number of classes, for empty predictions (0 when the head does not say)."""
+    head = getattr(net, "head", None)
+    return head.out_features if isinstance(head, nn.Linear) else 0
 
 
 def predict_outputs(
@@ -68,9 +72,7 @@ def predict_outputs(
     finally:
         net.train(was_training)
     if not embeddings:
-        head = getattr(net, "head", None)
-        classes = head.out_features if isinstance(head, nn.Linear) else 0
-        return np.zeros((0, classes), dtype=np.float32), np.zeros((0, 0), dtype=np.float32)
+        return np.zeros((0, _classes(net)), dtype=np.float32), np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(logits).astype(np.float32), np.concatenate(embeddings).astype(np.float32)
 
 

@@ -111,13 +111,10 @@ def answer_as_posted(
 
 def today(classifier: Classifier, answered: Answered) -> tuple[np.ndarray, np.ndarray]:
     """Today's closed-set rule: (named, best label index) from the head and the card's threshold."""
-    best = (
-        answered.first.probabilities.argmax(1)
-        if len(answered.first.probabilities)
-        else np.zeros(0, dtype=int)
-    )
+    probabilities = answered.first.probabilities
+    best = probabilities.argmax(1) if len(probabilities) else np.zeros(0, dtype=int)
     limits = np.array([classifier.card.thresholds.for_label(classifier.labels[i]) for i in best])
-    named = answered.first.probabilities.max(1) >= limits if len(best) else np.zeros(0, dtype=bool)
+    named = probabilities.max(1) >= limits if len(best) else np.zeros(0, dtype=bool)
     return named, best
 
 
