@@ -35,6 +35,7 @@ BENCHMARKS = (
     "scale",
     "faces",
     "openset",
+    "rescue",
 )
 REQUIRED_KEYS = ("benchmark", "machine", "baseline", "candidate", "results", "ratios", "targets")
 

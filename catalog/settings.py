@@ -91,6 +91,9 @@ class FaceSettings(BaseModel):
     # OpenCV's detectMultiScale needs a factor above 1.
     scale_factor: float = Field(default=1.1, gt=1.0)
     min_neighbors: int = Field(default=5, ge=0)
+    # When the cascade finds no face, the answer path looks again at the boxes it finds with this
+    # many neighbours (None: not at all) and names one only past the no-face bar (`models.answer`).
+    rescue_neighbors: int | None = Field(default=1, ge=0)
     min_size: Count = 24
     margin: NonNegative = 0.25
     # The side of the face crops the scraper stores (the bot and folder training cut theirs at the

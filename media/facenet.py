@@ -108,6 +108,11 @@ class NetFaceFinder:
         """Faces in an HxWx3 uint8 RGB image, left to right."""
         return [box for box, _ in self.detect_scored(rgb)]
 
+    def rescue(self, rgb: np.ndarray) -> list[Box]:
+        """None: boxes under the card's threshold were never measured as a second chance (the
+        trained finder misses 5% of faces where the cascade misses 17%)."""
+        return []
+
     def detect_scored(self, rgb: np.ndarray, threshold: float | None = None) -> list[tuple[Box, float]]:
         """Faces with their scores, left to right (`threshold`: instead of the card's, for curves)."""
         pixels = as_rgb(rgb)

@@ -39,6 +39,10 @@ class FaceFinder(Protocol):
 
     def detect(self, rgb: np.ndarray) -> list[Box]: ...
 
+    def rescue(self, rgb: np.ndarray) -> list[Box]:
+        """Weaker candidates, for a picture where `detect` found none (see `models.answer`)."""
+        ...
+
     def crop(self, rgb: np.ndarray, box: Box, size: int | None = None) -> np.ndarray: ...
 
 
@@ -104,6 +108,17 @@ class FaceDetector:
 
     def detect(self, rgb: np.ndarray) -> list[Box]:
         """Faces in an HxWx3 uint8 RGB image, left to right, overlapping duplicates merged."""
+        return self._detect(rgb, self._settings.min_neighbors)
+
+    def rescue(self, rgb: np.ndarray) -> list[Box]:
+        """What the cascade finds with `rescue_neighbors` neighbours instead of `min_neighbors`:
+        many more false boxes, and faces drawn in styles the cascade half recognises."""
+        neighbors = self._settings.rescue_neighbors
+        if neighbors is None or neighbors >= self._settings.min_neighbors:
+            return []
+        return self._detect(rgb, neighbors)
+
+    def _detect(self, rgb: np.ndarray, neighbors: int) -> list[Box]:
         pixels = as_rgb(rgb)
         height, width = pixels.shape[:2]
         scale = min(1.0, self._settings.detect_max_side / max(height, width))
@@ -116,7 +131,7 @@ class FaceDetector:
         found = self._classifier().detectMultiScale(
             grey,
             scaleFactor=self._settings.scale_factor,
-            minNeighbors=self._settings.min_neighbors,
+            minNeighbors=neighbors,
             minSize=(min_side, min_side),
         )
         boxes = [

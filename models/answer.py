@@ -6,8 +6,9 @@
 The bot, `namae classify`, the demo and the benchmarks all call `answer_image`, so the same file
 gets the same answer everywhere. Faces are answered left to right; when the face finder finds no
 face, the picture gets one answer (box None) from the model's outputs averaged over the whole
-picture and a grid of overlapping squares of it (`models.regions`); without a finder the picture is
-answered as it is. With a character memory (a version trained with it), each face
+picture and a grid of overlapping squares of it (`models.regions`), unless one of the finder's
+weaker candidates (`FaceFinder.rescue`: the cascade with fewer neighbours) is named past the no-face
+bar: then those faces are the answer. Without a finder the picture is answered as it is. With a character memory (a version trained with it), each face
 gets one of the open-set kinds (`models.openset`: a name, one of two, a character I don't know,
 not a character) from the head, the memory and the card's open-set thresholds; without one,
 probabilities are calibrated (the card's temperature) and whether the best candidate is named is
@@ -167,6 +168,10 @@ def answer_pixels(
     else:
         boxes = [sorted(finder.detect(f), key=lambda b: (b.x, b.y)) for f in all_frames]
     reference = max(range(len(all_frames)), key=lambda i: (len(boxes[i]), -i))
+    if finder is not None and not boxes[reference]:
+        rescued = _rescued(model, finder, rgb, top_k)
+        if rescued:
+            return rescued
     if finder is None or not boxes[reference]:
         # no finder: the caller hands over what to answer as it is (e.g. a face crop)
         pictures = all_frames if finder is None else [r for f in all_frames for r in picture_regions(f)]
@@ -184,6 +189,19 @@ def answer_pixels(
                     shown.append(crops[-1])
         groups.append(crops)
     return _answer(model, groups, list(boxes[reference]), shown, top_k)
+
+
+def _rescued(model: Classifier, finder: FaceFinder, rgb: np.ndarray, top_k: int) -> list[FaceAnswer]:
+    """The finder's weaker candidates in a picture (an animation's first frame) where it found no
+    face, answered as faces under the no-face bar; the ones named, left to right (none: the
+    picture's regions answer instead). Only with a memory: a head alone has no bar that tells a
+    false box from a character."""
+    boxes = finder.rescue(rgb) if model.world is not None else []
+    if not boxes:
+        return []
+    crops = [finder.crop(rgb, box, model.image_size) for box in boxes]
+    answers = _answer(model, [[crop] for crop in crops], list(boxes), list(crops), top_k, face_found=False)
+    return [answer for answer in answers if answer.kind is Kind.NAME]
 
 
 def _answer(

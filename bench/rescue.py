@@ -1,0 +1,158 @@
+"""The finder's second chance on real posts where it finds no face: today's answer (the picture's
+regions under the no-face bar) beside the cascade's weaker candidates answered as faces first
+(`faces.rescue_neighbors`, `models.answer`), same model, same pictures, one run.
+
+    .venv/bin/python -m bench.rescue --posts DIR --model VERSION_DIR [--examples 20]
+
+`DIR/<character>/*`: whole pictures as people post them (e.g. the `images/raw` of the public
+JLaoo/Classifying-Anime-Characters-via-Transfer-Learning, 8 New Game! characters; never committed).
+Characters the model does not know are added to its memory from up to `--examples` face crops each,
+from posts where the cascade finds a face; those posts are not answered. Reported on the posts where
+the cascade finds no face: named, named right, precision, answer kinds, and milliseconds per
+picture; and how many of the pictures without a character (`bench.openset.not_characters`) get a
+name. Skips with its reason when the posts or the model are not given (NAMAE_BENCH_POSTS,
+NAMAE_DEV_MODEL).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.harness import cascade_path, emit, interleave, parser, ratio, summary
+from bench.openset import MODEL_ENV, not_characters
+from catalog.settings import Settings
+from media.decode import DecodeLimits, ImageRejected
+from media.faces import FaceDetector
+from models.answer import FaceAnswer, answer_pixels
+from models.classifier import Classifier
+from models.memory import MEMORY_NAME, MemoryEntry
+from models.openset import Kind
+
+POSTS_ENV = "NAMAE_BENCH_POSTS"
+
+
+def skip(reason: str, args: Any, started: float) -> None:
+    print(f"bench.rescue skipped: {reason}", file=sys.stderr)
+    emit("rescue", {"skipped": reason, "baseline": None, "candidate": None, "results": {}, "ratios": {},
+                    "targets": []}, args, started)  # fmt: skip
+
+
+def read_posts(root: Path, limits: DecodeLimits) -> list[tuple[str, str, np.ndarray]]:
+    out = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in sorted(folder.iterdir()):
+            try:
+                out.append((folder.name, path.name, limits.decode(path.read_bytes()).rgb))
+            except (OSError, ImageRejected):
+                continue
+    return out
+
+
+def most_confident(faces: list[FaceAnswer]) -> FaceAnswer:
+    """A post's answer: its most confident named face (a post shows the character it is filed under)."""
+    return max(faces, key=lambda f: (f.kind is Kind.NAME, f.best.probability if f.best else 0.0))
+
+
+def figures(answers: list[FaceAnswer], truth: list[str]) -> dict[str, Any]:
+    named = [a.kind is Kind.NAME for a in answers]
+    right = [
+        n and a.best is not None and a.best.label == t for a, n, t in zip(answers, named, truth, strict=True)
+    ]
+    return {
+        "pictures": len(answers),
+        "named": sum(named) / max(1, len(answers)),
+        "named_right": sum(right) / max(1, len(answers)),
+        "precision": sum(right) / max(1, sum(named)),
+        "from_a_face": sum(a.box is not None for a in answers) / max(1, len(answers)),
+        "kinds": dict(Counter(a.kind.value for a in answers)),
+    }
+
+
+def main() -> None:
+    args_parser = parser(__doc__)
+    args_parser.add_argument("--posts", type=Path, default=os.environ.get(POSTS_ENV))
+    args_parser.add_argument("--model", type=Path, default=os.environ.get(MODEL_ENV))
+    args_parser.add_argument("--examples", type=int, default=20)
+    args = args_parser.parse_args()
+    started = time.perf_counter()
+    if args.posts is None or not Path(args.posts).is_dir():
+        skip(f"no posts: set {POSTS_ENV} (or --posts) to a folder of <character>/ pictures", args, started)
+        return
+    if args.model is None or not (Path(args.model) / MEMORY_NAME).is_file():
+        skip(f"no model: set {MODEL_ENV} (or --model) to a version folder with {MEMORY_NAME}", args, started)
+        return
+    settings = Settings(_env_file=None)
+    limits = DecodeLimits.from_settings(settings)
+    today = FaceDetector(cascade_path(), settings.faces.model_copy(update={"rescue_neighbors": None}))
+    second = FaceDetector(cascade_path(), settings.faces)
+    model = Classifier.load(Path(args.model), intra_op_threads=1)
+    if model.world is None:
+        skip(f"{args.model} answers without a memory: no no-face bar, no second chance", args, started)
+        return
+    posts = read_posts(Path(args.posts), limits)
+    found = [today.detect(rgb) for _, _, rgb in posts]
+    order = np.random.default_rng(args.seed).permutation(len(posts))
+    taken: Counter[str] = Counter()
+    entries = []
+    for i in order:
+        character, name, rgb = posts[i]
+        if character in model.labels or not found[i] or taken[character] >= args.examples:
+            continue
+        crop = today.crop(rgb, max(found[i], key=lambda box: box.area), model.image_size)
+        entries.append(MemoryEntry(f"{character}/{name}", character, "bench", model.infer([crop]).vectors[0]))
+        taken[character] += 1
+    model.world.memory.add(entries)
+    model.world.refresh()
+    no_face = [i for i in range(len(posts)) if not found[i]]
+    if args.quick:
+        no_face = no_face[::8]
+    truth = [posts[i][0] for i in no_face]
+    pictures = [posts[i][2] for i in no_face]
+    others = not_characters(4 if args.quick else 1, args.seed).images
+    results: dict[str, Any] = {"posts": len(posts), "no_face_found": len(no_face) / max(1, len(posts)),
+                               "examples_added": dict(taken)}  # fmt: skip
+    for key, finder in (("regions", today), ("second_chance", second)):
+        answers = [most_confident(answer_pixels(rgb, model=model, finder=finder)) for rgb in pictures]
+        results[key] = figures(answers, truth)
+        named = [
+            most_confident(answer_pixels(rgb, model=model, finder=finder)).kind is Kind.NAME for rgb in others
+        ]
+        results[key]["not_characters"] = len(others)
+        results[key]["not_characters_named"] = sum(named) / max(1, len(others))
+        print(f"{key}: {results[key]}", file=sys.stderr)
+    timed = pictures[:: max(1, len(pictures) // (10 if args.quick else 60))]
+    samples = interleave(
+        {key: (lambda f=finder: [answer_pixels(rgb, model=model, finder=f) for rgb in timed])
+         for key, finder in (("regions", today), ("second_chance", second))},
+        repeats=2 if args.quick else 5, warmup=1,
+    )  # fmt: skip
+    times = {key: summary([ms / len(timed) for ms in values]) for key, values in samples.items()}
+    results["ms_per_picture"] = times
+    emit(
+        "rescue",
+        {
+            "baseline": "regions (the picture and a grid of squares under the no-face bar)",
+            "candidate": f"the cascade's boxes at {settings.faces.rescue_neighbors} neighbours answered first",
+            "results": results,
+            "ratios": {
+                "named_right": ratio(
+                    results["second_chance"]["named_right"], results["regions"]["named_right"]
+                ),
+                "ms_per_picture": ratio(times["second_chance"]["median_ms"], times["regions"]["median_ms"]),
+            },
+            "targets": [],
+        },
+        args,
+        started,
+    )
+
+
+if __name__ == "__main__":
+    main()
