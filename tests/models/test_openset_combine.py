@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.openset import Kind, OpenSetThresholds, combine, decide, rank
+from models.openset import EXAMPLE_RIVAL, Kind, OpenSetThresholds, combine, decide, rank
 
 # Characters: A and B trained, N known from a few examples (no head column). The memory leans to
 # N; the head, which never saw N, is sure it is A.
@@ -41,3 +41,36 @@ def test_decide_offers_the_new_character_first_with_the_confidence_the_bar_was_f
     assert decision.confidence == pytest.approx(combine(MEMORY, HEAD))
     # neither is sure enough to be named; together they are "one of these two"
     assert decision.kind is Kind.PAIR
+
+
+@pytest.mark.parametrize(
+    ("memory", "kind", "second"),
+    [
+        # the memory leans to A, and N (from examples) holds over a quarter of it: one of A and N
+        (np.array([0.68, 0.05, 0.27]), Kind.PAIR, 2),
+        # N holds less: A is named as before
+        (np.array([0.75, 0.05, 0.2]), Kind.NAME, None),
+    ],
+)
+def test_a_trained_name_near_a_character_known_from_examples_is_one_of_two(
+    memory: np.ndarray, kind: Kind, second: int | None
+) -> None:
+    """The head agrees on A, but it never saw N: with N at EXAMPLE_RIVAL of the memory's
+    confidence or more, the answer offers both, A first."""
+    assert EXAMPLE_RIVAL == 0.25
+    thresholds = OpenSetThresholds(sharpness=1.0, name=0.5, pair=0.9, known=-10.0, not_character=-20.0)
+    similarity = np.log(memory).astype(np.float32)
+    decision = decide(similarity, np.array([100, 100, 20]), thresholds, head=HEAD)
+    assert decision.kind is kind
+    assert int(decision.order[0]) == 0
+    if second is not None:
+        assert int(decision.order[1]) == second
+
+
+def test_without_characters_known_from_examples_a_trained_name_stays_a_name() -> None:
+    thresholds = OpenSetThresholds(sharpness=1.0, name=0.5, pair=0.9, known=-10.0, not_character=-20.0)
+    memory = np.array([0.7, 0.3])
+    decision = decide(
+        np.log(memory).astype(np.float32), np.array([100, 100]), thresholds, head=np.array([0.9, 0.1])
+    )
+    assert decision.kind is Kind.NAME and int(decision.order[0]) == 0
