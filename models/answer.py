@@ -8,11 +8,12 @@ gets the same answer everywhere. Faces are answered left to right; when the face
 face, the picture gets one answer (box None) from the model's outputs averaged over the whole
 picture and a grid of overlapping squares of it (`models.regions`), unless one of the finder's
 weaker candidates (`FaceFinder.rescue`: the cascade with fewer neighbours) is named past the no-face
-bar: then those faces are the answer. Without a finder the picture is answered as it is. With a character memory (a version trained with it), each face
-gets one of the open-set kinds (`models.openset`: a name, one of two, a character I don't know,
-not a character) from the head, the memory and the card's open-set thresholds; without one,
-probabilities are calibrated (the card's temperature) and whether the best candidate is named is
-decided by the card's thresholds (per class, else global). Either way a caller's explicit
+bar: then those faces are the answer. Without a finder the picture is answered as it is. With a
+character memory (a version trained with it), each face gets one of the open-set kinds
+(`models.openset`: a name, one of two, a character I don't know, not a character) from the head,
+the memory and the card's open-set thresholds; without one, probabilities are calibrated (the
+card's temperature) and whether the best candidate is named is decided by the card's thresholds
+(per class, else global). Either way a caller's explicit
 `threshold` (a guild's own setting) replaces the naming confidence threshold. A card with
 second-look margins has a face whose answer lands near a bar looked at again in its mirror image
 (every crop of it: frames or regions), and decided on both looks averaged; the answer's embedding

@@ -7,7 +7,8 @@
     order       by the same, the head's part times the memory's share on trained characters
     kind        "not a character" if max s < not_character, or no face was found and a_best < no_face
                 "a character I don't know" if a_best < known
-                a name if p_best >= name
+                a name if p_best >= name (a trained one: "one of these two" instead when a
+                  character known from examples has confidence >= EXAMPLE_RIVAL)
                 "one of these two" if p_best + p_second >= pair
                 else "a character I don't know"
 
