@@ -3,10 +3,12 @@
     posts/<character>/*      whole pictures as people post them (one character each)
 
 `namae eval`'s known and unknown sets are face crops; real posts first go through the face finder,
-and when it finds nothing the whole picture is answered under the stricter no-face bar. Each post
-goes through the one answer path (`trainer.openeval.answer_as_posted`); its answer is its most confident
-face (a post shows the character it is filed under). Reported: the share of posts where no face
-was found, what is named and how often right, overall and on those no-face posts apart.
+and when it finds nothing the finder's weaker boxes and then the whole picture are answered under
+the stricter no-face bar. Each post goes through the one answer path
+(`trainer.openeval.answer_as_posted`); its answer is its most confident face (a post shows the
+character it is filed under). Reported: the share of posts answered without a face (no face found,
+and none of the weaker boxes named), what is named and how often right, overall and on those
+posts apart.
 """
 
 from __future__ import annotations
