@@ -177,7 +177,15 @@ def answer_pixels(
         # no finder: the caller hands over what to answer as it is (e.g. a face crop)
         pictures = all_frames if finder is None else [r for f in all_frames for r in picture_regions(f)]
         # a face finder that found nothing: the picture likelier has no character at all
-        return _answer(model, [pictures], [None], [None], top_k, face_found=finder is None)
+        return _answer(
+            model,
+            [pictures],
+            [None],
+            [None],
+            top_k,
+            face_found=finder is None,
+            whole_picture=finder is not None,
+        )
     groups: list[list[np.ndarray]] = []
     shown = []
     for box in boxes[reference]:
@@ -213,10 +221,11 @@ def _answer(
     top_k: int,
     *,
     face_found: bool = True,
+    whole_picture: bool = False,
 ) -> list[FaceAnswer]:
     """One answer per group of pictures of one face (its frames, or a picture's regions): the
     model's outputs averaged over the group; near a bar of a mirrored card, over its mirror images
-    too (`models.openset`, second look)."""
+    too (`models.openset`, second look). `whole_picture`: the groups are a picture's regions."""
     means = _group_means(model, groups)
     first = means._replace(vectors=_unit(means.vectors))
     if model.world is None:
@@ -233,7 +242,9 @@ def _answer(
         return both
 
     # the head, the character memory and the card's open-set thresholds (models.openset)
-    decisions = model.world.decide(first, top_k=top_k, face_found=face_found, second=second)
+    decisions = model.world.decide(
+        first, top_k=top_k, face_found=face_found, second=second, whole_picture=whole_picture
+    )
     answers = []
     for g, decision in enumerate(decisions):
         named = tuple(Candidate(c.label, c.probability, c.examples) for c in decision.candidates)

@@ -113,20 +113,23 @@ class OpenWorld:
         top_k: int = 3,
         face_found: bool = True,
         second: SecondLook | None = None,
+        whole_picture: bool = False,
     ) -> list[FaceDecision]:
         """One decision per row of first looks. When the card has a `second_look` and `second` is
         given, the rows whose first look lands near a bar are decided again on what `second`
         returns for them: both looks averaged."""
-        decided = self._decide_rows(first, top_k, face_found)
+        decided = self._decide_rows(first, top_k, face_found, whole_picture)
         out = [decision for decision, _ in decided]
         rows = [i for i, (_, near) in enumerate(decided) if near]
         if second is not None and rows:
-            again = self._decide_rows(second(rows), top_k, face_found)
+            again = self._decide_rows(second(rows), top_k, face_found, whole_picture)
             for row, (decision, _) in zip(rows, again, strict=True):
                 out[row] = replace(decision, looks=2)
         return out
 
-    def _decide_rows(self, looks: Looks, top_k: int, face_found: bool) -> list[tuple[FaceDecision, bool]]:
+    def _decide_rows(
+        self, looks: Looks, top_k: int, face_found: bool, whole_picture: bool
+    ) -> list[tuple[FaceDecision, bool]]:
         snap = self._snapshot
         if not snap.names:
             return [(FaceDecision(Kind.STRANGER, (), -1.0, -1.0), False) for _ in range(len(looks.vectors))]
@@ -141,7 +144,7 @@ class OpenWorld:
             decision = decide(
                 similarity[i], snap.faces, self.thresholds, head=head, face_found=face_found,
                 gate_similarity=gate_similarity[i], margins=self.thresholds.second_look or (0.0, 0.0),
-                familiarity=float(looks.familiarity[i]),
+                familiarity=float(looks.familiarity[i]), whole_picture=whole_picture,
             )  # fmt: skip
             candidates = tuple(
                 Named(

@@ -74,3 +74,18 @@ def test_without_characters_known_from_examples_a_trained_name_stays_a_name() ->
         np.log(memory).astype(np.float32), np.array([100, 100]), thresholds, head=np.array([0.9, 0.1])
     )
     assert decision.kind is Kind.NAME and int(decision.order[0]) == 0
+
+
+def test_a_picture_without_a_face_is_not_named_as_a_character_known_from_examples() -> None:
+    """The regions of a picture with no face found: a trained character may still be named, one
+    known from examples only may not (it has no head to hold its evidence down)."""
+    thresholds = OpenSetThresholds(sharpness=1.0, name=0.5, pair=0.9, known=-10.0, not_character=-20.0)
+    faces = np.array([100, 100, 20])
+    for memory, best, kinds in (
+        (np.array([0.05, 0.05, 0.9]), 2, (Kind.NAME, Kind.STRANGER)),  # N, from examples
+        (np.array([0.9, 0.05, 0.05]), 0, (Kind.NAME, Kind.NAME)),  # A, trained
+    ):
+        similarity = np.log(memory).astype(np.float32)
+        for whole_picture, kind in zip((False, True), kinds, strict=True):
+            decision = decide(similarity, faces, thresholds, head=HEAD, whole_picture=whole_picture)
+            assert int(decision.order[0]) == best and decision.kind is kind

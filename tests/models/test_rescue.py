@@ -16,7 +16,9 @@ from catalog.settings import FaceSettings
 from media.faces import FaceDetector
 from models.answer import answer_pixels
 from models.classifier import Classifier
+from models.memory import MemoryEntry
 from models.openset import Kind
+from models.regions import picture_regions
 from models.registry import Registry
 from sandbox.characters.render import render_scene
 from sandbox.characters.traits import make_characters
@@ -113,3 +115,31 @@ def test_the_cascade_offers_weaker_candidates_only_below_its_own_bar(cascade_pat
     )  # = min_neighbors
     weaker = FaceDetector(cascade_path, FaceSettings(rescue_neighbors=1)).rescue(picture)
     assert all(max(box.iou(other) for other in weaker) >= 0.5 for box in usual)
+
+
+def test_a_picture_without_a_face_is_not_named_as_a_character_known_from_examples(
+    tiny_model: TinyModel, cascade_path: Path
+) -> None:
+    """A newcomer whose 20 examples are exactly what a faceless picture's regions look like: the
+    memory alone would name it, the answer path says "a character I don't know" (no head holds a
+    character known from examples down, so a picture without a face does not name one)."""
+    model = Classifier.load(Registry(tiny_model.registry_root).version_dir(tiny_model.version))
+    assert model.world is not None
+    blind = FaceDetector(cascade_path, FaceSettings(min_neighbors=STRICT, rescue_neighbors=None))
+    picture = np.full((200, 320, 3), 90, dtype=np.uint8)
+    picture[40:160, 100:220] = (220, 120, 160)
+    assert blind.detect(picture) == []
+    mean = model.infer(picture_regions(picture)).vectors.mean(0)
+    model.world.memory.add(MemoryEntry(f"n{i}", "newcomer", "test", mean) for i in range(20))
+    model.world.refresh()
+    looks = model.infer(picture_regions(picture))
+    regions = looks._replace(
+        probabilities=looks.probabilities.mean(0, keepdims=True),
+        vectors=(mean / np.linalg.norm(mean))[None, :],
+        familiarity=looks.familiarity.mean(keepdims=True),
+    )
+    [as_memory] = model.world.decide(regions, face_found=False)
+    assert as_memory.kind is Kind.NAME and as_memory.candidates[0].label == "newcomer"
+    [answer] = answer_pixels(picture, model=model, finder=blind)
+    assert answer.box is None and answer.kind is Kind.STRANGER
+    assert answer.best is not None and answer.best.label == "newcomer"
