@@ -9,9 +9,10 @@ JLaoo/Classifying-Anime-Characters-via-Transfer-Learning, 8 New Game! characters
 Characters the model does not know are added to its memory from up to `--examples` face crops each,
 from posts where the cascade finds a face; those posts are not answered. Reported on the posts where
 the cascade finds no face: named, named right, precision, answer kinds, and milliseconds per
-picture; and how many of the pictures without a character (`bench.openset.not_characters`) get a
-name. Skips with its reason when the posts or the model are not given (NAMAE_BENCH_POSTS,
-NAMAE_DEV_MODEL).
+picture, beside the same figures on the posts with one face found (not among the examples: how
+well the model names these characters' faces at all); and how many of the pictures without a
+character (`bench.openset.not_characters`) get a name. Skips with its reason when the posts or the
+model are not given (NAMAE_BENCH_POSTS, NAMAE_DEV_MODEL).
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def main() -> None:
     order = np.random.default_rng(args.seed).permutation(len(posts))
     taken: Counter[str] = Counter()
     entries = []
+    examples: set[int] = set()
     for i in order:
         character, name, rgb = posts[i]
         if character in model.labels or not found[i] or taken[character] >= args.examples:
@@ -108,6 +110,7 @@ def main() -> None:
         crop = today.crop(rgb, max(found[i], key=lambda box: box.area), model.image_size)
         entries.append(MemoryEntry(f"{character}/{name}", character, "bench", model.infer([crop]).vectors[0]))
         taken[character] += 1
+        examples.add(i)
     model.world.memory.add(entries)
     model.world.refresh()
     no_face = [i for i in range(len(posts)) if not found[i]]
@@ -118,6 +121,15 @@ def main() -> None:
     others = not_characters(4 if args.quick else 1, args.seed).images
     results: dict[str, Any] = {"posts": len(posts), "no_face_found": len(no_face) / max(1, len(posts)),
                                "examples_added": dict(taken)}  # fmt: skip
+    # what the model makes of these characters' faces at all: the posts with one face found, not
+    # among the examples (the same answer with or without the second chance)
+    single = [i for i in range(len(posts)) if len(found[i]) == 1 and i not in examples]
+    if args.quick:
+        single = single[::8]
+    results["one_face_found"] = figures(
+        [most_confident(answer_pixels(posts[i][2], model=model, finder=today)) for i in single],
+        [posts[i][0] for i in single],
+    )
     for key, finder in (("regions", today), ("second_chance", second)):
         answers = [most_confident(answer_pixels(rgb, model=model, finder=finder)) for rgb in pictures]
         results[key] = figures(answers, truth)
