@@ -35,6 +35,7 @@ from models.answer import FaceAnswer, answer_pixels
 from models.classifier import Classifier
 from models.memory import MEMORY_NAME, MemoryEntry
 from models.openset import Kind
+from trainer.openeval_answers import most_confident
 
 POSTS_ENV = "NAMAE_BENCH_POSTS"
 
@@ -54,11 +55,6 @@ def read_posts(root: Path, limits: DecodeLimits) -> list[tuple[str, str, np.ndar
             except (OSError, ImageRejected):
                 continue
     return out
-
-
-def most_confident(faces: list[FaceAnswer]) -> FaceAnswer:
-    """A post's answer: its most confident named face (a post shows the character it is filed under)."""
-    return max(faces, key=lambda f: (f.kind is Kind.NAME, f.best.probability if f.best else 0.0))
 
 
 def figures(answers: list[FaceAnswer], truth: list[str]) -> dict[str, Any]:
@@ -101,17 +97,21 @@ def main() -> None:
     found = [today.detect(rgb) for _, _, rgb in posts]
     order = np.random.default_rng(args.seed).permutation(len(posts))
     taken: Counter[str] = Counter()
-    entries = []
-    examples: set[int] = set()
+    examples: list[int] = []
     for i in order:
-        character, name, rgb = posts[i]
+        character = posts[i][0]
         if character in model.labels or not found[i] or taken[character] >= args.examples:
             continue
-        crop = today.crop(rgb, max(found[i], key=lambda box: box.area), model.image_size)
-        entries.append(MemoryEntry(f"{character}/{name}", character, "bench", model.infer([crop]).vectors[0]))
         taken[character] += 1
-        examples.add(i)
-    model.world.memory.add(entries)
+        examples.append(i)
+    crops = [
+        today.crop(posts[i][2], max(found[i], key=lambda box: box.area), model.image_size) for i in examples
+    ]
+    vectors = model.infer(crops).vectors
+    model.world.memory.add(
+        MemoryEntry(f"{posts[i][0]}/{posts[i][1]}", posts[i][0], "bench", v)
+        for i, v in zip(examples, vectors, strict=True)
+    )
     model.world.refresh()
     no_face = [i for i in range(len(posts)) if not found[i]]
     if args.quick:

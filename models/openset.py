@@ -60,12 +60,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # 19.6% -> 15.7% and 17.4% -> 12.2% (0.2: 11.7% and 8.3%), known macro-F1 0.45 and 0.54 points lower
 # (0.2: 0.8 and 1.2 points), README "Characters known from examples".
 EXAMPLE_RIVAL = 0.25
-# A picture where no face was found is not named as a character known from examples only: a trained
-# character's evidence there is held down by the familiarity term and the no-face bar fitted against
-# it, one known from examples has neither. Seed-7 dev model with eight New Game! characters added
-# from 20 faces: 31 of 291 not-characters (greyscale human faces) named as one of them from their
-# regions, none with this; of the 198 posts with no face, 7 right and 6 wrong names from the regions
-# lost, 32 right names from the finder's weaker boxes kept (README "A second chance").
 
 
 class Kind(StrEnum):
@@ -269,7 +263,7 @@ def decide(
     without the card's gate columns (None: `similarity`); `margins`: (evidence, confidence) within
     which of a bar the decision is `near`; `familiarity`: the head's largest raw logit;
     `whole_picture`: the looks are a picture's regions, no face: a character known from examples
-    only is not named from them (see `WHOLE_PICTURE_EXAMPLES`)."""
+    only is not named from them."""
     _, memory_confidence = evidence(similarity[None, :], faces, thresholds)
     if gate_similarity is None or thresholds.gate is None:
         gate_similarity = similarity
@@ -312,6 +306,12 @@ def decide(
     else:
         kind = Kind.STRANGER
     if kind is Kind.NAME and whole_picture and head is not None and np.isnan(head[best]):
+        # A trained character's evidence in a faceless picture is held down by the familiarity term
+        # and the no-face bar fitted against it; one known from examples has neither. Seed-7 dev
+        # model with eight New Game! characters added from 20 faces: 31 of 291 not-characters
+        # (greyscale human faces) named as one of them from their regions, none with this; of the
+        # 198 posts with no face, 7 right and 6 wrong names from the regions lost, the 32 right
+        # names from the finder's weaker boxes kept (README "A second chance").
         kind = Kind.STRANGER
     # near a bar: another look could move the face across it (see models.open_world.OpenWorld.decide)
     cosine, chance = margins

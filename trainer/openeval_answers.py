@@ -18,7 +18,7 @@ from sklearn.metrics import precision_recall_fscore_support
 from catalog.settings import ImageLimits
 from media.decode import ImageRejected, decode_image
 from media.faces import FaceFinder
-from models.answer import answer_pixels
+from models.answer import FaceAnswer, answer_pixels
 from models.classifier import Classifier
 from models.open_world import FaceDecision, Named, OpenWorld, second_look_of
 from models.openset import Kind, Looks, both_looks
@@ -92,6 +92,11 @@ def run_model(classifier: Classifier, pictures: Pictures) -> Answered:
     return Answered(first, np.ones(len(pictures.images), dtype=bool), both)
 
 
+def most_confident(faces: list[FaceAnswer]) -> FaceAnswer:
+    """A post's answer: its most confident named face (a post shows the character it is filed under)."""
+    return max(faces, key=lambda f: (f.kind is Kind.NAME, f.best.probability if f.best else 0.0))
+
+
 def answer_as_posted(
     classifier: Classifier, pictures: Pictures, finder: FaceFinder | None
 ) -> list[tuple[FaceDecision, bool]]:
@@ -100,8 +105,7 @@ def answer_as_posted(
     and whether a face was found at all."""
     out = []
     for rgb in pictures.images:
-        faces = answer_pixels(rgb, model=classifier, finder=finder, top_k=3)
-        face = max(faces, key=lambda f: (f.kind is Kind.NAME, f.best.probability if f.best else 0.0))
+        face = most_confident(answer_pixels(rgb, model=classifier, finder=finder, top_k=3))
         named = tuple(Named(c.label, c.probability, c.examples) for c in face.candidates)
         # without a finder the picture is the face crop (what `answer_pixels` assumes then)
         found = finder is None or face.box is not None
