@@ -37,7 +37,7 @@ import numpy as np
 
 from media.boxes import Box
 from media.decode import DecodedImage, DecodeLimits
-from models.openset import Kind, Looks, both_looks
+from models.openset import Kind, Looks, Seen, both_looks
 from models.preprocess import mirrored
 from models.regions import picture_regions
 
@@ -183,8 +183,7 @@ def answer_pixels(
             [None],
             [None],
             top_k,
-            face_found=finder is None,
-            whole_picture=finder is not None,
+            seen=Seen.FACE if finder is None else Seen.REGIONS,
         )
     groups: list[list[np.ndarray]] = []
     shown = []
@@ -209,7 +208,9 @@ def _rescued(model: Classifier, finder: FaceFinder, rgb: np.ndarray, top_k: int)
     if not boxes:
         return []
     crops = [finder.crop(rgb, box, model.image_size) for box in boxes]
-    answers = _answer(model, [[crop] for crop in crops], list(boxes), list(crops), top_k, face_found=False)
+    answers = _answer(
+        model, [[crop] for crop in crops], list(boxes), list(crops), top_k, seen=Seen.WEAKER_BOX
+    )
     return [answer for answer in answers if answer.kind is Kind.NAME]
 
 
@@ -220,12 +221,11 @@ def _answer(
     shown: list[np.ndarray | None],
     top_k: int,
     *,
-    face_found: bool = True,
-    whole_picture: bool = False,
+    seen: Seen = Seen.FACE,
 ) -> list[FaceAnswer]:
     """One answer per group of pictures of one face (its frames, or a picture's regions): the
     model's outputs averaged over the group; near a bar of a mirrored card, over its mirror images
-    too (`models.openset`, second look). `whole_picture`: the groups are a picture's regions."""
+    too (`models.openset`, second look). `seen`: what the groups show (`models.openset.Seen`)."""
     means = _group_means(model, groups)
     first = means._replace(vectors=_unit(means.vectors))
     if model.world is None:
@@ -242,9 +242,7 @@ def _answer(
         return both
 
     # the head, the character memory and the card's open-set thresholds (models.openset)
-    decisions = model.world.decide(
-        first, top_k=top_k, face_found=face_found, second=second, whole_picture=whole_picture
-    )
+    decisions = model.world.decide(first, top_k=top_k, seen=seen, second=second)
     answers = []
     for g, decision in enumerate(decisions):
         named = tuple(Candidate(c.label, c.probability, c.examples) for c in decision.candidates)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.openset import Kind, Looks, OpenSetThresholds, decide, gated
+from models.openset import Kind, Looks, OpenSetThresholds, Seen, decide, gated
 
 if TYPE_CHECKING:
     from models.memory import CharacterMemory
@@ -111,25 +111,22 @@ class OpenWorld:
         first: Looks,
         *,
         top_k: int = 3,
-        face_found: bool = True,
+        seen: Seen = Seen.FACE,
         second: SecondLook | None = None,
-        whole_picture: bool = False,
     ) -> list[FaceDecision]:
         """One decision per row of first looks. When the card has a `second_look` and `second` is
         given, the rows whose first look lands near a bar are decided again on what `second`
         returns for them: both looks averaged."""
-        decided = self._decide_rows(first, top_k, face_found, whole_picture)
+        decided = self._decide_rows(first, top_k, seen)
         out = [decision for decision, _ in decided]
         rows = [i for i, (_, near) in enumerate(decided) if near]
         if second is not None and rows:
-            again = self._decide_rows(second(rows), top_k, face_found, whole_picture)
+            again = self._decide_rows(second(rows), top_k, seen)
             for row, (decision, _) in zip(rows, again, strict=True):
                 out[row] = replace(decision, looks=2)
         return out
 
-    def _decide_rows(
-        self, looks: Looks, top_k: int, face_found: bool, whole_picture: bool
-    ) -> list[tuple[FaceDecision, bool]]:
+    def _decide_rows(self, looks: Looks, top_k: int, seen: Seen) -> list[tuple[FaceDecision, bool]]:
         snap = self._snapshot
         if not snap.names:
             return [(FaceDecision(Kind.STRANGER, (), -1.0, -1.0), False) for _ in range(len(looks.vectors))]
@@ -142,9 +139,9 @@ class OpenWorld:
         for i in range(len(similarity)):
             head = np.where(snap.trained, probabilities[i][np.maximum(snap.head_index, 0)], np.nan)
             decision = decide(
-                similarity[i], snap.faces, self.thresholds, head=head, face_found=face_found,
+                similarity[i], snap.faces, self.thresholds, head=head, seen=seen,
                 gate_similarity=gate_similarity[i], margins=self.thresholds.second_look or (0.0, 0.0),
-                familiarity=float(looks.familiarity[i]), whole_picture=whole_picture,
+                familiarity=float(looks.familiarity[i]),
             )  # fmt: skip
             candidates = tuple(
                 Named(

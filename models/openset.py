@@ -72,6 +72,14 @@ class Kind(StrEnum):
     NOT_CHARACTER = "not_character"  # no character here (not a drawing, no face)
 
 
+class Seen(StrEnum):
+    """What the looks of a face show, as the face finder had it."""
+
+    FACE = "face"  # a face the finder found, or a face crop handed over as it is
+    WEAKER_BOX = "weaker_box"  # one of the finder's weaker boxes in a picture where it found no face
+    REGIONS = "regions"  # a picture's regions: no face found, none of the weaker boxes named
+
+
 class OpenSetThresholds(BaseModel):
     """What `trainer.openset` fitted on held-out faces, as the card keeps it."""
 
@@ -251,19 +259,18 @@ def decide(
     thresholds: OpenSetThresholds,
     *,
     head: np.ndarray | None = None,
-    face_found: bool = True,
+    seen: Seen = Seen.FACE,
     gate_similarity: np.ndarray | None = None,
     margins: tuple[float, float] = (0.0, 0.0),
     familiarity: float | None = None,
-    whole_picture: bool = False,
 ) -> Decision:
     """One face: `similarity` to each character's prototype, `faces` per character in the memory,
     `head` the head's calibrated probability per character (NaN where the head was not trained on
-    it); `face_found` False: the face detector found none; `gate_similarity`: the same cosines
-    without the card's gate columns (None: `similarity`); `margins`: (evidence, confidence) within
-    which of a bar the decision is `near`; `familiarity`: the head's largest raw logit;
-    `whole_picture`: the looks are a picture's regions, no face: a character known from examples
-    only is not named from them."""
+    it); `seen`: what the looks show (anything but a face found must pass the no-face bar, and a
+    picture's regions are not named as a character known from examples only); `gate_similarity`:
+    the same cosines without the card's gate columns (None: `similarity`); `margins`: (evidence,
+    confidence) within which of a bar the decision is `near`; `familiarity`: the head's largest raw
+    logit."""
     _, memory_confidence = evidence(similarity[None, :], faces, thresholds)
     if gate_similarity is None or thresholds.gate is None:
         gate_similarity = similarity
@@ -285,6 +292,7 @@ def decide(
     no_face_bar = (
         thresholds.known if thresholds.no_face is None else max(thresholds.known, thresholds.no_face)
     )
+    face_found = seen is Seen.FACE
     if raw < thresholds.not_character or (not face_found and ev < no_face_bar):
         kind = Kind.NOT_CHARACTER
     elif ev < thresholds.known:
@@ -305,7 +313,7 @@ def decide(
         kind = Kind.PAIR
     else:
         kind = Kind.STRANGER
-    if kind is Kind.NAME and whole_picture and head is not None and np.isnan(head[best]):
+    if kind is Kind.NAME and seen is Seen.REGIONS and head is not None and np.isnan(head[best]):
         # A trained character's evidence in a faceless picture is held down by the familiarity term
         # and the no-face bar fitted against it; one known from examples has neither. Seed-7 dev
         # model with eight New Game! characters added from 20 faces: 31 of 291 not-characters

@@ -247,10 +247,10 @@ def few_shot(
                 named = [name for name in map(name_given, decide_all(half, still)) if name is not None]
                 for key, value in (
                     ("strangers_named_before", before),
-                    ("strangers_named", len(named) / max(1, len(still.face_found))),
+                    ("strangers_named", len(named) / max(1, len(still))),
                     (
                         "strangers_named_as_added",
-                        sum(c in added for c in named) / max(1, len(still.face_found)),
+                        sum(c in added for c in named) / max(1, len(still)),
                     ),
                 ):
                     row.setdefault(key, []).append(float(value))

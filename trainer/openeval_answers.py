@@ -70,16 +70,18 @@ def read_folder(root: Path, limits: ImageLimits, *, per_character: bool) -> Pict
 
 @dataclass
 class Answered:
-    """A set's pictures through the model: the first look (`models.openset.Looks`), and for a
+    """A set's face crops through the model: the first look (`models.openset.Looks`), and for a
     mirrored card both looks averaged (what a second look decides on)."""
 
     first: Looks
-    face_found: np.ndarray  # bool per picture
     both: Looks | None = None
+
+    def __len__(self) -> int:
+        return len(self.first.vectors)
 
     def rows(self, rows: np.ndarray) -> Answered:
         both = None if self.both is None else self.both.rows(rows)
-        return Answered(self.first.rows(rows), self.face_found[rows], both)
+        return Answered(self.first.rows(rows), both)
 
 
 def run_model(classifier: Classifier, pictures: Pictures) -> Answered:
@@ -89,7 +91,7 @@ def run_model(classifier: Classifier, pictures: Pictures) -> Answered:
     both = None
     if classifier.card.open_set is not None and classifier.card.open_set.second_look is not None:
         both = both_looks(first, classifier.infer(mirrored(pictures.images)))
-    return Answered(first, np.ones(len(pictures.images), dtype=bool), both)
+    return Answered(first, both)
 
 
 def most_confident(faces: list[FaceAnswer]) -> FaceAnswer:
@@ -123,19 +125,9 @@ def today(classifier: Classifier, answered: Answered) -> tuple[np.ndarray, np.nd
 
 
 def decide_all(world: OpenWorld, answered: Answered) -> list[FaceDecision]:
-    """Every picture's decision, as the answer path makes it (a second look near a bar)."""
-    out: list[FaceDecision] = []
-    for found in (True, False):
-        rows = np.nonzero(answered.face_found == found)[0]
-        if len(rows):
-            part = answered.rows(rows)
-            decisions = world.decide(
-                part.first,
-                face_found=found,
-                second=None if part.both is None else second_look_of(part.both),
-            )
-            out.extend(zip(rows.tolist(), decisions, strict=True))  # type: ignore[arg-type]
-    return [d for _, d in sorted(out, key=lambda pair: pair[0])]  # type: ignore[index]
+    """Every face crop's decision, as the answer path makes it (a second look near a bar)."""
+    second = None if answered.both is None else second_look_of(answered.both)
+    return world.decide(answered.first, second=second)
 
 
 def second_looks(decisions: list[FaceDecision]) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.openset import EXAMPLE_RIVAL, Kind, OpenSetThresholds, combine, decide, rank
+from models.openset import EXAMPLE_RIVAL, Kind, OpenSetThresholds, Seen, combine, decide, rank
 
 # Characters: A and B trained, N known from a few examples (no head column). The memory leans to
 # N; the head, which never saw N, is sure it is A.
@@ -86,6 +86,6 @@ def test_a_picture_without_a_face_is_not_named_as_a_character_known_from_example
         (np.array([0.9, 0.05, 0.05]), 0, (Kind.NAME, Kind.NAME)),  # A, trained
     ):
         similarity = np.log(memory).astype(np.float32)
-        for whole_picture, kind in zip((False, True), kinds, strict=True):
-            decision = decide(similarity, faces, thresholds, head=HEAD, whole_picture=whole_picture)
+        for seen, kind in zip((Seen.WEAKER_BOX, Seen.REGIONS), kinds, strict=True):
+            decision = decide(similarity, faces, thresholds, head=HEAD, seen=seen)
             assert int(decision.order[0]) == best and decision.kind is kind

@@ -17,7 +17,7 @@ from media.faces import FaceDetector
 from models.answer import answer_pixels
 from models.classifier import Classifier
 from models.memory import MemoryEntry
-from models.openset import Kind
+from models.openset import Kind, Seen
 from models.regions import picture_regions
 from models.registry import Registry
 from sandbox.characters.render import render_scene
@@ -138,7 +138,7 @@ def test_a_picture_without_a_face_is_not_named_as_a_character_known_from_example
         vectors=(mean / np.linalg.norm(mean))[None, :],
         familiarity=looks.familiarity.mean(keepdims=True),
     )
-    [as_memory] = model.world.decide(regions, face_found=False)
+    [as_memory] = model.world.decide(regions, seen=Seen.WEAKER_BOX)
     assert as_memory.kind is Kind.NAME and as_memory.candidates[0].label == "newcomer"
     [answer] = answer_pixels(picture, model=model, finder=blind)
     assert answer.box is None and answer.kind is Kind.STRANGER

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.openset import Kind, OpenSetThresholds, decide
+from models.openset import Kind, OpenSetThresholds, Seen, decide
 from trainer.openset import fit, prototypes
 
 CLASSES = 4
@@ -81,8 +81,8 @@ def test_a_picture_without_a_face_needs_the_bar_of_the_generated_non_pictures(
     # between the two bars: close enough to character 1 to be its face, not enough for a picture
     # without one
     similarity = protos @ _towards(1, (thresholds.known + thresholds.no_face) / 2, protos)
-    assert decide(similarity, counts, thresholds, face_found=False).kind is Kind.NOT_CHARACTER
-    found = decide(similarity, counts, thresholds, face_found=True)
+    assert decide(similarity, counts, thresholds, seen=Seen.WEAKER_BOX).kind is Kind.NOT_CHARACTER
+    found = decide(similarity, counts, thresholds, seen=Seen.FACE)
     assert found.kind is Kind.NAME and int(found.order[0]) == 1
 
 
@@ -93,8 +93,8 @@ def test_a_card_fitted_before_the_no_face_bar_reads_known_for_it() -> None:
     assert card.no_face is None
     similarity = np.array([0.65, 0.1], dtype=np.float32)
     counts = np.array([100, 100])
-    assert decide(similarity, counts, card, face_found=False).kind is Kind.NAME
-    assert decide(similarity - 0.1, counts, card, face_found=False).kind is Kind.NOT_CHARACTER
+    assert decide(similarity, counts, card, seen=Seen.WEAKER_BOX).kind is Kind.NAME
+    assert decide(similarity - 0.1, counts, card, seen=Seen.WEAKER_BOX).kind is Kind.NOT_CHARACTER
 
 
 def test_when_every_held_out_face_is_named_right_a_name_needs_only_a_majority(
