@@ -53,25 +53,23 @@ import copy
 import functools
 import json
 import logging
-import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
 
 from bench.backbones import draw_characters
-from bench.harness import Target, cascade_path, emit, nvidia_smi, parser, ratio
+from bench.gpu_sampler import GpuSampler, timed_epoch
+from bench.harness import Target, cascade_path, emit, parser, ratio
+from bench.train_reference import ReferenceLoop, reference_augmentation
 from catalog.settings import Settings
 from catalog.settings_sections import TrainSettings
 from trainer import augment
@@ -87,7 +85,6 @@ log = logging.getLogger("bench.train")
 
 QUALITY_BUDGET_S = 300.0
 THROUGHPUT_TARGET = 0.95
-GPU_POLL_S = 0.2
 # (characters, images per character, image size, epochs, batch size) when not given on the command line
 SIZES = {
     ("throughput", False): (8, 40, 64, 8, 32),
@@ -114,150 +111,6 @@ def labelled_images(
     )
     items = assembled.items
     return [items[i] for i in parts.train], [items[i] for i in parts.test], assembled.labels
-
-
-# --- the reference: the textbook torchvision loop ------------------------------------------------
-
-
-class PixelsDataset(Dataset):
-    """The same prepared HxWx3 uint8 pixels our loop trains on, as a plain map-style dataset."""
-
-    def __init__(self, images: list[np.ndarray], targets: list[int], transform: v2.Transform) -> None:
-        # writable copies: torch.from_numpy warns on the read-only arrays PIL hands out
-        self.images = [np.array(image, copy=True) for image in images]
-        self.targets = targets
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(self.images[index]), self.targets[index]
-
-
-def reference_augmentation(image_size: int) -> v2.Compose:
-    """The textbook augmentation, on the 3xHxW uint8 tensors our dataset hands out."""
-    return v2.Compose(
-        [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip(), augment.normalize()]
-    )
-
-
-class ReferenceLoop:
-    def __init__(
-        self,
-        net: nn.Module,
-        images: list[np.ndarray],
-        targets: list[int],
-        *,
-        image_size: int,
-        batch_size: int,
-        lr: float,
-        device: torch.device,
-        seed: int,
-    ) -> None:
-        transform = v2.Compose([v2.ToImage(), reference_augmentation(image_size)])
-        self.net = net.to(device)
-        self.data = DataLoader(PixelsDataset(images, targets, transform), batch_size=batch_size, shuffle=True)
-        self.optimizer = torch.optim.AdamW(net.parameters(), lr=lr)
-        self.criterion = nn.CrossEntropyLoss()
-        self.device = device
-        self.seed = seed
-
-    def epoch(self, epoch: int) -> int:
-        # A textbook script seeds once; the interleaved loops share the global RNG, so this one is
-        # re-seeded per epoch (apart from ours) to draw the same batches whatever ran before it.
-        torch.manual_seed(self.seed * 1000 + 500 + epoch)
-        self.net.train()
-        seen = 0
-        for inputs, targets in self.data:
-            inputs, targets = inputs.to(self.device), targets.to(self.device)
-            self.optimizer.zero_grad()
-            loss = self.criterion(self.net(inputs), targets)
-            loss.backward()
-            self.optimizer.step()
-            seen += len(targets)
-        return seen
-
-    @torch.no_grad()
-    def predict(self, images: list[np.ndarray], batch_size: int) -> np.ndarray:
-        transform = v2.Compose([v2.ToImage(), augment.normalize()])
-        data = DataLoader(PixelsDataset(images, [0] * len(images), transform), batch_size=batch_size)
-        self.net.eval()
-        return np.concatenate([self.net(x.to(self.device)).argmax(1).cpu().numpy() for x, _ in data])
-
-
-# --- measuring -----------------------------------------------------------------------------------
-
-
-class GpuSampler:
-    """GPU utilisation (%) polled in a thread, filed under whichever loop is training right now."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.index = device.index if device.index is not None else torch.cuda.current_device()
-        self.current: str | None = None
-        self.samples: dict[str, list[float]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="gpu-utilisation", daemon=True)
-        self.source = self._pick_source()
-
-    def _pick_source(self) -> str | None:
-        try:
-            torch.cuda.utilization(self.index)  # needs pynvml
-            return "torch.cuda.utilization"
-        except Exception as exc:  # noqa: BLE001 - no pynvml (ModuleNotFoundError) or any NVML error
-            log.debug("torch.cuda.utilization is unavailable (%s); trying nvidia-smi", exc)
-        # the index is torch's; under CUDA_VISIBLE_DEVICES nvidia-smi may number the GPUs otherwise
-        return "nvidia-smi" if shutil.which("nvidia-smi") and self._smi() is not None else None
-
-    def _smi(self) -> float | None:
-        rows = nvidia_smi("utilization.gpu", timeout=5)
-        try:
-            return float(rows[min(self.index, len(rows) - 1)]) if rows else None
-        except ValueError:
-            return None
-
-    def _read(self) -> float | None:
-        if self.source == "torch.cuda.utilization":
-            return float(torch.cuda.utilization(self.index))
-        return self._smi()
-
-    def _run(self) -> None:
-        while not self._stop.wait(GPU_POLL_S):
-            loop = self.current
-            if loop is not None and (value := self._read()) is not None:
-                self.samples.setdefault(loop, []).append(value)
-
-    def __enter__(self) -> Self:
-        if self.source is not None:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def summary(self, loop: str) -> dict[str, Any]:
-        values = self.samples.get(loop, [])
-        if not values:
-            return {"source": self.source, "samples": 0}
-        return {
-            "source": self.source,
-            "samples": len(values),
-            "median_percent": statistics.median(values),
-            "mean_percent": round(statistics.fmean(values), 1),
-        }
-
-
-def timed_epoch(run: Callable[[], int], device: torch.device) -> tuple[int, float]:
-    """(images trained on, seconds), with the GPU's queued work finished inside the interval."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    started = time.perf_counter()
-    images = run()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return images, time.perf_counter() - started
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> dict[str, float]:
