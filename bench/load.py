@@ -29,8 +29,8 @@ from typing import Any, Self
 import numpy as np
 import psutil
 
-from bench.bot import Pictures, make_station, registry_with_model, say
 from bench.harness import Target, cascade_path, emit, parser, ratio, summary
+from bench.stations import Pictures, make_station, registry_with_model, say
 from bot.endpoints import point_discord_py_at
 from sandbox.discord import FakeDiscord
 from sandbox.discord.running import connected

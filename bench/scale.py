@@ -35,25 +35,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from bench.bot import Pictures
-from bench.harness import ROOT, Target, cascade_path, emit, parser, percentile, ratio, summary
+from bench.deployment import Plant, postgres_cpu, publish, store_environment, throwaway_bucket
+from bench.harness import Target, cascade_path, emit, parser, percentile, ratio, summary
+from bench.stations import Pictures
 from catalog.characters import NewCharacter, add_character
 from catalog.db import open_catalog
 from catalog.guilds import GuildSettingsStore
@@ -97,64 +94,6 @@ def unique(jpeg: bytes, n: int) -> bytes:
     """The same picture with a JPEG comment of its own: new bytes (sha256), same pixels."""
     comment = f"namae-bench-scale {n}".encode()
     return jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:]
-
-
-@dataclass
-class Plant:
-    """The processes of one deployment, or the workers; their CPU time is read at the end."""
-
-    name: str
-    processes: list[psutil.Popen] = field(default_factory=list)
-    cpu: float = 0.0
-
-    def start(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        """Run `namae ARGS`; `env` names its data directory."""
-        with log.open("ab") as out:
-            self.processes.append(
-                psutil.Popen(
-                    [sys.executable, "-m", "namae", *args],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-
-    def cpu_seconds(self) -> float:
-        total = 0.0
-        for process in self.processes:
-            try:
-                times = process.cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
-
-    def stop(self) -> None:
-        self.cpu = self.cpu_seconds()
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def postgres_cpu(cluster: Any) -> float:
-    if cluster is None:
-        return 0.0
-    pid = int((cluster.data / "postmaster.pid").read_text().split()[0])
-    postmaster = psutil.Process(pid)
-    total = 0.0
-    for process in [postmaster, *postmaster.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system + times.children_user + times.children_system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 @dataclass
@@ -462,51 +401,6 @@ def main() -> None:
         "targets": [t.as_dict() for t in targets],
     }
     emit("scale", payload, args, started)
-
-
-def publish(registry_root: Path, registry: Registry) -> str:
-    """The active version of the folder registry `registry_root`, registered and promoted in
-    `registry` as a trainer's machine does (the version keeps its number)."""
-    source = Registry(registry_root).require_active()[1]
-    version = registry.register(source).version
-    result = registry.promote(version, force=True)
-    assert result.promoted, result.reason
-    return version
-
-
-@contextmanager
-def throwaway_bucket() -> Iterator[StoreSettings]:
-    """A fresh bucket on the test suite's S3 server (started here unless NAMAE_TEST_S3_URL names one)."""
-    from tests.s3_server import ThrowawayGateway, endpoint_from_environment, make_bucket
-
-    gateway = None
-    endpoint = endpoint_from_environment()
-    if endpoint is None:
-        gateway = ThrowawayGateway()
-        endpoint = gateway.start()
-    try:
-        make_bucket(endpoint, "namae-bench-scale")
-        yield StoreSettings(
-            url="s3://namae-bench-scale/deploy",
-            endpoint=endpoint.endpoint,
-            region=endpoint.region,
-            access_key_id=endpoint.access_key,
-            secret_access_key=endpoint.secret_key,
-        )
-    finally:
-        if gateway is not None:
-            gateway.stop()
-
-
-def store_environment(store: StoreSettings) -> dict[str, str]:
-    """NAMAE_STORE for the processes (secrets in clear, as a deployment's environment has them)."""
-    if not store.url:
-        return {}
-    values = store.model_dump(mode="json")
-    for key in ("access_key_id", "secret_access_key", "session_token"):
-        secret = getattr(store, key)
-        values[key] = secret.get_secret_value() if secret is not None else None
-    return {"NAMAE_STORE": json.dumps(values)}
 
 
 def _model(registry: Path | None, tmp: Path, *, quick: bool) -> tuple[Path, dict[str, Any]]:
