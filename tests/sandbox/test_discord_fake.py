@@ -1,4 +1,6 @@
-"""Real discord.py (unmodified) against the fake Discord: the protocol, and the harness API."""
+"""Real discord.py (unmodified) against the fake Discord: interactions (slash commands, components,
+modals, follow-ups), REST details and rate limits, and the harness API. The gateway's side
+(connecting, intents, resuming, heartbeats, sharding) is `test_discord_gateway.py`."""
 
 from __future__ import annotations
 
@@ -10,57 +12,9 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from bot.endpoints import point_discord_py_at
 from sandbox.discord import FakeDiscord
 from sandbox.discord.running import connected
-from tests.fixtures.discord import DiscordWorld
-
-PNG_1x1 = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201a3f8a0"
-    "510000000049454e44ae426082"
-)
-
-
-def make_bot(*, message_content: bool = True) -> commands.Bot:
-    intents = discord.Intents.default()
-    intents.message_content = message_content
-    intents.members = True
-    return commands.Bot(command_prefix="!", intents=intents, guild_ready_timeout=0.05)
-
-
-async def test_connects_and_receives_message_with_attachment(discord_world: DiscordWorld) -> None:
-    fake, world = discord_world.fake, discord_world
-    bot = make_bot()
-    got: asyncio.Queue[discord.Message] = asyncio.Queue()
-
-    @bot.event
-    async def on_message(message: discord.Message) -> None:
-        if message.author.bot:
-            return
-        data = await message.attachments[0].read()
-        view = discord.ui.View()
-        view.add_item(discord.ui.Button(label="right", custom_id="vote:right"))
-        await message.reply(
-            f"got {len(data)} bytes", embed=discord.Embed(title="Yotsuba"), view=view, mention_author=False
-        )
-        await got.put(message)
-
-    async with connected(bot, fake):
-        assert bot.user is not None and bot.user.id == fake.bot_user_id
-        guild = bot.get_guild(world.guild.id)
-        assert guild is not None and guild.get_channel(world.channel_id) is not None
-        posted = await fake.post_message(
-            world.channel_id, world.member_id, "who is this?", attachments=[("a.png", PNG_1x1, "image/png")]
-        )
-        message = await asyncio.wait_for(got.get(), 5)
-        assert message.content == "who is this?"
-        assert message.attachments[0].width == 1
-        reply = await fake.wait_for_message(reply_to=posted)
-        assert reply.content == f"got {len(PNG_1x1)} bytes"
-        assert reply.embeds[0]["title"] == "Yotsuba"
-        assert reply.custom_ids() == ["vote:right"]
-        assert reply.allowed_mentions is not None and reply.allowed_mentions["replied_user"] is False
+from tests.fixtures.discord import DiscordWorld, PNG_1x1, make_bot
 
 
 class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=r"vote:(?P<guess>\w+)"):
@@ -231,117 +185,6 @@ async def test_modal_and_context_menu(discord_world: DiscordWorld) -> None:
         )
         shown = await user_menu.response()
         assert shown.data is not None and shown.data["content"] == "profile: alice"
-
-
-async def test_message_content_intent_rule(discord_world: DiscordWorld) -> None:
-    fake, world = discord_world.fake, discord_world
-    bot = make_bot(message_content=False)
-    seen: asyncio.Queue[discord.Message] = asyncio.Queue()
-    bot.add_listener(seen.put, "on_message")
-    async with connected(bot, fake):
-        assert fake.identifies[-1]["intents"] & (1 << 15) == 0
-        await fake.post_message(
-            world.channel_id,
-            world.member_id,
-            "secret",
-            attachments=[("a.png", PNG_1x1, "image/png")],
-            embeds=[{"title": "hidden"}],
-        )
-        plain = await asyncio.wait_for(seen.get(), 5)
-        assert (plain.content, plain.attachments, plain.embeds) == ("", [], [])
-        await fake.post_message(world.channel_id, world.member_id, f"<@{fake.bot_user_id}> look")
-        mention = await asyncio.wait_for(seen.get(), 5)
-        assert mention.content == f"<@{fake.bot_user_id}> look"
-        await fake.post_dm(world.member_id, "in private")
-        dm = await asyncio.wait_for(seen.get(), 5)
-        assert dm.content == "in private" and dm.guild is None
-
-
-async def test_message_content_intent_with_intent(discord_world: DiscordWorld) -> None:
-    fake, world = discord_world.fake, discord_world
-    bot = make_bot(message_content=True)
-    seen: asyncio.Queue[discord.Message] = asyncio.Queue()
-    bot.add_listener(seen.put, "on_message")
-    async with connected(bot, fake):
-        await fake.post_message(world.channel_id, world.member_id, "visible", embeds=[{"title": "shown"}])
-        message = await asyncio.wait_for(seen.get(), 5)
-        assert message.content == "visible" and message.embeds[0].title == "shown"
-
-
-async def test_privileged_intent_not_allowed_closes_with_4014() -> None:
-    async with FakeDiscord(message_content_intent_allowed=False) as fake:
-        target = point_discord_py_at(fake.api_base, fake.gateway_url)
-        try:
-            fake.add_guild("g")
-            bot = make_bot(message_content=True)
-            with pytest.raises(discord.PrivilegedIntentsRequired):
-                async with connected(bot, fake, timeout=5):
-                    pass
-        finally:
-            target.restore()
-
-
-async def test_bad_token_is_a_login_failure() -> None:
-    async with FakeDiscord(required_token="right") as fake:
-        target = point_discord_py_at(fake.api_base, fake.gateway_url)
-        try:
-            client = discord.Client(intents=discord.Intents.default())
-            with pytest.raises(discord.LoginFailure):
-                await client.login("wrong")
-            await client.close()
-        finally:
-            target.restore()
-
-
-async def test_resume_replays_missed_events_and_invalid_session_reidentifies(
-    discord_world: DiscordWorld,
-) -> None:
-    fake, world = discord_world.fake, discord_world
-    bot = make_bot()
-    seen: asyncio.Queue[discord.Message] = asyncio.Queue()
-    bot.add_listener(seen.put, "on_message")
-    resumed = asyncio.Event()
-
-    async def identify_now(shard_id: int | None, *, initial: bool = False) -> None:
-        """discord.py's default hook sleeps 5 s before every re-IDENTIFY (Discord's pacing)."""
-
-    bot.before_identify_hook = identify_now  # type: ignore[method-assign]
-
-    async def on_resumed() -> None:
-        resumed.set()
-
-    bot.add_listener(on_resumed)
-    async with connected(bot, fake):
-        assert await fake.drop_connection() == 1
-        missed = await fake.post_message(world.channel_id, world.member_id, "while you were away")
-        message = await asyncio.wait_for(seen.get(), 10)
-        assert message.id == missed
-        await asyncio.wait_for(resumed.wait(), 5)
-        assert fake.resume_count == 1 and fake.identify_count == 1
-        assert fake.resumes[0].replayed >= 1 and fake.resumes[0].path == "/resume/"
-
-        await fake.invalidate_session(resumable=False)
-        await fake.wait_until(lambda: fake.identify_count == 2 or None, what="a second IDENTIFY")
-        await fake.wait_until_ready()
-        await fake.post_message(world.channel_id, world.member_id, "after re-identify")
-        again = await asyncio.wait_for(seen.get(), 10)
-        assert again.content == "after re-identify"
-        assert fake.resume_count == 1
-
-
-async def test_heartbeats_follow_hello_interval(discord_world: DiscordWorld) -> None:
-    fake = discord_world.fake
-    fake.heartbeat_interval_ms = 250
-    bot = make_bot()
-    async with connected(bot, fake):
-        await fake.wait_until(
-            lambda: len(fake.heartbeat_intervals()) >= 3 or None, timeout=5, what="4 heartbeats"
-        )
-        intervals = fake.heartbeat_intervals()
-        # discord.py beats at once on HELLO, then every interval from its keep-alive thread.
-        steady = sorted(intervals[1:])
-        assert steady[0] >= 0.2 and steady[len(steady) // 2] <= 0.4, intervals
-        assert bot.latency < 1.0
 
 
 async def test_rate_limit_headers_and_forced_429(discord_world: DiscordWorld) -> None:
@@ -539,18 +382,3 @@ async def test_original_response_edit_followup_and_history(discord_world: Discor
         # Waiting for an edit that never comes says what the message shows now.
         with pytest.raises(TimeoutError, match=r"an edit of message \d+ \(1 edit\(s\), content 'done'\)"):
             await fake.wait_for_edit(original.id, lambda m: "never" in m.content, timeout=0.05)
-
-
-async def test_guild_joined_after_ready_and_sharded_client(fake_discord: FakeDiscord) -> None:
-    fake = fake_discord
-    fake.add_guild("first").add_channel("general")
-    bot = commands.AutoShardedBot(
-        command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05
-    )
-    joined: asyncio.Queue[discord.Guild] = asyncio.Queue()
-    bot.add_listener(joined.put, "on_guild_join")
-    async with connected(bot, fake):
-        assert fake.identifies[0]["shard"] == [0, 1]
-        later = fake.add_guild("second")
-        guild = await asyncio.wait_for(joined.get(), 5)
-        assert guild.id == later.id and len(bot.guilds) == 2
