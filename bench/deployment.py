@@ -93,14 +93,9 @@ def publish(registry_root: Path, registry: Registry) -> str:
 @contextmanager
 def throwaway_bucket() -> Iterator[StoreSettings]:
     """A fresh bucket on the test suite's S3 server (started here unless NAMAE_TEST_S3_URL names one)."""
-    from tests.s3_server import ThrowawayGateway, endpoint_from_environment, make_bucket
+    from tests.s3_server import make_bucket, s3_server
 
-    gateway = None
-    endpoint = endpoint_from_environment()
-    if endpoint is None:
-        gateway = ThrowawayGateway()
-        endpoint = gateway.start()
-    try:
+    with s3_server() as endpoint:
         make_bucket(endpoint, "namae-bench-scale")
         yield StoreSettings(
             url="s3://namae-bench-scale/deploy",
@@ -109,9 +104,6 @@ def throwaway_bucket() -> Iterator[StoreSettings]:
             access_key_id=endpoint.access_key,
             secret_access_key=endpoint.secret_key,
         )
-    finally:
-        if gateway is not None:
-            gateway.stop()
 
 
 def store_environment(store: StoreSettings) -> dict[str, str]:

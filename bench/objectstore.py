@@ -32,7 +32,7 @@ import numpy as np
 from bench.harness import emit, interleave, parser, ratio, summary
 from catalog.s3_objects import S3Objects
 from catalog.settings_sections import StoreSettings
-from tests.s3_server import S3Endpoint, ThrowawayGateway, endpoint_from_environment, make_bucket
+from tests.s3_server import S3Endpoint, make_bucket, s3_server
 
 SIZES = {"16KiB": 16 << 10, "256KiB": 256 << 10, "8MiB": 8 << 20}
 THREADS = 8
@@ -186,16 +186,8 @@ def main() -> None:
     started = time.perf_counter()
     repeats = 5 if args.quick else 40
     parallel_objects = 32 if args.quick else 400
-    gateway = None
-    endpoint = endpoint_from_environment()
-    if endpoint is None:
-        gateway = ThrowawayGateway()
-        endpoint = gateway.start()
-    try:
+    with s3_server() as endpoint:
         results = measure(endpoint, repeats, parallel_objects, args.seed)
-    finally:
-        if gateway is not None:
-            gateway.stop()
     imports = {"obstore": "obstore", "minio": "minio", "boto3": "boto3"}
     results["import_ms"] = {
         name: import_ms(module, 3 if args.quick else 7)
@@ -219,9 +211,8 @@ def main() -> None:
         {
             "baseline": "minio-py 7.2 (urllib3), the same calls; boto3 beside them when importable",
             "candidate": "obstore 0.12 (Rust object_store) through catalog.s3_objects.S3Objects",
-            "server": "Ceph RGW (radosgw 16, memstore OSD) on 127.0.0.1"
-            if gateway is not None
-            else os.environ.get("NAMAE_TEST_S3_URL", "").split("@")[-1],
+            "server": os.environ.get("NAMAE_TEST_S3_URL", "").split("@")[-1]
+            or "Ceph RGW (radosgw 16, memstore OSD) on 127.0.0.1",
             "results": results,
             "ratios": ratios,
             "targets": [],

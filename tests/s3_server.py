@@ -22,6 +22,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -237,3 +239,18 @@ def make_bucket(endpoint: S3Endpoint, name: str) -> None:
         secure=parts.scheme == "https",
     )
     client.make_bucket(name)
+
+
+@contextmanager
+def s3_server() -> Iterator[S3Endpoint]:
+    """The server NAMAE_TEST_S3_URL names, or a throwaway RGW started here and stopped on exit
+    (S3Unavailable when it cannot start)."""
+    external = endpoint_from_environment()
+    if external is not None:
+        yield external
+        return
+    gateway = ThrowawayGateway()
+    try:
+        yield gateway.start()
+    finally:
+        gateway.stop()
