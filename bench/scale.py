@@ -38,7 +38,6 @@ import itertools
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -50,7 +49,7 @@ import psutil
 
 from bench.deployment import Plant, postgres_cpu, publish, store_environment, throwaway_bucket
 from bench.harness import Target, cascade_path, emit, parser, percentile, ratio, summary
-from bench.stations import Pictures
+from bench.stations import Pictures, say
 from catalog.characters import NewCharacter, add_character
 from catalog.db import open_catalog
 from catalog.guilds import GuildSettingsStore
@@ -61,7 +60,6 @@ from models.registry import Registry
 from sandbox.discord import FakeDiscord
 from sandbox.discord.sharding import ShardingRules, shard_of
 
-STARTED = time.perf_counter()
 READY_TIMEOUT_S = 600.0
 REPLY_TIMEOUT_S = 120.0
 
@@ -84,10 +82,6 @@ class Sizes:
 
 FULL = Sizes(1000, 8, 4, 2, 2, 10.0, 45.0, 16, 20.0, 2, 60, 5.0)
 QUICK = Sizes(40, 4, 2, 1, 1, 1.0, 3.0, 4, 1.5, 1, 6, 0.2)
-
-
-def _say(text: str) -> None:
-    print(f"[{time.perf_counter() - STARTED:6.1f} s] {text}", file=sys.stderr, flush=True)
 
 
 def unique(jpeg: bytes, n: int) -> bytes:
@@ -204,7 +198,7 @@ class Bench:
             what=f"{name}: sessions for {len(expected)} shards",
         )
         startup = time.monotonic() - started
-        _say(f"{name}: {len(commands)} bot process(es) ready in {startup:.1f} s")
+        say(f"{name}: {len(commands)} bot process(es) ready in {startup:.1f} s")
         s = self.sizes
         light, _, _, _ = await self.load(pictures, s.light_in_flight, s.warmup_s, s.light_s)
         cpu_before = {"bots": bots.cpu_seconds(), "workers": self.workers.cpu_seconds(),
@@ -233,7 +227,7 @@ class Bench:
             startup_s=round(startup, 1),
             identify=identify_pacing(judged, self.sizes.identify_interval_s),
         )
-        _say(f"{name}: {phase.images_per_s:.1f} images/s, p50 {percentile(latencies, 50):.0f} ms")
+        say(f"{name}: {phase.images_per_s:.1f} images/s, p50 {percentile(latencies, 50):.0f} ms")
         return phase
 
     async def load(
@@ -305,7 +299,7 @@ async def measure(
                 ["worker", "--name", f"bench-{i}"], bench.env_of(f"worker-{i}"), bench.tmp / f"worker-{i}.log"
             )
         pool = draw_pool(bench.sizes.pool, bench.args.seed)
-        _say(f"{len(pool)} pictures drawn; {bench.sizes.guilds} guilds, {bench.sizes.workers} worker(s)")
+        say(f"{len(pool)} pictures drawn; {bench.sizes.guilds} guilds, {bench.sizes.workers} worker(s)")
         phases: dict[str, list[Phase]] = {"unsharded": [], "sharded": []}
         order = list(bench.deployments().items())
         for r in range(bench.sizes.rounds):
@@ -354,7 +348,7 @@ def main() -> None:
             stack.callback(cluster.stop)
         store = StoreSettings() if args.store == "folder" else stack.enter_context(throwaway_bucket())
         registry_root, model = _model(args.registry, tmp, quick=args.quick)
-        _say(f"model {model['version']} ({model['backbone']}); catalog {database_url.split('@')[-1]}")
+        say(f"model {model['version']} ({model['backbone']}); catalog {database_url.split('@')[-1]}")
         load_before = os.getloadavg()
         phases = asyncio.run(measure(Bench(sizes, args, tmp, store), registry_root, database_url, cluster))
         load_after = os.getloadavg()
