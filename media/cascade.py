@@ -106,4 +106,10 @@ def resolve_cascade(settings: FaceSettings, data_dir: Path, download: DownloadSe
         if sha256_file(path) == settings.cascade_sha256.lower():
             return path
         logger.warning("face cascade %s does not match its pinned sha256; downloading it again", path)
-    return download_verified(settings.cascade_url, settings.cascade_sha256, path, download)
+    try:
+        return download_verified(settings.cascade_url, settings.cascade_sha256, path, download)
+    except MediaError as exc:
+        # Offline machines meet this first: say where a copy can go instead of the download.
+        raise MediaError(
+            f"{exc} Put the cascade at {path}, or name a copy with NAMAE_FACES__CASCADE_PATH (faces.cascade_path)."
+        ) from exc

@@ -27,6 +27,7 @@ from rich.table import Table
 
 from catalog.errors import CatalogError
 from catalog.settings import Settings, load_settings
+from media.errors import MediaError
 from trainer import TrainingInterrupted
 
 DATA, MODEL, OUTPUT = "Data", "Model and schedule", "Output"
@@ -99,7 +100,7 @@ def train(
         _train(settings, rank, console, from_folder=from_folder, backbone=backbone, epochs=epochs,
                image_size=image_size, device=device, resume=resume, register=register, promote=promote,
                progress=progress)  # fmt: skip
-    except CatalogError as exc:
+    except (CatalogError, MediaError) as exc:
         said.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     except TrainingInterrupted as exc:

@@ -143,3 +143,14 @@ def test_resolve_replaces_a_damaged_copy(cascade_server: str, tmp_path: Path, ca
     (tmp_path / "lbpcascade_animeface.xml").write_bytes(b"damaged")
     path = resolve_cascade(FaceSettings(cascade_url=f"{cascade_server}/cascade.xml"), tmp_path, LOCAL)
     assert path.read_bytes() == cascade_path.read_bytes()
+
+
+def test_an_unreachable_cascade_says_where_a_copy_can_go(tmp_path: Path) -> None:
+    offline = FaceSettings(cascade_url="http://127.0.0.1:9/unreachable")
+    with pytest.raises(MediaError) as caught:
+        resolve_cascade(offline, tmp_path / "data", LOCAL)
+    message = str(caught.value)
+    assert message.startswith("Downloading http://127.0.0.1:9/unreachable failed")
+    assert f"Put the cascade at {tmp_path / 'data' / 'lbpcascade_animeface.xml'}" in message
+    assert "NAMAE_FACES__CASCADE_PATH" in message
+    assert not (tmp_path / "data" / "lbpcascade_animeface.xml").exists()
