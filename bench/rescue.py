@@ -29,13 +29,13 @@ import numpy as np
 from bench.harness import cascade_path, emit, interleave, parser, ratio, summary
 from bench.openset import MODEL_ENV, not_characters
 from catalog.settings import Settings
-from media.decode import DecodeLimits, ImageRejected
+from media.decode import DecodeLimits
 from media.faces import FaceDetector
 from models.answer import FaceAnswer, answer_pixels
 from models.classifier import Classifier
 from models.memory import MEMORY_NAME, MemoryEntry
 from models.openset import Kind
-from trainer.openeval_answers import most_confident
+from trainer.openeval_answers import most_confident, read_folder
 
 POSTS_ENV = "NAMAE_BENCH_POSTS"
 
@@ -44,17 +44,6 @@ def skip(reason: str, args: Any, started: float) -> None:
     print(f"bench.rescue skipped: {reason}", file=sys.stderr)
     emit("rescue", {"skipped": reason, "baseline": None, "candidate": None, "results": {}, "ratios": {},
                     "targets": []}, args, started)  # fmt: skip
-
-
-def read_posts(root: Path, limits: DecodeLimits) -> list[tuple[str, str, np.ndarray]]:
-    out = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        for path in sorted(folder.iterdir()):
-            try:
-                out.append((folder.name, path.name, limits.decode(path.read_bytes()).rgb))
-            except (OSError, ImageRejected):
-                continue
-    return out
 
 
 def figures(answers: list[FaceAnswer], truth: list[str]) -> dict[str, Any]:
@@ -93,42 +82,43 @@ def main() -> None:
     if model.world is None:
         skip(f"{args.model} answers without a memory: no no-face bar, no second chance", args, started)
         return
-    posts = read_posts(Path(args.posts), limits)
-    found = [today.detect(rgb) for _, _, rgb in posts]
-    order = np.random.default_rng(args.seed).permutation(len(posts))
+    posts = read_folder(Path(args.posts), limits, per_character=True)
+    found = [today.detect(rgb) for rgb in posts.images]
+    order = np.random.default_rng(args.seed).permutation(len(posts.images))
     taken: Counter[str] = Counter()
     examples: list[int] = []
     for i in order:
-        character = posts[i][0]
+        character = posts.labels[i]
         if character in model.labels or not found[i] or taken[character] >= args.examples:
             continue
         taken[character] += 1
         examples.append(i)
     crops = [
-        today.crop(posts[i][2], max(found[i], key=lambda box: box.area), model.image_size) for i in examples
+        today.crop(posts.images[i], max(found[i], key=lambda box: box.area), model.image_size)
+        for i in examples
     ]
     vectors = model.infer(crops).vectors
     model.world.memory.add(
-        MemoryEntry(f"{posts[i][0]}/{posts[i][1]}", posts[i][0], "bench", v)
+        MemoryEntry(posts.names[i], posts.labels[i], "bench", v)
         for i, v in zip(examples, vectors, strict=True)
     )
     model.world.refresh()
-    no_face = [i for i in range(len(posts)) if not found[i]]
+    no_face = [i for i in range(len(posts.images)) if not found[i]]
     if args.quick:
         no_face = no_face[::8]
-    truth = [posts[i][0] for i in no_face]
-    pictures = [posts[i][2] for i in no_face]
+    truth = [posts.labels[i] for i in no_face]
+    pictures = [posts.images[i] for i in no_face]
     others = not_characters(4 if args.quick else 1, args.seed).images
-    results: dict[str, Any] = {"posts": len(posts), "no_face_found": len(no_face) / max(1, len(posts)),
+    results: dict[str, Any] = {"posts": len(posts.images), "no_face_found": len(no_face) / max(1, len(posts.images)),
                                "examples_added": dict(taken)}  # fmt: skip
     # what the model makes of these characters' faces at all: the posts with one face found, not
     # among the examples (the same answer with or without the second chance)
-    single = [i for i in range(len(posts)) if len(found[i]) == 1 and i not in examples]
+    single = [i for i in range(len(posts.images)) if len(found[i]) == 1 and i not in examples]
     if args.quick:
         single = single[::8]
     results["one_face_found"] = figures(
-        [most_confident(answer_pixels(posts[i][2], model=model, finder=today)) for i in single],
-        [posts[i][0] for i in single],
+        [most_confident(answer_pixels(posts.images[i], model=model, finder=today)) for i in single],
+        [posts.labels[i] for i in single],
     )
     for key, finder in (("regions", today), ("second_chance", second)):
         answers = [most_confident(answer_pixels(rgb, model=model, finder=finder)) for rgb in pictures]

@@ -92,6 +92,7 @@ def evaluate(
     """Evaluate a model version in the open world: report.md, plots and report.json."""
     from datetime import UTC, datetime
 
+    from media.decode import DecodeLimits
     from models.classifier import Classifier
     from models.memory import MEMORY_NAME, CharacterMemory
     from trainer import openeval, openeval_answers, openeval_posts, openeval_report
@@ -118,15 +119,16 @@ def evaluate(
     def say(message: str) -> None:
         console.print(f"[dim]{message}[/dim]", highlight=False)
 
+    limits = DecodeLimits.from_settings(settings)
     say(f"reading {known}")
-    known_set = openeval_answers.read_folder(known, settings.images, per_character=True)
+    known_set = openeval_answers.read_folder(known, limits, per_character=True)
     if not known_set.images:
         raise CatalogError(f"{known}: no readable pictures in its character folders")
     unknown_set = (
-        openeval_answers.read_folder(unknown, settings.images, per_character=True) if unknown else None
+        openeval_answers.read_folder(unknown, limits, per_character=True) if unknown else None
     )
     others = (
-        openeval_answers.read_folder(not_characters, settings.images, per_character=False)
+        openeval_answers.read_folder(not_characters, limits, per_character=False)
         if not_characters
         else None
     )
@@ -135,7 +137,7 @@ def evaluate(
         draws=draws, progress=say,
     )  # fmt: skip
     if posts is not None:
-        posted = openeval_answers.read_folder(posts, settings.images, per_character=True)
+        posted = openeval_answers.read_folder(posts, limits, per_character=True)
         if not posted.images:
             raise CatalogError(f"--posts {posts}: no readable pictures in its character folders")
         say(f"answering {len(posted.images)} posts as the bot sees them")

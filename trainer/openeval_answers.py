@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
-from catalog.settings import ImageLimits
-from media.decode import ImageRejected, decode_image
+from media.decode import DecodeLimits, ImageRejected
 from media.faces import FaceFinder
 from models.answer import FaceAnswer, answer_pixels
 from models.classifier import Classifier
@@ -43,8 +42,9 @@ class Pictures:
 SKIPS_NAMED = 3  # unreadable pictures named one by one; the rest are counted
 
 
-def read_folder(root: Path, limits: ImageLimits, *, per_character: bool) -> Pictures:
-    """`root/<character>/*` (or every picture under `root`); unreadable files are counted, not fatal."""
+def read_folder(root: Path, limits: DecodeLimits, *, per_character: bool) -> Pictures:
+    """`root/<character>/*` (or every picture under `root`), decoded as the bot decodes a post
+    (`limits`: big JPEGs at a reduced scale); unreadable files are counted, not fatal."""
     out = Pictures()
     if per_character:
         groups = [(d.name, d) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
@@ -55,7 +55,7 @@ def read_folder(root: Path, limits: ImageLimits, *, per_character: bool) -> Pict
             p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
         ):
             try:
-                out.images.append(decode_image(path.read_bytes(), limits).rgb)
+                out.images.append(limits.decode(limits.read_file(path)).rgb)
             except (OSError, ImageRejected) as exc:
                 out.skipped += 1
                 if out.skipped <= SKIPS_NAMED:

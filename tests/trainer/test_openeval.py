@@ -13,6 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from catalog.settings import FaceSettings, ImageLimits
+from media.decode import DecodeLimits
 from media.faces import FaceDetector
 from models.classifier import Classifier
 from models.memory import MEMORY_NAME, CharacterMemory
@@ -49,7 +50,7 @@ def test_the_open_world_protocol_on_generated_characters(
     folder = Registry(tiny_model.registry_root).version_dir(tiny_model.version)
     classifier = Classifier.load(folder)
     memory = CharacterMemory.load(folder / MEMORY_NAME)
-    limits = ImageLimits()
+    limits = DecodeLimits(ImageLimits())
     known = openeval_answers.read_folder(protocol["known"], limits, per_character=True)
     unknown = openeval_answers.read_folder(protocol["unknown"], limits, per_character=True)
     others = openeval_answers.read_folder(protocol["not_characters"], limits, per_character=False)
@@ -100,7 +101,7 @@ def test_a_stranger_like_a_character_just_added_is_counted_as_named_after_growth
         for path in part:
             shutil.copy(path, tmp_path / "unknown" / name / path.name)
     folder = Registry(tiny_model.registry_root).version_dir(tiny_model.version)
-    limits = ImageLimits()
+    limits = DecodeLimits(ImageLimits())
     result = openeval.evaluate(
         Classifier.load(folder),
         CharacterMemory.load(folder / MEMORY_NAME),
@@ -162,7 +163,7 @@ def test_posts_are_answered_as_the_bot_sees_them(
             shutil.copy(path, posts / label / path.name)
     Image.new("RGB", (256, 256), (90, 140, 200)).save(posts / tiny_model.labels[0] / "sky.png")
     classifier = Classifier.load(Registry(tiny_model.registry_root).version_dir(tiny_model.version))
-    pictures = openeval_answers.read_folder(posts, ImageLimits(), per_character=True)
+    pictures = openeval_answers.read_folder(posts, DecodeLimits(ImageLimits()), per_character=True)
     result = openeval_posts.evaluate_posts(classifier, pictures, FaceDetector(cascade_path, FaceSettings()))
     total = 4 * len(tiny_model.labels) + 1
     assert result["pictures"] == total and result["finder"]
@@ -201,13 +202,27 @@ def test_unreadable_pictures_are_counted_and_a_few_named(
     for i in range(5):
         Image.new("RGB", (10, 10)).save(tmp_path / f"tiny-{i}.png")  # below the decoder's 32 px
     caplog.set_level("WARNING", logger="trainer.openeval")
-    pictures = openeval_answers.read_folder(tmp_path, ImageLimits(), per_character=False)
+    pictures = openeval_answers.read_folder(tmp_path, DecodeLimits(ImageLimits()), per_character=False)
     assert len(pictures.images) == 1 and pictures.skipped == 5
     lines = [r.getMessage() for r in caplog.records]
     assert (
         len(lines) == openeval_answers.SKIPS_NAMED + 1
         and lines[-1] == f"skipped 5 pictures in {tmp_path} in all"
     )
+
+
+def test_a_folder_is_decoded_as_the_bot_decodes_a_post(tmp_path: Path) -> None:
+    """Big JPEGs at the reduced scale the bot decodes them at (`DecodeLimits`), files over the
+    size limit refused before they are read: `namae eval --posts` answers the bot's pixels."""
+    Image.linear_gradient("L").resize((3200, 2400)).convert("RGB").save(tmp_path / "big.jpg", quality=90)
+    limits = DecodeLimits(ImageLimits(), draft_long_side=800)
+    pictures = openeval_answers.read_folder(tmp_path, limits, per_character=False)
+    [image] = pictures.images
+    assert image.shape == limits.decode((tmp_path / "big.jpg").read_bytes()).rgb.shape
+    assert 800 <= image.shape[1] < 3200
+    small = DecodeLimits(ImageLimits(max_bytes=(tmp_path / "big.jpg").stat().st_size - 1))
+    refused = openeval_answers.read_folder(tmp_path, small, per_character=False)
+    assert not refused.images and refused.skipped == 1
 
 
 def test_each_stranger_is_reported_with_the_names_it_is_mistaken_for() -> None:
