@@ -124,13 +124,9 @@ def evaluate(
     known_set = openeval_answers.read_folder(known, limits, per_character=True)
     if not known_set.images:
         raise CatalogError(f"{known}: no readable pictures in its character folders")
-    unknown_set = (
-        openeval_answers.read_folder(unknown, limits, per_character=True) if unknown else None
-    )
+    unknown_set = openeval_answers.read_folder(unknown, limits, per_character=True) if unknown else None
     others = (
-        openeval_answers.read_folder(not_characters, limits, per_character=False)
-        if not_characters
-        else None
+        openeval_answers.read_folder(not_characters, limits, per_character=False) if not_characters else None
     )
     result = openeval.evaluate(
         classifier, memory, known_set, unknown=unknown_set, not_characters=others, finder=detector,
