@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from bench.harness import cascade_path, emit, interleave, parser, ratio, summary
-from catalog.settings import ImageLimits, Settings
-from media.decode import ImageRejected, decode_image
+from catalog.settings import Settings
+from media.decode import DecodeLimits, ImageRejected
 from models.classifier import Classifier
 from models.memory import MEMORY_NAME, CharacterMemory
 from trainer import openeval
@@ -82,12 +82,12 @@ def write_split(parts: dict[str, dict[str, list[Path]]], out: Path) -> None:
                     link.symlink_to(path.resolve())
 
 
-def pictures(groups: list[dict[str, list[Path]]], limits: ImageLimits, every: int) -> Pictures:
+def pictures(groups: list[dict[str, list[Path]]], limits: DecodeLimits, every: int) -> Pictures:
     out = Pictures()
     for characters in groups:
         for character, files in sorted(characters.items()):
             for path in files[::every]:
-                out.images.append(decode_image(path.read_bytes(), limits).rgb)
+                out.images.append(limits.decode(limits.read_file(path)).rgb)
                 out.labels.append(character)
                 out.names.append(path.name)
     return out
@@ -115,10 +115,10 @@ def not_characters(every: int, seed: int) -> Pictures:
 
     files += sorted(glob.glob(str(Path(matplotlib.get_data_path()) / "sample_data" / "*.[pj][np]g")))
     files += sorted(glob.glob(str(Path(sklearn.datasets.__file__).parent / "images" / "*.jpg")))
-    limits = ImageLimits()
+    limits = DecodeLimits.from_settings(Settings(_env_file=None))
     for path in files[::every]:
         try:
-            out.images.append(decode_image(Path(path).read_bytes(), limits).rgb)
+            out.images.append(limits.decode(limits.read_file(Path(path))).rgb)
         except (OSError, ImageRejected):
             continue
         out.labels.append(None)
@@ -178,7 +178,7 @@ def main() -> None:
     finder = FaceDetector(cascade_path(), settings.faces)
     classifier = Classifier.load(Path(args.model), intra_op_threads=1)
     memory = CharacterMemory.load(Path(args.model) / MEMORY_NAME)
-    limits = settings.images
+    limits = DecodeLimits.from_settings(settings)
     known = pictures([parts["known_test"]], limits, every)
     strangers = pictures([parts["new_train"], parts["new_test"]], limits, 1 if not args.quick else 4)
     others = not_characters(every, args.seed)
