@@ -87,7 +87,7 @@ def pictures(groups: list[dict[str, list[Path]]], limits: DecodeLimits, every: i
     for characters in groups:
         for character, files in sorted(characters.items()):
             for path in files[::every]:
-                out.images.append(limits.decode(limits.read_file(path)).rgb)
+                out.images.append(limits.decode_file(path).rgb)
                 out.labels.append(character)
                 out.names.append(path.name)
     return out
@@ -118,7 +118,7 @@ def not_characters(every: int, seed: int) -> Pictures:
     limits = DecodeLimits.from_settings(Settings(_env_file=None))
     for path in files[::every]:
         try:
-            out.images.append(limits.decode(limits.read_file(Path(path))).rgb)
+            out.images.append(limits.decode_file(Path(path)).rgb)
         except (OSError, ImageRejected):
             continue
         out.labels.append(None)

@@ -144,6 +144,10 @@ class DecodeLimits:
     def decode(self, data: bytes) -> DecodedImage:
         return decode_image(data, self.image, draft_long_side=self.draft_long_side)
 
+    def decode_file(self, path: Path) -> DecodedImage:
+        """A picture file read (`read_file`: refused by its size first) and decoded as a post is."""
+        return self.decode(self.read_file(path))
+
     def read_file(self, path: Path) -> bytes:
         """A file's bytes, refused as `too_large` from its size before any of it is read (and, for
         what has no size, such as a pipe, after at most one byte more than the limit)."""

@@ -55,7 +55,7 @@ def read_folder(root: Path, limits: DecodeLimits, *, per_character: bool) -> Pic
             p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
         ):
             try:
-                out.images.append(limits.decode(limits.read_file(path)).rgb)
+                out.images.append(limits.decode_file(path).rgb)
             except (OSError, ImageRejected) as exc:
                 out.skipped += 1
                 if out.skipped <= SKIPS_NAMED:
