@@ -83,8 +83,9 @@ def main() -> None:
         skip(f"{args.model} answers without a memory: no no-face bar, no second chance", args, started)
         return
     posts = read_folder(Path(args.posts), limits, per_character=True)
+    count = len(posts.images)
     found = [today.detect(rgb) for rgb in posts.images]
-    order = np.random.default_rng(args.seed).permutation(len(posts.images))
+    order = np.random.default_rng(args.seed).permutation(count)
     taken: Counter[str] = Counter()
     examples: list[int] = []
     for i in order:
@@ -103,17 +104,17 @@ def main() -> None:
         for i, v in zip(examples, vectors, strict=True)
     )
     model.world.refresh()
-    no_face = [i for i in range(len(posts.images)) if not found[i]]
+    no_face = [i for i in range(count) if not found[i]]
     if args.quick:
         no_face = no_face[::8]
     truth = [posts.labels[i] for i in no_face]
     pictures = [posts.images[i] for i in no_face]
     others = not_characters(4 if args.quick else 1, args.seed).images
-    results: dict[str, Any] = {"posts": len(posts.images), "no_face_found": len(no_face) / max(1, len(posts.images)),
+    results: dict[str, Any] = {"posts": count, "no_face_found": len(no_face) / max(1, count),
                                "examples_added": dict(taken)}  # fmt: skip
     # what the model makes of these characters' faces at all: the posts with one face found, not
     # among the examples (the same answer with or without the second chance)
-    single = [i for i in range(len(posts.images)) if len(found[i]) == 1 and i not in examples]
+    single = [i for i in range(count) if len(found[i]) == 1 and i not in examples]
     if args.quick:
         single = single[::8]
     results["one_face_found"] = figures(
