@@ -5,8 +5,9 @@ per training picture and kept in memory (float16), and only the neck and head le
 passes over them. On 2 shared cores that is the difference between minutes and hours: the trunk's
 high-resolution layers are most of the cost of a forward pass, and a backward pass through them
 would triple it. A fifth of the boxed pictures (at least one) is held out to choose the score
-threshold (the lowest that keeps precision at `target_precision` there) and to report precision and
-recall; the export is checked against torch before the folder is written.
+threshold (`choose_threshold`: precision at `target_precision` there, with a margin for how few
+faces that is) and to report precision and recall; the export is checked against torch before the
+folder is written.
 """
 
 from __future__ import annotations
@@ -78,8 +79,7 @@ def _taps(net: FaceNet, batch: np.ndarray) -> list[torch.Tensor]:
 def evaluate(
     finder: NetFaceFinder, held_out: list[tuple[Path, list[FloatBox]]], target_precision: float
 ) -> dict[str, Any]:
-    """Precision and recall on held-out boxed pictures at every score, and the threshold that keeps
-    precision at the target with the most recall."""
+    """Precision and recall on held-out boxed pictures, at the threshold `choose_threshold` picks."""
     scored: list[tuple[float, bool]] = []
     faces = 0
     for path, truth in held_out:
@@ -89,19 +89,46 @@ def evaluate(
         faces += len(truth)
         found = finder.detect_scored(rgb, threshold=0.05)
         scored.extend(match_detections([(box.rect, score) for box, score in found], truth, MATCH_IOU))
+    chosen = choose_threshold(scored, faces, target_precision)
+    return {"pictures": len(held_out), "faces": faces, "match_iou": MATCH_IOU, **chosen}
+
+
+def choose_threshold(
+    scored: list[tuple[float, bool]], faces: int, target_precision: float
+) -> dict[str, float]:
+    """The highest score at which the most faces are found with precision at the target, counted
+    with one false detection more than the held-out pictures show. A fifth of a few hundred
+    pictures is a few dozen faces, and there the plain count puts the threshold on the edge where
+    false detections start to climb (paperface: precision 0.96 at the chosen score on 72 held-out
+    faces, 0.90 on the 144 of its dev split). Without a score that meets the target so counted, the
+    plain count; without one that meets it at all, 0.5. Precision and recall are reported as seen."""
+    points: list[tuple[float, int, int]] = []
     tp = fp = 0
-    best = {"threshold": 0.5, "precision": 0.0, "recall": 0.0}
     for score, hit in sorted(scored, key=lambda item: -item[0]):
         tp += hit
         fp += not hit
-        precision, recall = tp / (tp + fp), tp / max(1, faces)
-        if precision >= target_precision and recall >= best["recall"]:
-            best = {
-                "threshold": round(score, 4),
-                "precision": round(precision, 4),
-                "recall": round(recall, 4),
-            }
-    return {"pictures": len(held_out), "faces": faces, "match_iou": MATCH_IOU, **best}
+        points.append((score, tp, fp))
+
+    def most_found(extra_false: int) -> tuple[float, int, int] | None:
+        best = None
+        for point in points:
+            _, found, false = point
+            if found / (found + false + extra_false) >= target_precision and (
+                best is None or found > best[1]
+            ):
+                best = point
+        return best
+
+    chosen = most_found(1) or most_found(0)
+    if chosen is None:
+        above = [point for point in points if point[0] >= 0.5]
+        chosen = (0.5, above[-1][1], above[-1][2]) if above else (0.5, 0, 0)
+    score, found, false = chosen
+    return {
+        "threshold": round(score, 4),
+        "precision": round(found / max(1, found + false), 4),
+        "recall": round(found / max(1, faces), 4),
+    }
 
 
 def train_faces(
