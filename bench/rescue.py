@@ -3,6 +3,7 @@ regions under the no-face bar) beside the cascade's weaker candidates answered a
 (`faces.rescue_neighbors`, `models.answer`), same model, same pictures, one run.
 
     .venv/bin/python -m bench.rescue --posts DIR --model VERSION_DIR [--examples 20]
+        [--net FINDER_DIR --rescue-threshold 0.3]
 
 `DIR/<character>/*`: whole pictures as people post them (e.g. the `images/raw` of the public
 JLaoo/Classifying-Anime-Characters-via-Transfer-Learning, 8 New Game! characters; never committed).
@@ -13,6 +14,10 @@ picture, beside the same figures on the posts with one face found (not among the
 well the model names these characters' faces at all); and how many of the pictures without a
 character (`bench.openset.not_characters`) get a name. Skips with its reason when the posts or the
 model are not given (NAMAE_BENCH_POSTS, NAMAE_DEV_MODEL).
+
+With `--net`, the same for the trained finder in FINDER_DIR (`namae train-faces --out`), which the
+product gives no second chance: here its boxes scored from `--rescue-threshold` up to its own
+threshold are one, and the examples come from the faces it finds.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ import numpy as np
 from bench.harness import cascade_path, emit, interleave, parser, ratio, summary
 from bench.openset import MODEL_ENV, not_characters
 from catalog.settings import Settings
+from media.boxes import Box
 from media.decode import DecodeLimits
-from media.faces import FaceDetector
+from media.facenet import NetFaceFinder
+from media.faces import FaceDetector, FaceFinder
 from models.answer import FaceAnswer, answer_pixels
 from models.classifier import Classifier
 from models.memory import MEMORY_NAME, MemoryEntry
@@ -61,11 +68,52 @@ def figures(answers: list[FaceAnswer], truth: list[str]) -> dict[str, Any]:
     }
 
 
+class WeakerNetBoxes:
+    """A trained finder whose second chance is its boxes scored from `threshold` up to its own
+    (the product's trained finder has none: `NetFaceFinder.rescue`)."""
+
+    def __init__(self, finder: NetFaceFinder, threshold: float) -> None:
+        self.finder, self.threshold = finder, threshold
+
+    def detect(self, rgb: np.ndarray) -> list[Box]:
+        return self.finder.detect(rgb)
+
+    def rescue(self, rgb: np.ndarray) -> list[Box]:
+        if self.threshold >= self.finder.threshold:
+            return []
+        return [box for box, _ in self.finder.detect_scored(rgb, threshold=self.threshold)]
+
+    def crop(self, rgb: np.ndarray, box: Box, size: int | None = None) -> np.ndarray:
+        return self.finder.crop(rgb, box, size)
+
+
+def finders(settings: Settings, net: Path | None, threshold: float) -> tuple[FaceFinder, FaceFinder, str]:
+    """The finder without a second chance, the same finder with one, and what the second one is."""
+    if net is None:
+        faces = settings.faces
+        today = FaceDetector(cascade_path(), faces.model_copy(update={"rescue_neighbors": None}))
+        return (
+            today,
+            FaceDetector(cascade_path(), faces),
+            (f"the cascade's boxes at {faces.rescue_neighbors} neighbours answered first"),
+        )
+    trained = NetFaceFinder(net, settings.faces)
+    return (
+        trained,
+        WeakerNetBoxes(trained, threshold),
+        (f"the trained finder's boxes scored from {threshold} to {trained.threshold} answered first"),
+    )
+
+
 def main() -> None:
     args_parser = parser(__doc__)
     args_parser.add_argument("--posts", type=Path, default=os.environ.get(POSTS_ENV))
     args_parser.add_argument("--model", type=Path, default=os.environ.get(MODEL_ENV))
     args_parser.add_argument("--examples", type=int, default=20)
+    args_parser.add_argument("--net", type=Path, help="a trained finder's folder, instead of the cascade")
+    args_parser.add_argument(
+        "--rescue-threshold", type=float, default=0.3, help="with --net: the second chance's score"
+    )
     args = args_parser.parse_args()
     started = time.perf_counter()
     if args.posts is None or not Path(args.posts).is_dir():
@@ -76,8 +124,7 @@ def main() -> None:
         return
     settings = Settings(_env_file=None)
     limits = DecodeLimits.from_settings(settings)
-    today = FaceDetector(cascade_path(), settings.faces.model_copy(update={"rescue_neighbors": None}))
-    second = FaceDetector(cascade_path(), settings.faces)
+    today, second, candidate = finders(settings, args.net, args.rescue_threshold)
     model = Classifier.load(Path(args.model), intra_op_threads=1)
     if model.world is None:
         skip(f"{args.model} answers without a memory: no no-face bar, no second chance", args, started)
@@ -142,7 +189,7 @@ def main() -> None:
         "rescue",
         {
             "baseline": "regions (the picture and a grid of squares under the no-face bar)",
-            "candidate": f"the cascade's boxes at {settings.faces.rescue_neighbors} neighbours answered first",
+            "candidate": candidate,
             "results": results,
             "ratios": {
                 "named_right": ratio(
