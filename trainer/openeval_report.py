@@ -68,7 +68,9 @@ def write(result: dict[str, Any], known: Pictures, out: Path) -> Path:
 
 
 def _confusion(labels: list[str], truth: list[str], predicted: list[str | None], path: Path) -> None:
-    names = [*labels, NOT_NAMED]
+    # the model may know characters the known folder has no pictures of, and name them
+    others = sorted({p for p in predicted if p is not None} - set(labels))
+    names = [*labels, *others, NOT_NAMED]
     index = {name: i for i, name in enumerate(names)}
     matrix = np.zeros((len(names), len(names)), dtype=int)
     for t, p in zip(truth, predicted, strict=True):

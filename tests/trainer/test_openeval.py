@@ -153,6 +153,30 @@ def test_namae_eval_writes_report_plots_and_json(
             image.verify()
 
 
+def test_a_known_folder_with_some_of_the_models_characters_is_reported(
+    tiny_model: TinyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a model that knows more characters than the folder has names some faces as one of the others
+    # (here the pictures of a third character filed under the first): reported, not a KeyError
+    monkeypatch.setenv("NAMAE_DATA_DIR", str(tiny_model.data_dir))
+    monkeypatch.setenv("NAMAE_CONFIG", str(tmp_path / "absent.toml"))
+    first, second, third = tiny_model.labels[:3]
+    known = tmp_path / "known"
+    for folder, sources in ((first, (first, third)), (second, (second,))):
+        (known / folder).mkdir(parents=True)
+        for source in sources:
+            for path in sorted((tiny_model.dataset_root / source).glob("*.jpg"))[:6]:
+                shutil.copy(path, known / folder / f"{source}-{path.name}")
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(app, ["eval", str(known), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "report.json").read_text())
+    assert data["labels"] == [first, second]
+    assert data["known"]["pictures"] == 18
+    with Image.open(out / "confusion_matrix.png") as image:
+        image.verify()
+
+
 def test_posts_are_answered_as_the_bot_sees_them(
     tiny_model: TinyModel, tmp_path: Path, cascade_path: Path
 ) -> None:
