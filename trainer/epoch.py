@@ -1,9 +1,9 @@
 """One training epoch and what it steps through, built once per run.
 
-Class-balanced cross-entropy with label smoothing (or a margin loss over a cosine head, see
-`trainer.losses`); AdamW with a linear warm-up and cosine decay per step; bf16 autocast and
-channels_last on a GPU. `trainer.loop.fit` and the training benchmark (bench/train.py) run the very
-same epochs.
+Cross-entropy weighted by the inverse square root of class sizes, with label smoothing (or a
+margin loss over a cosine head, see `trainer.losses`); AdamW with a linear warm-up and cosine decay
+per step; bf16 autocast and channels_last on a GPU. `trainer.loop.fit` and the training benchmark
+(bench/train.py) run the very same epochs.
 """
 
 from __future__ import annotations
@@ -61,9 +61,14 @@ class LoopConfig:
 
 
 def class_weights(targets: list[int], num_classes: int) -> torch.Tensor:
-    """Inverse-frequency weights, mean 1 over the samples: every class counts the same in the loss."""
+    """Weights by the inverse square root of each class's count, mean 1 over the samples: a class
+    of n pictures weighs as sqrt(n) in the loss. Inverse frequency (every class the same) made each
+    picture of a character added with a handful count a hundred times one of a character with
+    hundreds, and the net gave that name to whatever it was unsure of: 15 characters of the dev set
+    beside 8 from JLaoo posts, a class of 9 pictures took 25 test faces of 13 others (precision 0.04)."""
     counts = np.bincount(np.asarray(targets, dtype=np.int64), minlength=num_classes).astype(np.float64)
-    weights = len(targets) / (num_classes * np.maximum(counts, 1.0))
+    raw = 1.0 / np.sqrt(np.maximum(counts, 1.0))
+    weights = raw * len(targets) / max(1e-12, float((counts * raw).sum()))
     return torch.tensor(weights, dtype=torch.float32)
 
 

@@ -12,7 +12,7 @@ from tests.trainer.conftest import tiny_settings
 from trainer import TrainingError, augment, backbones
 from trainer.checkpoints import LAST, load_checkpoint
 from trainer.dataset import PixelLoader
-from trainer.epoch import LoopConfig
+from trainer.epoch import LoopConfig, class_weights
 from trainer.folder_source import from_folder
 from trainer.loop import fit, seed_everything
 from trainer.run import train_run
@@ -102,3 +102,14 @@ def test_train_run_with_a_corrupt_or_mismatched_checkpoint_stops_before_training
     assert not any(settings.runs_dir.glob("*/report.json"))
     versions = settings.registry_dir / "versions"
     assert not versions.exists() or not any(versions.iterdir())
+
+
+def test_a_character_with_a_handful_of_pictures_weighs_less_than_a_large_one() -> None:
+    targets = [0] * 500 + [1] * 500 + [2] * 6
+    weights = class_weights(targets, 3)
+    assert weights[targets].mean().item() == pytest.approx(1.0)  # the loss keeps its scale
+    # each picture of the small class counts more, by sqrt(500 / 6), not by 500 / 6 ...
+    assert (weights[2] / weights[0]).item() == pytest.approx((500 / 6) ** 0.5)
+    # ... so the class as a whole weighs less than a large one in the loss
+    assert 6 * weights[2] < 500 * weights[0]
+    assert torch.equal(class_weights([0, 0, 1, 1, 2, 2], 3), torch.ones(3))
