@@ -88,20 +88,21 @@ class WeakerNetBoxes:
 
 
 def finders(settings: Settings, net: Path | None, threshold: float) -> tuple[FaceFinder, FaceFinder, str]:
-    """The finder without a second chance, the same finder with one, and what the second one is."""
+    """The finder without a second chance, the same finder with one, and what the second one is
+    (`threshold`: the trained finder's second chance; the cascade's is `faces.rescue_neighbors`)."""
     if net is None:
         faces = settings.faces
         today = FaceDetector(cascade_path(), faces.model_copy(update={"rescue_neighbors": None}))
         return (
             today,
             FaceDetector(cascade_path(), faces),
-            (f"the cascade's boxes at {faces.rescue_neighbors} neighbours answered first"),
+            f"the cascade's boxes at {faces.rescue_neighbors} neighbours answered first",
         )
     trained = NetFaceFinder(net, settings.faces)
     return (
         trained,
         WeakerNetBoxes(trained, threshold),
-        (f"the trained finder's boxes scored from {threshold} to {trained.threshold} answered first"),
+        f"the trained finder's boxes scored from {threshold} to {trained.threshold} answered first",
     )
 
 

@@ -63,7 +63,7 @@ class LoopConfig:
 def class_weights(targets: list[int], num_classes: int) -> torch.Tensor:
     """Weights by the inverse square root of each class's count, mean 1 over the samples: a class
     of n pictures weighs as sqrt(n) in the loss. Inverse frequency (every class the same) made each
-    picture of a character added with a handful count a hundred times one of a character with
+    picture of a character added with a handful count some fifty times one of a character with
     hundreds, and the net gave that name to whatever it was unsure of: 15 characters of the dev set
     beside 8 from JLaoo posts, a class of 9 pictures took 25 test faces of 13 others (precision 0.04)."""
     counts = np.bincount(np.asarray(targets, dtype=np.int64), minlength=num_classes).astype(np.float64)

@@ -35,7 +35,7 @@ def test_without_one_the_cascade_is_compared_with_its_weaker_boxes(
     cascade_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NAMAE_FACES__CASCADE_PATH", str(cascade_path))
-    today, second, said = finders(Settings(_env_file=None), None, None)
+    today, second, said = finders(Settings(_env_file=None), None, 0.3)
     assert isinstance(today, FaceDetector) and isinstance(second, FaceDetector)
     assert today.settings.rescue_neighbors is None
     assert second.settings.rescue_neighbors == Settings(_env_file=None).faces.rescue_neighbors
