@@ -70,6 +70,10 @@ class TrainSettings(BaseModel):
     val_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
     test_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
     seed: int = Field(default=1234, ge=0)
+    # Training from a folder: of a picture with several faces, keep the one face the active model
+    # names as the folder's character (trainer/group_faces.py); off, or without a model, such
+    # pictures are skipped.
+    pick_group_faces: bool = True
     device: str = "auto"
     num_workers: int = Field(default=0, ge=0)
 

@@ -43,6 +43,9 @@ class Item:
     pixels: np.ndarray | None = field(default=None, compare=False, repr=False)  # prepared, in memory
     store_sha256: str | None = None  # else: read from the image store when needed
     origin: str = "folder"
+    # Chosen by a model among the faces of a group picture (trainer.group_faces): learnt from, but
+    # never in validation or test, where it would favour what the previous model already names.
+    train_only: bool = False
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Assembled:
     capped_classes: dict[str, int] = field(default_factory=dict)  # class -> images before the cap
     warnings: list[str] = field(default_factory=list)
     declared: set[str] = field(default_factory=set)  # every class the source names, even empty ones
+    picked: Counter[str] = field(default_factory=Counter)  # model version -> faces it chose in groups
 
     @property
     def labels(self) -> list[str]:

@@ -14,10 +14,12 @@ import numpy as np
 
 from catalog.errors import CatalogError
 from catalog.settings import Settings
+from media.boxes import Box
 from media.decode import DecodeLimits, ImageRejected, decode_image
 from models.preprocess import prepare
 from trainer import TrainingError
 from trainer.dataset import Assembled, Item, _phash
+from trainer.group_faces import GroupFacePicker, group_face_picker
 from trainer.progress import Display, counter
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,11 @@ class _FaceCropper:
 
         self.detector = face_finder(settings, finder_folder(settings))
 
-    def crops(self, rgb: np.ndarray, size: int) -> list[np.ndarray]:
-        return [self.detector.crop(rgb, box, size) for box in self.detector.detect(rgb)]
+    def boxes(self, rgb: np.ndarray) -> list[Box]:
+        return self.detector.detect(rgb)
+
+    def crop(self, rgb: np.ndarray, box: Box, size: int) -> np.ndarray:
+        return self.detector.crop(rgb, box, size)
 
 
 def _cropper(settings: Settings, assembled: Assembled) -> _FaceCropper | None:
@@ -47,6 +52,18 @@ def _cropper(settings: Settings, assembled: Assembled) -> _FaceCropper | None:
         log.warning(message)
         assembled.warnings.append(message)
         return None
+
+
+def _one_face(
+    rgb: np.ndarray, label: str, cropper: _FaceCropper, picker: GroupFacePicker | None
+) -> tuple[Box | None, bool] | None:
+    """The picture's face (None: no face found) and whether a model chose it among several; None
+    when there are several and no model names exactly one of them as `label`."""
+    boxes = cropper.boxes(rgb)
+    if len(boxes) <= 1:
+        return (boxes[0] if boxes else None), False
+    box = picker.pick(rgb, label) if picker is not None else None
+    return None if box is None else (box, True)
 
 
 def _manifest_hints(root: Path) -> tuple[dict[Path, str], set[str]]:
@@ -90,6 +107,7 @@ def from_folder(
         raise TrainingError(f"--from-folder {root}: no sub-folders (expected one folder per character)")
     assembled = Assembled(items=[], source=f"folder:{root.resolve()}")
     cropper = _cropper(settings, assembled) if detect_faces else None
+    picker = group_face_picker(settings, cropper.detector) if cropper is not None else None
     unknown = sorted({label for label in extra.values()} - {p.name for p in class_dirs})
     if unknown:
         log.warning("manifest names images of characters without a folder, ignored: %s", ", ".join(unknown))
@@ -119,14 +137,19 @@ def from_folder(
         image_sha = hashlib.sha256(data).hexdigest()
         phash = _phash(decoded.rgb)
         mirror_phash = _phash(decoded.rgb[:, ::-1])
-        crops = cropper.crops(decoded.rgb, image_size) if cropper else []
-        if len(crops) > 1:
-            # Which face is the character is unknown; the catalog sends these to review.
-            assembled.skipped["several_faces"] += 1
-            continue
-        pixels = crops[0] if crops else decoded.rgb
-        crop_phash = _phash(pixels) if crops else None
-        key = hashlib.sha256(pixels.tobytes()).hexdigest() if crops else image_sha
+        box, picked = None, False
+        if cropper is not None:
+            found = _one_face(decoded.rgb, class_dir.name, cropper, picker)
+            if found is None:
+                # Which face is the character is unknown; the catalog sends these to review.
+                assembled.skipped["several_faces"] += 1
+                continue
+            box, picked = found
+        if picked and picker is not None:
+            assembled.picked[picker.version] += 1
+        pixels = decoded.rgb if cropper is None or box is None else cropper.crop(decoded.rgb, box, image_size)
+        crop_phash = None if box is None else _phash(pixels)
+        key = image_sha if box is None else hashlib.sha256(pixels.tobytes()).hexdigest()
         assembled.items.append(
             Item(
                 key=key,
@@ -138,6 +161,7 @@ def from_folder(
                 mirror_phash=mirror_phash,
                 pixels=prepare(pixels, image_size),
                 origin="folder",
+                train_only=picked,
             )
         )
     _drop_exact_duplicates(assembled)

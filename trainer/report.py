@@ -215,6 +215,11 @@ def write_markdown(report: dict[str, Any], path: Path) -> Path:
     lines += [f"- skipped {count} item(s): {reason}" for reason, count in sorted(skipped.items())] or [
         "- nothing skipped"
     ]
+    lines += [
+        f"- {count} face(s) of pictures with several, the one model {version} named as the folder's "
+        "character: trained on, never validated or tested on"
+        for version, count in sorted((data.get("picked_from_groups") or {}).items())
+    ]
     lines += [f"- warning: {w}" for w in data.get("warnings", [])]
     lines += ["", "## Augmentation", "", *[f"- {a}" for a in report["augmentation"]], ""]
     path.write_text("\n".join(lines))

@@ -63,6 +63,7 @@ def _dataset(
         test_fraction=cfg.test_fraction,
         seed=cfg.seed,
         frozen=frozen,
+        train_only=[i for i, item in enumerate(assembled.items) if item.train_only],
     )
     return assembled, data_split
 

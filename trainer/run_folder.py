@@ -111,6 +111,7 @@ def _resolved_config(
             "test_set_fingerprint": data_split.frozen.fingerprint(),
             "new_test_classes": data_split.new_test_classes,
             "skipped": dict(assembled.skipped),
+            "picked_from_groups": dict(assembled.picked),
             "dropped_classes": assembled.dropped_classes,
             "capped_classes": assembled.capped_classes,
             "warnings": assembled.warnings,

@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -222,9 +222,11 @@ def split(
     seed: int,
     frozen: FrozenTestSet | None = None,
     max_bits: int = NEAR_DUPLICATE_BITS,
+    train_only: Collection[int] = (),
 ) -> Split:
     """Group, then split: frozen test members (and their groups) go to test; classes new to the
-    frozen set get test groups by hash; validation groups come from what is left, per class."""
+    frozen set get test groups by hash; validation groups come from what is left, per class.
+    Groups holding an item of `train_only` (indices) are never chosen for validation or test."""
     frozen = frozen or FrozenTestSet()
     labels = [item.label for item in items]
     groups = group_items(items, max_bits)
@@ -245,14 +247,16 @@ def split(
     for group in sorted(members):
         by_class[group_label[group]].append(group)
 
+    held_back = {groups[i] for i in train_only}
     new_classes = sorted(set(by_class) - frozen.classes)
     for label in new_classes:
-        test_groups |= _take_fraction(by_class[label], members, test_fraction, seed, "test")
+        eligible = [g for g in by_class[label] if g not in held_back]
+        test_groups |= _take_fraction(eligible, members, test_fraction, seed, "test")
 
     val_groups: set[str] = set()
     remaining_fraction = val_fraction / max(1e-9, 1.0 - test_fraction)
     for label in sorted(by_class):
-        candidates = [g for g in by_class[label] if g not in test_groups]
+        candidates = [g for g in by_class[label] if g not in test_groups and g not in held_back]
         val_groups |= _take_fraction(candidates, members, min(remaining_fraction, 0.9), seed, "val")
 
     train, val, test = [], [], []

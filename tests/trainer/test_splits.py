@@ -150,3 +150,17 @@ def test_an_unreadable_frozen_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "frozen.json").write_text("{not json")
     with pytest.raises(TrainingError, match="frozen test set .*frozen.json is unreadable"):
         FrozenTestSet.load(FolderObjects(tmp_path), "frozen.json")
+
+
+def test_items_kept_for_training_only_never_validate_or_test_and_their_posts_follow() -> None:
+    items = _dataset(3, 30, seed=4)
+    baseline = split(items, val_fraction=0.2, test_fraction=0.2, seed=2)
+    # Every second item the baseline held out: without the rule they would validate or test.
+    held = [*baseline.val[::2], *baseline.test[::2]]
+    result = split(items, val_fraction=0.2, test_fraction=0.2, seed=2, train_only=held)
+    side = result.side_of()
+    assert held and all(side[i] == "train" for i in held)
+    for i in held:  # the rest of each one's post trains too: a post never spans two sides
+        assert all(side[j] == "train" for j in range(len(items)) if items[j].links == items[i].links)
+    assert {items[i].label for i in result.test} == {"c0", "c1", "c2"}  # every class is still tested
+    assert {items[i].label for i in result.val} == {"c0", "c1", "c2"}
