@@ -67,6 +67,7 @@ def group_face_picker(settings: Settings, finder: FaceFinder) -> GroupFacePicker
         log.warning("pictures with several faces are skipped: the active model is unusable (%s)", exc)
         return None
     log.info(
-        "pictures with several faces: the face model %s names as the folder's character is kept", version
+        "of a picture with several faces, the one face model %s names as the folder's character is kept",
+        version,
     )
     return GroupFacePicker(classifier, finder, version)

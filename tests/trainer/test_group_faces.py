@@ -4,6 +4,8 @@ picture is skipped."""
 
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -65,20 +67,28 @@ def test_the_face_the_active_model_names_as_the_folders_character_is_kept_for_tr
     )
 
 
-@pytest.mark.parametrize("why", ["setting off", "no active model"])
+@pytest.mark.parametrize("why", ["setting off", "no active model", "unusable model"])
 def test_group_pictures_are_skipped_without_a_model_to_choose(
     why: str,
     group_folder: tuple[Path, list[str], np.ndarray, Box],
     tiny_model: TinyModel,
     cascade_path: Path,
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     root = group_folder[0]
     if why == "setting off":
         settings = _settings(tiny_model.data_dir, cascade_path, pick_group_faces=False)
-    else:
+    elif why == "no active model":
         settings = _settings(tmp_path / "empty", cascade_path)
-    assembled = from_folder(root, settings, TINY_IMAGE_SIZE)
+    else:  # the active version's graph no longer matches its card
+        settings = _settings(tmp_path / "broken", cascade_path)
+        shutil.copytree(tiny_model.data_dir / "models", settings.registry_dir)
+        (settings.registry_dir / "versions" / tiny_model.version / "model.onnx").write_bytes(b"not a graph")
+    with caplog.at_level(logging.INFO, logger="trainer.group_faces"):
+        assembled = from_folder(root, settings, TINY_IMAGE_SIZE)
     assert assembled.skipped == {"several_faces": 2}
     assert not assembled.picked and not any(item.train_only for item in assembled.items)
     assert len(assembled.items) == 4
+    if why == "unusable model":
+        assert "the active model is unusable" in caplog.text
