@@ -169,13 +169,15 @@ def from_folder(
 
 
 def _drop_exact_duplicates(assembled: Assembled) -> None:
-    """The same file twice: once is enough; in two characters' folders, neither label is trusted."""
+    """The same file twice: once is enough; the same pixels in two characters' folders (the whole
+    picture, or its one face): neither label is trusted. A group picture in two folders, each with a
+    different face chosen (`trainer.group_faces`), is two faces, one in each."""
     labels_of: dict[str, set[str]] = defaultdict(set)
     for item in assembled.items:
-        labels_of[item.image_sha256].add(item.label)
+        labels_of[item.key].add(item.label)
     kept, seen = [], set()
     for item in assembled.items:
-        if len(labels_of[item.image_sha256]) > 1:
+        if len(labels_of[item.key]) > 1:
             assembled.skipped["conflicting_labels"] += 1
             continue
         if (item.image_sha256, item.key) in seen:
@@ -183,7 +185,7 @@ def _drop_exact_duplicates(assembled: Assembled) -> None:
             continue
         seen.add((item.image_sha256, item.key))
         kept.append(item)
-    conflicts = sorted(sha[:12] for sha, labels in labels_of.items() if len(labels) > 1)
+    conflicts = sorted({item.image_sha256[:12] for item in assembled.items if len(labels_of[item.key]) > 1})
     if conflicts:
         message = f"{len(conflicts)} image(s) sit in more than one character's folder and were left out"
         log.warning("%s: %s", message, ", ".join(conflicts[:10]))

@@ -92,3 +92,24 @@ def test_group_pictures_are_skipped_without_a_model_to_choose(
     assert len(assembled.items) == 4
     if why == "unusable model":
         assert "the active model is unusable" in caplog.text
+
+
+def test_a_group_picture_in_both_characters_folders_gives_each_its_own_face(
+    group_folder: tuple[Path, list[str], np.ndarray, Box], tiny_model: TinyModel, cascade_path: Path
+) -> None:
+    root, names, scene, truth = group_folder
+    (root / names[3] / "pair.png").write_bytes((root / names[2] / "pair.png").read_bytes())
+    settings = _settings(tiny_model.data_dir, cascade_path)
+    assembled = from_folder(root, settings, TINY_IMAGE_SIZE)
+
+    assert assembled.picked == {tiny_model.version: 2}
+    assert "conflicting_labels" not in assembled.skipped
+    picked = {item.label: item for item in assembled.items if item.train_only}
+    assert sorted(picked) == sorted(names[2:4])
+    assert picked[names[2]].image_sha256 == picked[names[3]].image_sha256
+    detector = FaceDetector(cascade_path, settings.faces)
+    own = max(detector.detect(scene), key=truth.iou)
+    assert np.array_equal(
+        picked[names[2]].pixels, prepare(detector.crop(scene, own, TINY_IMAGE_SIZE), TINY_IMAGE_SIZE)
+    )
+    assert not np.array_equal(picked[names[2]].pixels, picked[names[3]].pixels)
