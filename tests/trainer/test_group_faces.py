@@ -41,6 +41,7 @@ def group_folder(tmp_path: Path, tiny_model: TinyModel) -> tuple[Path, list[str]
 
 
 def _settings(data_dir: Path, cascade_path: Path, **train: object) -> Settings:
+    train = {"pick_group_faces": True, **train}
     return Settings(data_dir=data_dir, faces={"cascade_path": cascade_path}, train=train, _env_file=None)
 
 
@@ -77,8 +78,10 @@ def test_group_pictures_are_skipped_without_a_model_to_choose(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     root = group_folder[0]
-    if why == "setting off":
-        settings = _settings(tiny_model.data_dir, cascade_path, pick_group_faces=False)
+    if why == "setting off":  # the default
+        settings = Settings(
+            data_dir=tiny_model.data_dir, faces={"cascade_path": cascade_path}, _env_file=None
+        )
     elif why == "no active model":
         settings = _settings(tmp_path / "empty", cascade_path)
     else:  # the active version's graph no longer matches its card
