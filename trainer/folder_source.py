@@ -9,6 +9,7 @@ import json
 import logging
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,31 +23,22 @@ from trainer.dataset import Assembled, Item, _phash
 from trainer.group_faces import GroupFacePicker, group_face_picker
 from trainer.progress import Display, counter
 
+if TYPE_CHECKING:
+    from media.faces import FaceFinder
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".avif"}
 
 
-class _FaceCropper:
-    """Detect faces and crop them the way the bot does (the same finder, cut at the model's input
-    size), so that folder training sees the pixels the bot will show the model."""
+def _finder(settings: Settings, assembled: Assembled) -> FaceFinder | None:
+    """The finder the bot uses, so that folder training cuts faces as the bot will show them to
+    the model (at the model's input size); None, with a warning, when there is none."""
+    from catalog.finder_store import finder_folder
+    from media.faces import face_finder
 
-    def __init__(self, settings: Settings) -> None:
-        from catalog.finder_store import finder_folder
-        from media.faces import face_finder
-
-        self.detector = face_finder(settings, finder_folder(settings))
-
-    def boxes(self, rgb: np.ndarray) -> list[Box]:
-        return self.detector.detect(rgb)
-
-    def crop(self, rgb: np.ndarray, box: Box, size: int) -> np.ndarray:
-        return self.detector.crop(rgb, box, size)
-
-
-def _cropper(settings: Settings, assembled: Assembled) -> _FaceCropper | None:
     try:
-        return _FaceCropper(settings)
+        return face_finder(settings, finder_folder(settings))
     except CatalogError as exc:
         message = f"no face detector ({exc}); training on whole images"
         log.warning(message)
@@ -55,11 +47,11 @@ def _cropper(settings: Settings, assembled: Assembled) -> _FaceCropper | None:
 
 
 def _one_face(
-    rgb: np.ndarray, label: str, cropper: _FaceCropper, picker: GroupFacePicker | None
+    rgb: np.ndarray, label: str, finder: FaceFinder, picker: GroupFacePicker | None
 ) -> tuple[Box | None, bool] | None:
     """The picture's face (None: no face found) and whether a model chose it among several; None
     when there are several and no model names exactly one of them as `label`."""
-    boxes = cropper.boxes(rgb)
+    boxes = finder.detect(rgb)
     if len(boxes) <= 1:
         return (boxes[0] if boxes else None), False
     box = picker.pick(rgb, label) if picker is not None else None
@@ -106,8 +98,8 @@ def from_folder(
     if not class_dirs:
         raise TrainingError(f"--from-folder {root}: no sub-folders (expected one folder per character)")
     assembled = Assembled(items=[], source=f"folder:{root.resolve()}")
-    cropper = _cropper(settings, assembled) if detect_faces else None
-    picker = group_face_picker(settings, cropper.detector) if cropper is not None else None
+    finder = _finder(settings, assembled) if detect_faces else None
+    picker = group_face_picker(settings, finder) if finder is not None else None
     unknown = sorted({label for label in extra.values()} - {p.name for p in class_dirs})
     if unknown:
         log.warning("manifest names images of characters without a folder, ignored: %s", ", ".join(unknown))
@@ -138,8 +130,8 @@ def from_folder(
         phash = _phash(decoded.rgb)
         mirror_phash = _phash(decoded.rgb[:, ::-1])
         box, picked = None, False
-        if cropper is not None:
-            found = _one_face(decoded.rgb, class_dir.name, cropper, picker)
+        if finder is not None:
+            found = _one_face(decoded.rgb, class_dir.name, finder, picker)
             if found is None:
                 # Which face is the character is unknown; the catalog sends these to review.
                 assembled.skipped["several_faces"] += 1
@@ -147,7 +139,7 @@ def from_folder(
             box, picked = found
         if picked and picker is not None:
             assembled.picked[picker.version] += 1
-        pixels = decoded.rgb if cropper is None or box is None else cropper.crop(decoded.rgb, box, image_size)
+        pixels = decoded.rgb if finder is None or box is None else finder.crop(decoded.rgb, box, image_size)
         crop_phash = None if box is None else _phash(pixels)
         key = image_sha if box is None else hashlib.sha256(pixels.tobytes()).hexdigest()
         assembled.items.append(
