@@ -194,6 +194,9 @@ def finders(net_dir: Path | None, threads: int) -> dict[str, Any]:
     if net_dir is not None:
         from media.facenet import NetFaceFinder
 
+        # one look at the card's side beside the configured finder (a second look where the
+        # first finds no face or a small one: `faces.net_second_side`)
+        out["trained_one_look"] = NetFaceFinder(net_dir, FaceSettings(net_second_side=0), threads=threads)
         out["trained"] = NetFaceFinder(net_dir, FaceSettings(), threads=threads)
     return out
 

@@ -114,11 +114,30 @@ class NetFaceFinder:
         named wrong more often than right (`python -m bench.rescue --net`, README)."""
         return []
 
-    def detect_scored(self, rgb: np.ndarray, threshold: float | None = None) -> list[tuple[Box, float]]:
-        """Faces with their scores, left to right (`threshold`: instead of the card's, for curves)."""
+    def detect_scored(
+        self, rgb: np.ndarray, threshold: float | None = None, *, second_look: bool = True
+    ) -> list[tuple[Box, float]]:
+        """Faces with their scores, left to right (`threshold`: instead of the card's, for curves).
+        Where the look at the card's side finds no face at the finder's own threshold, or one under
+        `net_second_below` of the long side (a group picture, where smaller faces are likelier
+        missed), the finder looks again at `net_second_side` and keeps the faces of both looks:
+        the same face found twice is kept once, at its better score."""
         pixels = as_rgb(rgb)
         height, width = pixels.shape[:2]
-        scale = self.card.side / max(height, width)
+        limit = self.threshold if threshold is None else threshold
+        found = self._look(pixels, self.card.side, min(limit, self.threshold))
+        again = self._settings.net_second_side
+        if second_look and again > self.card.side:
+            faces = self._thin(found, self.threshold, width, height)
+            smallest = min((box.w for box, _ in faces), default=0)
+            if not faces or smallest < self._settings.net_second_below * max(height, width):
+                found = np.concatenate([found, self._look(pixels, again, min(limit, self.threshold))])
+        return self._thin(found, limit, width, height)
+
+    def _look(self, pixels: np.ndarray, side: int, limit: float) -> np.ndarray:
+        """Detections scored from `limit` up, as rows of x, y, w, h (picture pixels) and score."""
+        height, width = pixels.shape[:2]
+        scale = side / max(height, width)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         small = cv2.resize(pixels, (new_w, new_h), interpolation=interpolation)
@@ -126,21 +145,25 @@ class NetFaceFinder:
         canvas = np.full((1, padded_h, padded_w, 3), PAD_VALUE, dtype=np.uint8)
         canvas[0, :new_h, :new_w] = small
         found = self._session.run(None, {self._input: canvas})[0][0]
-        limit = self.threshold if threshold is None else threshold
         found = found[found[:, 4] >= limit]
-        if not len(found):
-            return []
         x0 = found[:, 0].clip(0, new_w)
         y0 = found[:, 1].clip(0, new_h)
         x1 = found[:, 2].clip(0, new_w)
         y1 = found[:, 3].clip(0, new_h)
-        rects = np.stack([x0, y0, x1 - x0, y1 - y0], 1)
+        return np.stack([x0 / scale, y0 / scale, (x1 - x0) / scale, (y1 - y0) / scale, found[:, 4]], 1)
+
+    def _thin(self, found: np.ndarray, limit: float, width: int, height: int) -> list[tuple[Box, float]]:
+        """The detections scored from `limit` up, thinned by non-maximum suppression, as boxes."""
+        found = found[found[:, 4] >= limit]
+        if not len(found):
+            return []
         keep = np.asarray(
-            cv2.dnn.NMSBoxes(rects.tolist(), found[:, 4].tolist(), limit, self.card.nms_iou), dtype=np.int64
+            cv2.dnn.NMSBoxes(found[:, :4].tolist(), found[:, 4].tolist(), limit, self.card.nms_iou),
+            dtype=np.int64,
         ).reshape(-1)
         out = []
         for i in keep:
-            x, y, w, h = (float(v) / scale for v in rects[i])
+            x, y, w, h = (float(v) for v in found[i, :4])
             if w < 1 or h < 1:
                 continue
             box = clamp(Box(round(x), round(y), round(w), round(h)), width, height)

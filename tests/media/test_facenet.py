@@ -45,8 +45,38 @@ def test_boxes_come_back_in_the_pictures_pixels_thresholded_and_thinned(tmp_path
 
 def test_boxes_are_kept_inside_the_picture(tmp_path: Path) -> None:
     folder = write_finder(tmp_path / "faces", [[-30, -10, 100, 60, 0.9], [300, 200, 400, 300, 0.9]])
-    boxes = NetFaceFinder(folder, FaceSettings()).detect(np.zeros((240, 320, 3), np.uint8))
+    one_look = FaceSettings(net_second_side=0)  # the cut face is small: it would look again
+    boxes = NetFaceFinder(folder, one_look).detect(np.zeros((240, 320, 3), np.uint8))
     assert boxes == [Box(0, 0, 100, 60), Box(300, 200, 20, 40)]
+
+
+def test_a_small_face_makes_the_finder_look_again_at_the_larger_side(tmp_path: Path) -> None:
+    # The stand-in answers the same input pixels at both looks: at 320 px a 640 px picture is
+    # halved, at 640 px it is not, so each detection lands on two different boxes of the picture.
+    folder = write_finder(tmp_path / "faces", [[10, 10, 30, 30, 0.9], [20, 20, 60, 60, 0.6]])
+    rgb = np.zeros((640, 640, 3), np.uint8)
+    first = [Box(20, 20, 40, 40), Box(40, 40, 80, 80)]  # both under 15% of the long side (96 px)
+    assert NetFaceFinder(folder, FaceSettings(net_second_side=0)).detect(rgb) == first
+    finder = NetFaceFinder(folder, FaceSettings())
+    assert finder.detect_scored(rgb, second_look=False) == [
+        (first[0], pytest.approx(0.9)),
+        (first[1], pytest.approx(0.6)),
+    ]
+    # The second look's (20, 20, 40, 40) at 0.6 is the first look's face at 0.9: kept once, at 0.9.
+    scored = finder.detect_scored(rgb)
+    assert [box for box, _ in scored] == [Box(10, 10, 20, 20), Box(20, 20, 40, 40), Box(40, 40, 80, 80)]
+    assert [round(score, 2) for _, score in scored] == [0.9, 0.9, 0.6]
+
+
+def test_faces_of_at_least_the_second_look_share_are_looked_at_once(tmp_path: Path) -> None:
+    folder = write_finder(tmp_path / "faces", [[10, 10, 60, 60, 0.9]])
+    rgb = np.zeros((640, 640, 3), np.uint8)  # a 100 px face: over 15% of 640
+    assert NetFaceFinder(folder, FaceSettings()).detect(rgb) == [Box(20, 20, 100, 100)]
+    # with a higher bar the same face is small: the second look adds the half-size box
+    assert NetFaceFinder(folder, FaceSettings(net_second_below=0.2)).detect(rgb) == [
+        Box(10, 10, 50, 50),
+        Box(20, 20, 100, 100),
+    ]
 
 
 def test_a_settings_threshold_overrides_the_cards(tmp_path: Path) -> None:
