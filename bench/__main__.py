@@ -36,6 +36,7 @@ BENCHMARKS = (
     "faces",
     "openset",
     "rescue",
+    "scenes",
 )
 REQUIRED_KEYS = ("benchmark", "machine", "baseline", "candidate", "results", "ratios", "targets")
 

@@ -126,6 +126,69 @@ def _backdrop(
     return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
 
 
+def _put_patches(
+    canvas: np.ndarray, rng: np.random.Generator, patches: list[np.ndarray], synthetic: Synthetic | None
+) -> None:
+    """0-2 non-face patches pasted as faces are, so that a pasted square is no cue."""
+    height, width = canvas.shape[:2]
+    for _ in range(int(rng.integers(0, 3))):
+        patch = patches[int(rng.integers(len(patches)))] if patches else _backdrop([], 64, 64, rng, synthetic)
+        s0 = min(patch.shape[:2])
+        side = max(8, int(min(width, height) * rng.uniform(0.1, 0.5)))
+        kind = str(rng.choice(["square", "rounded", "ellipse"]))
+        paste(
+            canvas,
+            patch[:s0, :s0],
+            (rng.uniform(0, width), rng.uniform(0, height)),
+            side,
+            rng.normal(0, 10),
+            kind,
+            rng,
+        )
+
+
+def _free_box(
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    taken: list[FloatBox],
+    smallest: float,
+    largest: float,
+) -> FloatBox | None:
+    """A square of `smallest`-`largest` of the long side (log-uniform), inside the picture and
+    clear of `taken`; None after 20 tries."""
+    for _attempt in range(20):
+        side = int(max(width, height) * math.exp(rng.uniform(math.log(smallest), math.log(largest))))
+        side = max(12, min(side, int(min(width, height) * 0.95)))
+        cx, cy = (
+            rng.uniform(side * 0.45, width - side * 0.45),
+            rng.uniform(side * 0.45, height - side * 0.45),
+        )
+        box = (cx - side / 2, cy - side / 2, float(side), float(side))
+        if all(_iou(box, f) < 0.05 for f in taken):
+            return box
+    return None
+
+
+def _put_face(
+    canvas: np.ndarray, face: np.ndarray, box: FloatBox, rng: np.random.Generator, patches: list[np.ndarray]
+) -> tuple[FloatBox, bool]:
+    """Paste one face crop at `box` (mirrored half the time, tilted, maybe partly covered): its box
+    clipped to the picture, and whether it was covered."""
+    if rng.random() < 0.5:
+        face = np.ascontiguousarray(face[:, ::-1])
+    tilt = float(np.clip(rng.normal(0, 12), -40, 40)) if rng.random() < 0.8 else float(rng.uniform(-45, 45))
+    kind = str(rng.choice(["square", "rounded", "ellipse"], p=[0.3, 0.35, 0.35]))
+    side = int(box[2])
+    paste(canvas, face, (box[0] + side / 2, box[1] + side / 2), side, tilt, kind, rng)
+    covered = bool(rng.random() < 0.25)
+    if covered:
+        _occlude(canvas, box, rng, patches)
+    height, width = canvas.shape[:2]
+    x0, y0 = max(0.0, box[0]), max(0.0, box[1])
+    return (x0, y0, min(width, box[0] + side) - x0, min(height, box[1] + side) - y0), covered
+
+
 def pasted_picture(
     rng: np.random.Generator,
     crops: list[Path],
@@ -141,50 +204,17 @@ def pasted_picture(
         (long_side, int(long_side / aspect)) if aspect >= 1 else (int(long_side * aspect), long_side)
     )
     canvas = _backdrop(backgrounds, width, height, rng, synthetic)
-    for _ in range(int(rng.integers(0, 3))):
-        patch = patches[int(rng.integers(len(patches)))] if patches else _backdrop([], 64, 64, rng, synthetic)
-        s0 = min(patch.shape[:2])
-        side = max(8, int(min(width, height) * rng.uniform(0.1, 0.5)))
-        kind = str(rng.choice(["square", "rounded", "ellipse"]))
-        paste(
-            canvas,
-            patch[:s0, :s0],
-            (rng.uniform(0, width), rng.uniform(0, height)),
-            side,
-            rng.normal(0, 10),
-            kind,
-            rng,
-        )
+    _put_patches(canvas, rng, patches, synthetic)
     count = int(rng.choice([1, 1, 1, 2, 2, 3, 4, 5, 6]))
     faces: list[FloatBox] = []
     for _ in range(count):
-        top = 0.6 if count == 1 else 0.35
-        for _attempt in range(20):
-            side = int(max(width, height) * math.exp(rng.uniform(math.log(0.04), math.log(top))))
-            side = max(12, min(side, int(min(width, height) * 0.95)))
-            cx, cy = (
-                rng.uniform(side * 0.45, width - side * 0.45),
-                rng.uniform(side * 0.45, height - side * 0.45),
-            )
-            box = (cx - side / 2, cy - side / 2, float(side), float(side))
-            if all(_iou(box, f) < 0.05 for f in faces):
-                break
-        else:
+        box = _free_box(rng, width, height, faces, 0.04, 0.6 if count == 1 else 0.35)
+        if box is None:
             continue
         face = read_rgb(crops[int(rng.integers(len(crops)))])
         if face is None:
             continue
-        if rng.random() < 0.5:
-            face = np.ascontiguousarray(face[:, ::-1])
-        tilt = (
-            float(np.clip(rng.normal(0, 12), -40, 40)) if rng.random() < 0.8 else float(rng.uniform(-45, 45))
-        )
-        kind = str(rng.choice(["square", "rounded", "ellipse"], p=[0.3, 0.35, 0.35]))
-        paste(canvas, face, (cx, cy), side, tilt, kind, rng)
-        if rng.random() < 0.25:
-            _occlude(canvas, box, rng, patches)
-        x0, y0 = max(0.0, box[0]), max(0.0, box[1])
-        faces.append((x0, y0, min(width, box[0] + side) - x0, min(height, box[1] + side) - y0))
+        faces.append(_put_face(canvas, face, box, rng, patches)[0])
     if rng.random() < 0.5:
         gain = rng.uniform(0.8, 1.2, 3)
         canvas = (canvas.astype(np.float32) * gain + rng.uniform(-20, 20)).clip(0, 255).astype(np.uint8)
@@ -195,3 +225,31 @@ def pasted_picture(
     if ok:
         canvas = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
     return Picture(canvas, faces)
+
+
+def pasted_scene(
+    rng: np.random.Generator,
+    faces: list[np.ndarray],
+    backgrounds: list[np.ndarray],
+    patches: list[np.ndarray],
+    synthetic: Synthetic | None = None,
+    *,
+    long_side: tuple[int, int] = (800, 1600),
+    sizes: tuple[float, float] = (0.06, 0.35),
+) -> tuple[np.ndarray, list[tuple[int, FloatBox, bool]]]:
+    """A group picture to measure on (`bench.scenes`), made as the training pictures are: each of
+    `faces` (RGB crops) once, `sizes` of the long side (log-uniform), clear of one another, with
+    non-face patches, on a photo or drawn backdrop; no colour change (a character's colours are
+    part of who it is). Returns the pixels and, per face placed, its
+    index in `faces`, its box and whether it was partly covered (a face with no room is left out)."""
+    long = int(rng.uniform(*long_side))
+    aspect = float(np.exp(rng.uniform(math.log(0.55), math.log(1.8))))
+    width, height = (long, int(long / aspect)) if aspect >= 1 else (int(long * aspect), long)
+    canvas = np.ascontiguousarray(_backdrop(backgrounds, width, height, rng, synthetic))
+    _put_patches(canvas, rng, patches, synthetic)
+    placed: list[tuple[int, FloatBox, bool]] = []
+    for index, face in enumerate(faces):
+        box = _free_box(rng, width, height, [b for _, b, _ in placed], *sizes)
+        if box is not None:
+            placed.append((index, *_put_face(canvas, face, box, rng, patches)))
+    return canvas, placed
