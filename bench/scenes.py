@@ -94,9 +94,19 @@ def _draw(
 ) -> list[tuple[str, np.ndarray]]:
     """k different characters, a random picture of each; [] when one cannot be read."""
     names = sorted(by_character)
-    chosen = [names[i] for i in rng.choice(len(names), size=min(k, len(names)), replace=False)]
-    pictures = [read_rgb(by_character[c][int(rng.integers(len(by_character[c])))]) for c in chosen]
-    return [] if any(p is None for p in pictures) else list(zip(chosen, pictures, strict=True))  # type: ignore[arg-type]
+    drawn = []
+    for i in rng.choice(len(names), size=min(k, len(names)), replace=False):
+        paths = by_character[names[i]]
+        picture = read_rgb(paths[int(rng.integers(len(paths)))])
+        if picture is None:
+            return []
+        drawn.append((names[i], picture))
+    return drawn
+
+
+def _attempts(count: int) -> range:
+    """Draws allowed for `count` pictures: unreadable files are skipped, not retried forever."""
+    return range(20 * count)
 
 
 def pasted_scenes(
@@ -106,7 +116,9 @@ def pasted_scenes(
     rng = np.random.default_rng(seed)
     sizes, weights = FACES_PER_SCENE
     scenes: list[Scene] = []
-    while len(scenes) < count:
+    for _ in _attempts(count):
+        if len(scenes) == count:
+            break
         drawn = _draw(rng, by_character, int(rng.choice(sizes, p=weights)))
         if not drawn:
             continue
@@ -128,7 +140,9 @@ def collages(by_character: dict[str, list[Path]], count: int, seed: int) -> list
     rows, each scaled to the row's height (400-700 px), 8 px apart on white."""
     rng = np.random.default_rng(seed)
     scenes: list[Scene] = []
-    while len(scenes) < count:
+    for _ in _attempts(count):
+        if len(scenes) == count:
+            break
         drawn = _draw(rng, by_character, int(rng.choice([2, 3, 4], p=[0.4, 0.35, 0.25])))
         if not drawn:
             continue

@@ -141,3 +141,15 @@ def test_collages_of_the_tiny_models_characters_are_named_through_the_answer_pat
     assert result["named_right"] + result["named_wrong"] + result["not_named"] == pytest.approx(
         result["found"]
     )
+
+
+def test_unreadable_pictures_are_skipped_not_drawn_forever(tmp_path: Path) -> None:
+    folders = _solid_folders(tmp_path, 96)
+    broken = tmp_path / "red" / "broken.png"
+    broken.write_bytes(b"not a picture")
+    folders["red"] = [broken]
+    scenes = pasted_scenes(folders, 8, seed=4, backgrounds=[])
+    assert len(scenes) == 8 and all("red" not in {t.character for t in s.faces} for s in scenes)
+    only_broken = {"red": [broken], "green": [broken]}
+    assert pasted_scenes(only_broken, 3, seed=4, backgrounds=[]) == []
+    assert collages(only_broken, 3, seed=4) == []
