@@ -87,8 +87,9 @@ class FaceSettings(BaseModel):
     net_score_threshold: float | None = Field(default=None, gt=0, lt=1)  # else the finder's card's
     # The trained finder looks at a picture at its card's side (320 px long); where it finds no
     # face, or one under `net_second_below` of the long side, it looks again at this side and keeps
-    # both looks' faces (0: one look). `python -m bench.scenes` measured it: several characters
-    # in one picture, faces found 83% -> 94%, named right 78% -> 90%; hand-boxed illustrations alike.
+    # both looks' faces (0: one look). `python -m bench.scenes` measured it: collages of several
+    # characters' posts, faces found 83% -> 96%, named right 74% -> 88%; posts with no face found
+    # 4.8% -> 2.9%; hand-boxed illustrations unchanged (README, "several characters in one picture").
     net_second_side: int = Field(default=640, ge=0)
     net_second_below: Fraction = 0.15
     cascade_path: Path | None = None
