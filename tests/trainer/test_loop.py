@@ -105,11 +105,14 @@ def test_train_run_with_a_corrupt_or_mismatched_checkpoint_stops_before_training
 
 
 def test_a_character_with_a_handful_of_pictures_weighs_less_than_a_large_one() -> None:
-    targets = [0] * 500 + [1] * 500 + [2] * 6
+    targets = [0] * 500 + [1] * 400 + [2] * 6
     weights = class_weights(targets, 3)
     assert weights[targets].mean().item() == pytest.approx(1.0)  # the loss keeps its scale
-    # each picture of the small class counts more, by sqrt(500 / 6), not by 500 / 6 ...
-    assert (weights[2] / weights[0]).item() == pytest.approx((500 / 6) ** 0.5)
-    # ... so the class as a whole weighs less than a large one in the loss
-    assert 6 * weights[2] < 500 * weights[0]
+    # classes of comparable size count the same ...
+    assert (500 * weights[0]).item() == pytest.approx((400 * weights[1]).item())
+    # ... a handful counts as a quarter of the median class (400), not as a whole class
+    assert (weights[2] / weights[1]).item() == pytest.approx(400 / (0.25 * 400))
+    assert 6 * weights[2] < 400 * weights[1]
     assert torch.equal(class_weights([0, 0, 1, 1, 2, 2], 3), torch.ones(3))
+    # a class with no pictures in this split does not move the median
+    assert torch.allclose(class_weights([0] * 8 + [1] * 8, 3)[:2], torch.ones(2))
