@@ -56,6 +56,7 @@ from models.answer import FaceAnswer, Kind, answer_image, answer_pixels
 from models.classifier import Classifier
 from trainer.face_data import FloatBox, crop_files, package_photos, read_rgb
 from trainer.face_paste import pasted_scene
+from trainer.openeval_answers import most_confident
 
 FACES_ENV = "NAMAE_BENCH_SCENE_FACES"
 MATCH_IOU = 0.3
@@ -180,7 +181,8 @@ def outcomes(answers: Sequence[FaceAnswer], scene: Scene) -> tuple[list[str], in
             x, y, w, h = truth.box
             inside = [i for i, b in boxed if x <= b.x + b.w / 2 < x + w and y <= b.y + b.h / 2 < y + h]
             if inside:
-                taken[j] = max(inside, key=lambda i: _confidence(answers[i]))
+                best = most_confident([answers[i] for i in inside])
+                taken[j] = next(i for i in inside if answers[i] is best)
         extra = 0
     else:
         pairs = sorted(
@@ -205,10 +207,6 @@ def outcomes(answers: Sequence[FaceAnswer], scene: Scene) -> tuple[list[str], in
         else:
             result.append("right" if answer.best.label == truth.character else "wrong")
     return result, extra
-
-
-def _confidence(answer: FaceAnswer) -> tuple[bool, float]:
-    return (answer.kind is Kind.NAME, answer.best.probability if answer.best else 0.0)
 
 
 def _rect(box: FloatBox) -> tuple[int, int, int, int]:

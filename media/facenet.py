@@ -125,13 +125,19 @@ class NetFaceFinder:
         pixels = as_rgb(rgb)
         height, width = pixels.shape[:2]
         limit = self.threshold if threshold is None else threshold
-        found = self._look(pixels, self.card.side, min(limit, self.threshold))
+        floor = min(limit, self.threshold)  # the second look is decided on the finder's own faces
+        found = self._look(pixels, self.card.side, floor)
+        faces = self._thin(found, self.threshold, width, height)
         again = self._settings.net_second_side
-        if second_look and again > self.card.side:
-            faces = self._thin(found, self.threshold, width, height)
-            smallest = min((box.w for box, _ in faces), default=0)
-            if not faces or smallest < self._settings.net_second_below * max(height, width):
-                found = np.concatenate([found, self._look(pixels, again, min(limit, self.threshold))])
+        smallest = min((box.w for box, _ in faces), default=0)
+        if (
+            second_look
+            and again > self.card.side
+            and (not faces or smallest < self._settings.net_second_below * max(height, width))
+        ):
+            found = np.concatenate([found, self._look(pixels, again, floor)])
+        elif limit == self.threshold:
+            return faces
         return self._thin(found, limit, width, height)
 
     def _look(self, pixels: np.ndarray, side: int, limit: float) -> np.ndarray:

@@ -126,6 +126,13 @@ def _backdrop(
     return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
 
 
+def _canvas_size(rng: np.random.Generator, shortest: int, longest: int) -> tuple[int, int]:
+    """Width and height: a long side of `shortest`-`longest` px, landscape or portrait (0.55-1.8)."""
+    long_side = int(rng.uniform(shortest, longest))
+    aspect = float(np.exp(rng.uniform(math.log(0.55), math.log(1.8))))
+    return (long_side, int(long_side / aspect)) if aspect >= 1 else (int(long_side * aspect), long_side)
+
+
 def _put_patches(
     canvas: np.ndarray, rng: np.random.Generator, patches: list[np.ndarray], synthetic: Synthetic | None
 ) -> None:
@@ -198,11 +205,7 @@ def pasted_picture(
 ) -> Picture:
     """One picture: 1-6 face crops (faces 4-60% of the long side, tilted mostly within 12 degrees,
     a quarter partly covered) and 0-2 non-face patches, on a photo, anime or synthetic backdrop."""
-    long_side = int(rng.uniform(384, 768))
-    aspect = float(np.exp(rng.uniform(math.log(0.55), math.log(1.8))))
-    width, height = (
-        (long_side, int(long_side / aspect)) if aspect >= 1 else (int(long_side * aspect), long_side)
-    )
+    width, height = _canvas_size(rng, 384, 768)
     canvas = _backdrop(backgrounds, width, height, rng, synthetic)
     _put_patches(canvas, rng, patches, synthetic)
     count = int(rng.choice([1, 1, 1, 2, 2, 3, 4, 5, 6]))
@@ -242,9 +245,7 @@ def pasted_scene(
     non-face patches, on a photo or drawn backdrop; no colour change (a character's colours are
     part of who it is). Returns the pixels and, per face placed, its
     index in `faces`, its box and whether it was partly covered (a face with no room is left out)."""
-    long = int(rng.uniform(*long_side))
-    aspect = float(np.exp(rng.uniform(math.log(0.55), math.log(1.8))))
-    width, height = (long, int(long / aspect)) if aspect >= 1 else (int(long * aspect), long)
+    width, height = _canvas_size(rng, *long_side)
     canvas = np.ascontiguousarray(_backdrop(backgrounds, width, height, rng, synthetic))
     _put_patches(canvas, rng, patches, synthetic)
     placed: list[tuple[int, FloatBox, bool]] = []
