@@ -61,6 +61,9 @@ class TrainSettings(BaseModel):
     # epochs: closed-set macro-F1 0.980 against 0.973) but a character added from 5 faces is named
     # right far less often (top-1 among 20 characters 0.673 against 0.804); 0.3 measured as 0.1.
     label_smoothing: float = Field(default=0.1, ge=0.0, lt=1.0)
+    # Share of training faces shrunk and enlarged back (trainer/augment.py `LowResolution`), as the
+    # small faces of group pictures reach the model.
+    low_resolution: float = Field(default=0.0, ge=0.0, le=1.0)
     min_images_per_class: Count = 8
     max_images_per_class: Count = 2000
     target_precision: float = Field(default=0.9, gt=0.0, le=1.0)

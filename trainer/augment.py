@@ -12,6 +12,10 @@ Choices, and why:
   hair teal. Brightness/contrast stay within +-20%, saturation +-15%, like different scans,
   screenshots and lighting, which keep the hue.
 - Light Gaussian blur: downscaled and re-encoded images (JPEG, thumbnails).
+- Low resolution (`LowResolution`): a face in a group picture or a small post is often 40-80 px
+  wide, and its crop is enlarged to the input size; training crops come mostly from larger faces.
+  Held-out one-face posts scaled to a third were named right 94 times of 115 against 106 at full
+  size, the misses mostly "a character I don't know" (23-character JLaoo + dev-set model).
 - RandomErasing of small patches: speech bubbles, text and hands cover part of a face.
 Evaluation uses no augmentation at all: only `prepare` plus normalization.
 """
@@ -29,10 +33,32 @@ def normalize() -> v2.Compose:
     return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
 
 
-def train_transform(image_size: int) -> v2.Compose:
+class LowResolution(torch.nn.Module):
+    """Shrinks a CxHxW image to `smallest`-`largest` of its side and enlarges it back, as a small
+    face's crop is enlarged to the input size (`media.crop.crop_square`: area down, linear up)."""
+
+    def __init__(self, smallest: float = 0.25, largest: float = 0.7) -> None:
+        super().__init__()
+        if not 0.0 < smallest <= largest <= 1.0:
+            raise ValueError(f"expected 0 < smallest <= largest <= 1, got {smallest} and {largest}")
+        self.smallest, self.largest = smallest, largest
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        height, width = image.shape[-2:]
+        share = self.smallest + (self.largest - self.smallest) * float(torch.rand(()))
+        small = [max(1, round(height * share)), max(1, round(width * share))]
+        shrunk = v2.functional.resize(image, small, antialias=True)
+        return v2.functional.resize(
+            shrunk, [height, width], interpolation=v2.InterpolationMode.BILINEAR, antialias=False
+        )
+
+
+def train_transform(image_size: int, low_resolution: float = 0.0) -> v2.Compose:
+    """`low_resolution`: the share of training faces `LowResolution` shrinks (0: none)."""
     return v2.Compose(
         [
             v2.RandomResizedCrop(image_size, scale=(0.65, 1.0), ratio=(0.85, 1.18), antialias=True),
+            v2.RandomApply([LowResolution()], p=low_resolution),
             v2.RandomHorizontalFlip(),
             v2.RandomApply(
                 [v2.RandomAffine(degrees=12, translate=(0.06, 0.06), fill=PAD_VALUE)],
@@ -47,10 +73,11 @@ def train_transform(image_size: int) -> v2.Compose:
     )
 
 
-def describe() -> list[str]:
+def describe(low_resolution: float = 0.0) -> list[str]:
     """The choices above, one line each, for the resolved config and the report."""
     return [
         "RandomResizedCrop(scale=0.65-1.0, ratio=0.85-1.18)",
+        f"LowResolution(shrunk to 25-70% of the side and enlarged back, p={low_resolution:g})",
         "RandomHorizontalFlip(p=0.5)",
         "RandomAffine(degrees=12, translate=6%, white fill, p=0.5)",
         "ColorJitter(brightness=0.2, contrast=0.2, saturation=0.15, hue=0): hair colour never changes",

@@ -196,7 +196,7 @@ def _train(
             val_items=val_items,
             labels=labels,
             loader=loader,
-            transform=augment.train_transform(cfg.image_size),
+            transform=augment.train_transform(cfg.image_size, cfg.low_resolution),
             config=LoopConfig.from_settings(cfg),
             device=torch_device,
             run_dir=run_dir,
@@ -267,7 +267,7 @@ def _train(
                 "weights_source": built.weights_source,
                 "history": history.as_dict(),
                 "dataset": resolved["dataset"],
-                "augmentation": augment.describe(),
+                "augmentation": augment.describe(cfg.low_resolution),
                 **evaluation,
             }
             _plots(run_dir, full, evaluation, test_items, loader, history)

@@ -90,7 +90,7 @@ def _resolved_config(
             # the middle features' weight in the exported embedding (0: the last features alone)
             "middle": built.net.middle,
         },
-        "augmentation": augment.describe(),
+        "augmentation": augment.describe(cfg.low_resolution),
         "optimizer": "AdamW, linear warm-up 1 epoch, cosine decay per step",
         "loss": (
             f"class-balanced cross-entropy, label smoothing {cfg.label_smoothing}"
