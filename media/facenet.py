@@ -32,6 +32,8 @@ FACE_ONNX: Final = "face.onnx"
 FACE_CARD: Final = "face.json"
 STRIDE: Final = 32  # the graph's coarsest stride: inputs are padded to a multiple of it
 PAD_VALUE: Final = 114
+# An unsure detection overlapping a kept face this little is somewhere else: possibly a missed face.
+CLEAR_IOU: Final = 0.1
 
 
 @dataclass(frozen=True)
@@ -118,27 +120,40 @@ class NetFaceFinder:
         self, rgb: np.ndarray, threshold: float | None = None, *, second_look: bool = True
     ) -> list[tuple[Box, float]]:
         """Faces with their scores, left to right (`threshold`: instead of the card's, for curves).
-        Where the look at the card's side finds no face at the finder's own threshold, or one under
-        `net_second_below` of the long side (a group picture, where smaller faces are likelier
-        missed), the finder looks again at `net_second_side` and keeps the faces of both looks:
-        the same face found twice is kept once, at its better score."""
+        The finder looks at the card's side, and again at `net_second_side` where that first look
+        leaves doubt (`_looks_again`); it keeps the faces of both looks: the same face found
+        twice is kept once, at its better score."""
         pixels = as_rgb(rgb)
         height, width = pixels.shape[:2]
         limit = self.threshold if threshold is None else threshold
         floor = min(limit, self.threshold)  # the second look is decided on the finder's own faces
-        found = self._look(pixels, self.card.side, floor)
+        unsure = self._settings.net_second_unsure * self.threshold
+        found = self._look(pixels, self.card.side, min(floor, unsure))
         faces = self._thin(found, self.threshold, width, height)
-        again = self._settings.net_second_side
-        smallest = min((box.w for box, _ in faces), default=0)
-        if (
-            second_look
-            and again > self.card.side
-            and (not faces or smallest < self._settings.net_second_below * max(height, width))
-        ):
-            found = np.concatenate([found, self._look(pixels, again, floor)])
+        if second_look and self._looks_again(found, faces, max(height, width)):
+            found = np.concatenate([found, self._look(pixels, self._settings.net_second_side, floor)])
         elif limit == self.threshold:
             return faces
         return self._thin(found, limit, width, height)
+
+    def _looks_again(self, found: np.ndarray, faces: list[tuple[Box, float]], long_side: int) -> bool:
+        """Where the first look found no face, one under `net_second_below` of the long side (a
+        group picture, where smaller faces are likelier missed), or a detection it was unsure of
+        (from `net_second_unsure` of the threshold up) clear of the faces it kept: in collages of
+        several posts, a face missed beside a larger one (`python -m bench.scenes`)."""
+        if self._settings.net_second_side <= self.card.side:
+            return False
+        if not faces or min(box.w for box, _ in faces) < self._settings.net_second_below * long_side:
+            return True
+        unsure = found[
+            (found[:, 4] >= self._settings.net_second_unsure * self.threshold)
+            & (found[:, 4] < self.threshold)
+        ]
+        for x, y, w, h, _ in unsure:
+            doubt = Box(round(x), round(y), max(1, round(w)), max(1, round(h)))
+            if all(doubt.iou(box) < CLEAR_IOU for box, _ in faces):
+                return True
+        return False
 
     def _look(self, pixels: np.ndarray, side: int, limit: float) -> np.ndarray:
         """Detections scored from `limit` up, as rows of x, y, w, h (picture pixels) and score."""

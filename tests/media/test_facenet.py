@@ -79,6 +79,21 @@ def test_faces_of_at_least_the_second_look_share_are_looked_at_once(tmp_path: Pa
     ]
 
 
+def test_an_unsure_detection_beside_the_faces_makes_the_finder_look_again(tmp_path: Path) -> None:
+    # A 100 px face (over 15% of 640) and, elsewhere, a detection at 0.47: under the threshold
+    # (0.5), over 90% of it. At the second look (scale 1) the face comes back as a second box.
+    rgb = np.zeros((640, 640, 3), np.uint8)
+    face, doubt = [10, 10, 60, 60, 0.9], [200, 200, 230, 230, 0.47]
+    folder = write_finder(tmp_path / "doubt", [face, doubt])
+    assert NetFaceFinder(folder, FaceSettings()).detect(rgb) == [Box(10, 10, 50, 50), Box(20, 20, 100, 100)]
+    assert NetFaceFinder(folder, FaceSettings(net_second_unsure=1.0)).detect(rgb) == [Box(20, 20, 100, 100)]
+    # less sure than 90% of the threshold, or on the face already kept: no doubt, one look
+    folder = write_finder(tmp_path / "faint", [face, [200, 200, 230, 230, 0.4]])
+    assert NetFaceFinder(folder, FaceSettings()).detect(rgb) == [Box(20, 20, 100, 100)]
+    folder = write_finder(tmp_path / "same", [face, [12, 12, 58, 58, 0.47]])
+    assert NetFaceFinder(folder, FaceSettings()).detect(rgb) == [Box(20, 20, 100, 100)]
+
+
 def test_a_settings_threshold_overrides_the_cards(tmp_path: Path) -> None:
     folder = write_finder(tmp_path / "faces", [[10, 10, 60, 60, 0.3]], threshold=0.5)
     rgb = np.zeros((320, 320, 3), np.uint8)
