@@ -55,10 +55,13 @@ class LowResolution(torch.nn.Module):
 
 def train_transform(image_size: int, low_resolution: float = 0.0) -> v2.Compose:
     """`low_resolution`: the share of training faces `LowResolution` shrinks (0: none)."""
+    # Off, the step is left out rather than applied with p=0: RandomApply draws a random number
+    # either way, and a run without it must train exactly as before it existed (same seed, same net).
+    shrink = [v2.RandomApply([LowResolution()], p=low_resolution)] if low_resolution > 0 else []
     return v2.Compose(
         [
             v2.RandomResizedCrop(image_size, scale=(0.65, 1.0), ratio=(0.85, 1.18), antialias=True),
-            v2.RandomApply([LowResolution()], p=low_resolution),
+            *shrink,
             v2.RandomHorizontalFlip(),
             v2.RandomApply(
                 [v2.RandomAffine(degrees=12, translate=(0.06, 0.06), fill=PAD_VALUE)],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torchvision.transforms import v2
 
 from trainer import augment
 
@@ -54,4 +55,9 @@ def test_train_transform_shrinks_faces_only_when_asked() -> None:
         return sum(_fine_detail(transform(board)) for _ in range(24)) / 24
 
     assert detail(1.0) < 0.5 * detail(0.0)
+    # off, it draws no random number: the other steps' draws, and so a seeded run, stay as before
+    assert not any(
+        isinstance(step, v2.RandomApply) and isinstance(step.transforms[0], augment.LowResolution)
+        for step in augment.train_transform(32, 0.0).transforms
+    )
     assert "p=0.3" in augment.describe(0.3)[1]
