@@ -56,7 +56,7 @@ from models.answer import FaceAnswer, Kind, answer_image, answer_pixels
 from models.classifier import Classifier
 from trainer.face_data import FloatBox, crop_files, package_photos, read_rgb
 from trainer.face_paste import pasted_scene
-from trainer.openeval_answers import most_confident
+from trainer.openeval_answers import confidence
 
 FACES_ENV = "NAMAE_BENCH_SCENE_FACES"
 MATCH_IOU = 0.3
@@ -181,8 +181,7 @@ def outcomes(answers: Sequence[FaceAnswer], scene: Scene) -> tuple[list[str], in
             x, y, w, h = truth.box
             inside = [i for i, b in boxed if x <= b.x + b.w / 2 < x + w and y <= b.y + b.h / 2 < y + h]
             if inside:
-                best = most_confident([answers[i] for i in inside])
-                taken[j] = next(i for i in inside if answers[i] is best)
+                taken[j] = max(inside, key=lambda i: confidence(answers[i]))
         extra = 0
     else:
         pairs = sorted(

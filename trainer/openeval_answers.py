@@ -94,9 +94,14 @@ def run_model(classifier: Classifier, pictures: Pictures) -> Answered:
     return Answered(first, both)
 
 
+def confidence(face: FaceAnswer) -> tuple[bool, float]:
+    """How sure an answer is, to compare faces: named before not named, then by probability."""
+    return (face.kind is Kind.NAME, face.best.probability if face.best else 0.0)
+
+
 def most_confident(faces: list[FaceAnswer]) -> FaceAnswer:
     """A post's answer: its most confident named face (a post shows the character it is filed under)."""
-    return max(faces, key=lambda f: (f.kind is Kind.NAME, f.best.probability if f.best else 0.0))
+    return max(faces, key=confidence)
 
 
 def answer_as_posted(
