@@ -100,6 +100,8 @@ class NetFaceFinder:
         self._settings = settings
         self.folder = folder
         self.threshold = settings.net_score_threshold or self.card.score_threshold
+        # a first-look detection from here up to the threshold is one the finder was unsure of
+        self._unsure = settings.net_second_unsure * self.threshold
         self.version = digest[:12]
 
     @property
@@ -127,8 +129,7 @@ class NetFaceFinder:
         height, width = pixels.shape[:2]
         limit = self.threshold if threshold is None else threshold
         floor = min(limit, self.threshold)  # the second look is decided on the finder's own faces
-        unsure = self._settings.net_second_unsure * self.threshold
-        found = self._look(pixels, self.card.side, min(floor, unsure))
+        found = self._look(pixels, self.card.side, min(floor, self._unsure))
         faces = self._thin(found, self.threshold, width, height)
         if second_look and self._looks_again(found, faces, max(height, width)):
             found = np.concatenate([found, self._look(pixels, self._settings.net_second_side, floor)])
@@ -145,10 +146,7 @@ class NetFaceFinder:
             return False
         if not faces or min(box.w for box, _ in faces) < self._settings.net_second_below * long_side:
             return True
-        unsure = found[
-            (found[:, 4] >= self._settings.net_second_unsure * self.threshold)
-            & (found[:, 4] < self.threshold)
-        ]
+        unsure = found[(found[:, 4] >= self._unsure) & (found[:, 4] < self.threshold)]
         for x, y, w, h, _ in unsure:
             doubt = Box(round(x), round(y), max(1, round(w)), max(1, round(h)))
             if all(doubt.iou(box) < CLEAR_IOU for box, _ in faces):
