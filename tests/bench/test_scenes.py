@@ -153,3 +153,33 @@ def test_unreadable_pictures_are_skipped_not_drawn_forever(tmp_path: Path) -> No
     only_broken = {"red": [broken], "green": [broken]}
     assert pasted_scenes(only_broken, 3, seed=4, backgrounds=[]) == []
     assert collages(only_broken, 3, seed=4) == []
+
+
+def test_collages_show_every_post_about_equally_often_whatever_its_characters_share(
+    tmp_path: Path,
+) -> None:
+    # six characters, one with a single post and five with four: drawing a character first showed
+    # the single post as often as four of another's together
+    shades: dict[tuple[int, int, int], str] = {}
+    posts: dict[str, list[Path]] = {}
+    for c in range(6):
+        for p in range(1 if c == 0 else 4):
+            colour = (40 * c + 20, 50 * p + 30, 200 - 30 * c)
+            (tmp_path / f"c{c}").mkdir(exist_ok=True)
+            path = tmp_path / f"c{c}" / f"{p}.png"
+            cv2.imwrite(str(path), np.full((200, 200, 3), colour[::-1], np.uint8))
+            posts.setdefault(f"c{c}", []).append(path)
+            shades[colour] = path.name
+    shown: dict[tuple[int, int, int], int] = dict.fromkeys(shades, 0)
+    for scene in collages(posts, 42, seed=5):
+        rgb = cv2.cvtColor(
+            cv2.imdecode(np.frombuffer(scene.jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+        )
+        for truth in scene.faces:
+            x, y, w, h = (int(v) for v in truth.box)
+            median = np.median(rgb[y + 4 : y + h - 4, x + 4 : x + w - 4].reshape(-1, 3), 0)
+            closest = min(shades, key=lambda s: float(np.abs(np.array(s) - median).max()))
+            shown[closest] += 1
+    counts = sorted(shown.values())
+    assert sum(counts) >= 42 * 2
+    assert counts[-1] - counts[0] <= 3, shown
