@@ -18,7 +18,10 @@ Two kinds of picture, each from pictures neither the model nor the finder traine
   a character's folder also holds group pictures, whose other faces would count as mistakes),
   2-4 of different characters side by side, each scaled to the row's height; each post's face is
   its most confident answered face centred in it. The same posts answered alone are reported
-  beside: what the collages can at best be.
+  beside: what the collages can at best be. A post can show two characters of which the finders
+  see one face, the other character's: the folder's `several_characters.txt` (one
+  `<character>/<file>` a line, `#` comments), posts checked by eye to show more than one
+  character, are left out whatever their answer.
 
 Pictures are dealt from a shuffled deck, each once per round, so that every post or crop counts
 alike whatever its character's share (`_Deck`). Every picture is saved as a JPEG (quality 90) and answered through the one answer path, as the
@@ -60,6 +63,7 @@ from trainer.face_paste import pasted_scene
 from trainer.openeval_answers import confidence
 
 FACES_ENV = "NAMAE_BENCH_SCENE_FACES"
+SEVERAL_CHARACTERS = "several_characters.txt"
 MATCH_IOU = 0.3
 FACES_PER_SCENE = ([2, 3, 4, 5], [0.3, 0.3, 0.25, 0.15])
 SIZE_BANDS = (("small", 0.0, 0.1), ("medium", 0.1, 0.2), ("large", 0.2, 1.0))  # of the long side
@@ -316,6 +320,22 @@ def _known(folder: Path, model: Classifier) -> tuple[dict[str, list[Path]], list
     return known, sorted(d.name for d in folders if d.name not in model.labels)
 
 
+def without_listed(folder: Path, by_character: dict[str, list[Path]]) -> tuple[dict[str, list[Path]], int]:
+    """`by_character` without the posts `folder`'s `SEVERAL_CHARACTERS` lists, and how many it left out."""
+    listing = folder / SEVERAL_CHARACTERS
+    if not listing.is_file():
+        return by_character, 0
+    lines = (line.split("#", 1)[0].strip() for line in listing.read_text(encoding="utf-8").splitlines())
+    listed = {line for line in lines if line}
+    kept = {
+        character: [
+            p for p in paths if f"{character}/{p.relative_to(folder / character).as_posix()}" not in listed
+        ]
+        for character, paths in by_character.items()
+    }
+    return kept, sum(len(paths) for paths in by_character.values()) - sum(len(p) for p in kept.values())
+
+
 def main() -> None:
     args_parser = parser(__doc__)
     args_parser.add_argument("--faces", type=Path, default=os.environ.get(FACES_ENV))
@@ -355,6 +375,7 @@ def main() -> None:
         known, left_out = _known(folder, model)
         results[kind] = {"left_out": left_out}
         if kind == "collages":
+            known, results[kind]["left_out_several_characters"] = without_listed(folder, known)
             known, alone = one_face_posts(known, model, finders, limits)
             results[kind]["posts_alone"] = alone
         if len(known) < 2:

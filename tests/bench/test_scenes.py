@@ -9,7 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.scenes import Scene, Truth, collages, figures, outcomes, pasted_scenes
+from bench.scenes import (
+    SEVERAL_CHARACTERS,
+    Scene,
+    Truth,
+    collages,
+    figures,
+    outcomes,
+    pasted_scenes,
+    without_listed,
+)
 from catalog.settings import Settings
 from media.boxes import Box
 from media.decode import DecodeLimits
@@ -183,3 +192,19 @@ def test_collages_show_every_post_about_equally_often_whatever_its_characters_sh
     counts = sorted(shown.values())
     assert sum(counts) >= 42 * 2
     assert counts[-1] - counts[0] <= 3, shown
+
+
+def test_posts_listed_as_showing_several_characters_are_left_out_of_the_collages(tmp_path: Path) -> None:
+    posts = _solid_folders(tmp_path, 96)
+    extra = tmp_path / "red" / "sub" / "1.png"
+    extra.parent.mkdir()
+    extra.write_bytes(posts["red"][0].read_bytes())
+    posts["red"].append(extra)
+    assert without_listed(tmp_path, posts) == (posts, 0)  # no list: every post stays
+    (tmp_path / SEVERAL_CHARACTERS).write_text(
+        "# checked by eye\nred/sub/1.png  # red and someone else\n\ngreen/0.png\nblue/missing.png\n",
+        encoding="utf-8",
+    )
+    kept, left_out = without_listed(tmp_path, posts)
+    assert left_out == 2
+    assert kept == {"red": [posts["red"][0]], "green": [], "blue": posts["blue"]}
