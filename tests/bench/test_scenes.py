@@ -1,5 +1,6 @@
-"""bench.scenes: pasted scenes and collages are laid out as they say, answers are judged per face,
-and a whole run through the real answer path names the tiny model's characters in collages."""
+"""bench.scenes and bench.scene_pictures: pasted scenes and collages are laid out as they say,
+each picture drawn about equally often, answers are judged per face, and a whole run through the
+real answer path names the tiny model's characters in collages."""
 
 from __future__ import annotations
 
@@ -9,16 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.scenes import (
-    SEVERAL_CHARACTERS,
-    Scene,
-    Truth,
-    collages,
-    figures,
-    outcomes,
-    pasted_scenes,
-    without_listed,
-)
+from bench.scene_pictures import SEVERAL_CHARACTERS, Scene, Truth, collages, pasted_scenes, without_listed
+from bench.scenes import figures, outcomes
 from catalog.settings import Settings
 from media.boxes import Box
 from media.decode import DecodeLimits
