@@ -83,6 +83,9 @@ class WeakerNetBoxes:
             return []
         return [box for box, _ in self.finder.detect_scored(rgb, threshold=self.threshold)]
 
+    def fills(self, rgb: np.ndarray) -> bool:
+        return self.finder.fills(rgb)
+
     def crop(self, rgb: np.ndarray, box: Box, size: int | None = None) -> np.ndarray:
         return self.finder.crop(rgb, box, size)
 

@@ -43,6 +43,11 @@ class FaceFinder(Protocol):
         """Weaker candidates, for a picture where `detect` found none (see `models.answer`)."""
         ...
 
+    def fills(self, rgb: np.ndarray) -> bool:
+        """Whether one face fills a picture where `detect` found none (a face crop: answered as
+        one, see `models.answer`)."""
+        ...
+
     def crop(self, rgb: np.ndarray, box: Box, size: int | None = None) -> np.ndarray: ...
 
 
@@ -117,6 +122,11 @@ class FaceDetector:
         if neighbors is None or neighbors >= self._settings.min_neighbors:
             return []
         return self._detect(rgb, neighbors)
+
+    def fills(self, rgb: np.ndarray) -> bool:
+        """Never: the cascade's way past a miss is its weaker boxes (`rescue`); a face crop it finds
+        nothing in is answered from its regions, as measured with it (README "A second chance")."""
+        return False
 
     def _detect(self, rgb: np.ndarray, neighbors: int) -> list[Box]:
         pixels = as_rgb(rgb)

@@ -8,12 +8,14 @@ gets the same answer everywhere. Faces are answered left to right; when the face
 face, the picture gets one answer (box None) from the model's outputs averaged over the whole
 picture and a grid of overlapping squares of it (`models.regions`), unless one of the finder's
 weaker candidates (`FaceFinder.rescue`: the cascade with fewer neighbours) is named past the no-face
-bar: then those faces are the answer. Without a finder the picture is answered as it is. With a
-character memory (a version trained with it), each face gets one of the open-set kinds
-(`models.openset`: a name, one of two, a character I don't know, not a character) from the head,
-the memory and the card's open-set thresholds; without one, probabilities are calibrated (the
-card's temperature) and whether the best candidate is named is decided by the card's thresholds
-(per class, else global). Either way a caller's explicit
+bar: then those faces are the answer; or unless one face fills the picture (`FaceFinder.fills`:
+the trained finder, made for faces up to about a third of a picture, finds it in the picture set in
+a larger canvas): then the picture is answered as a face crop handed over as it is. Without a
+finder the picture is answered as it is. With a character memory (a version trained with it), each
+face gets one of the open-set kinds (`models.openset`: a name, one of two, a character I don't
+know, not a character) from the head, the memory and the card's open-set thresholds; without one,
+probabilities are calibrated (the card's temperature) and whether the best candidate is named is
+decided by the card's thresholds (per class, else global). Either way a caller's explicit
 `threshold` (a guild's own setting) replaces the naming confidence threshold. A card with
 second-look margins has a face whose answer lands near a bar looked at again in its mirror image
 (every crop of it: frames or regions), and decided on both looks averaged; the answer's embedding
@@ -173,6 +175,9 @@ def answer_pixels(
         rescued = _rescued(model, finder, rgb, top_k)
         if rescued:
             return rescued
+        if finder.fills(rgb):
+            # one face fills the picture (a face crop): answered as a crop handed over as it is
+            return _answer(model, [all_frames], [None], [None], top_k)
     if finder is None or not boxes[reference]:
         # no finder: the caller hands over what to answer as it is (e.g. a face crop)
         pictures = all_frames if finder is None else [r for f in all_frames for r in picture_regions(f)]

@@ -148,3 +148,20 @@ def test_face_finder_asked_for_a_trained_finder_that_is_missing_says_how_to_get_
     wanted = settings.model_copy(update={"faces": settings.faces.model_copy(update={"finder": "trained"})})
     with pytest.raises(MediaError, match="no face finder is installed; run `namae train-faces`"):
         face_finder(wanted, None)
+
+
+def test_a_picture_one_face_fills_is_found_in_a_larger_canvas(tmp_path: Path) -> None:
+    # A 320x100 picture: at its own look the stand-in's box lands below the picture (no face); in
+    # a canvas 2.5 times its side (shrunk to 128x40 in the middle of 320) the same box is 96 px
+    # wide, at least half of the picture's 128, centred on it.
+    one_look = FaceSettings(net_second_side=0)
+    rgb = np.zeros((100, 320, 3), np.uint8)
+    filling = NetFaceFinder(write_finder(tmp_path / "fills", [[112, 112, 208, 208, 0.9]]), one_look)
+    assert filling.detect(rgb) == [] and filling.fills(rgb)
+    # a face too small for the picture, one off it, one under the threshold: no
+    for name, row in (
+        ("small", [150, 150, 170, 170, 0.9]),
+        ("off", [0, 0, 96, 96, 0.9]),
+        ("weak", [112, 112, 208, 208, 0.3]),
+    ):
+        assert not NetFaceFinder(write_finder(tmp_path / name, [row]), one_look).fills(rgb), name
