@@ -129,13 +129,11 @@ class NetFaceFinder:
         canvas `FILL_CANVAS` times its side, such a face is one it knows (README "Pictures the face
         fills"). Asked only where `detect` found nothing: one more look at the card's side."""
         pixels = as_rgb(rgb)
-        height, width = pixels.shape[:2]
-        long_side = max(height, width)
+        long_side = max(pixels.shape[:2])
         side = self.card.side
         scale = side / (long_side * FILL_CANVAS)
-        small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR  # as `_look` resizes
-        small = cv2.resize(pixels, (small_w, small_h), interpolation=interpolation)
+        small = _scaled(pixels, scale)
+        small_h, small_w = small.shape[:2]
         top, left = (side - small_h) // 2, (side - small_w) // 2
         canvas = np.full((side, side, 3), FILL_BACKDROP, dtype=np.uint8)
         canvas[top : top + small_h, left : left + small_w] = small
@@ -186,11 +184,9 @@ class NetFaceFinder:
 
     def _look(self, pixels: np.ndarray, side: int, limit: float) -> np.ndarray:
         """Detections scored from `limit` up, as rows of x, y, w, h (picture pixels) and score."""
-        height, width = pixels.shape[:2]
-        scale = side / max(height, width)
-        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        small = cv2.resize(pixels, (new_w, new_h), interpolation=interpolation)
+        scale = side / max(pixels.shape[:2])
+        small = _scaled(pixels, scale)
+        new_h, new_w = small.shape[:2]
         padded_h, padded_w = -(-new_h // STRIDE) * STRIDE, -(-new_w // STRIDE) * STRIDE
         canvas = np.full((1, padded_h, padded_w, 3), PAD_VALUE, dtype=np.uint8)
         canvas[0, :new_h, :new_w] = small
@@ -224,3 +220,11 @@ class NetFaceFinder:
         return crop_square(
             rgb, box, self._settings.crop_size if size is None else size, self._settings.margin
         )
+
+
+def _scaled(pixels: np.ndarray, scale: float) -> np.ndarray:
+    """The picture at `scale` as every look samples it: averaged over areas when shrunk, linear
+    when enlarged."""
+    height, width = pixels.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)

@@ -171,25 +171,17 @@ def answer_pixels(
     else:
         boxes = [sorted(finder.detect(f), key=lambda b: (b.x, b.y)) for f in all_frames]
     reference = max(range(len(all_frames)), key=lambda i: (len(boxes[i]), -i))
-    if finder is not None and not boxes[reference]:
-        rescued = _rescued(model, finder, rgb, top_k)
-        if rescued:
-            return rescued
-        if finder.fills(rgb):
-            # one face fills the picture (a face crop): answered as a crop handed over as it is
-            return _answer(model, [all_frames], [None], [None], top_k)
     if finder is None or not boxes[reference]:
-        # no finder: the caller hands over what to answer as it is (e.g. a face crop)
-        pictures = all_frames if finder is None else [r for f in all_frames for r in picture_regions(f)]
-        # a face finder that found nothing: the picture likelier has no character at all
-        return _answer(
-            model,
-            [pictures],
-            [None],
-            [None],
-            top_k,
-            seen=Seen.FACE if finder is None else Seen.REGIONS,
-        )
+        if finder is not None:
+            rescued = _rescued(model, finder, rgb, top_k)
+            if rescued:
+                return rescued
+        # no finder: the caller hands over what to answer as it is (e.g. a face crop); a finder
+        # that found nothing but one face filling the picture: answered the same way
+        as_crop = finder is None or finder.fills(rgb)
+        pictures = all_frames if as_crop else [r for f in all_frames for r in picture_regions(f)]
+        # otherwise a face finder that found nothing: the picture likelier has no character at all
+        return _answer(model, [pictures], [None], [None], top_k, seen=Seen.FACE if as_crop else Seen.REGIONS)
     groups: list[list[np.ndarray]] = []
     shown = []
     for box in boxes[reference]:
