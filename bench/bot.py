@@ -1,6 +1,6 @@
 """The bot's reply latency and throughput through the fake Discord, against answering directly.
 
-    .venv/bin/python -m bench.bot [--quick] [--results DIR] [--registry PATH] [--seed N]
+    .venv/bin/python -m bench.bot [--quick] [--results DIR] [--registry PATH] [--seed N] [--members N]
 
 Candidate: the real bot (`bot.app.NamaeBot` on unmodified discord.py) connected to the fake
 Discord on 127.0.0.1. A member posts synthetic pictures at typical upload sizes (768x768 portraits
@@ -22,6 +22,9 @@ the memory, and (with --face-finder) with the trained face finder stay connected
 whole run, each answering only in its own channel, so that every round visits every variant and the
 direct baseline, and load from elsewhere on the machine falls on all alike.
 
+With --members N, one more bot answers with the memory on a graph of N training runs
+(`NAMAE_TRAIN__MEMBERS`): its reply against the memory bot's is what an ensemble costs a member.
+
 Without --registry, the trainer's default backbone is first exported into a throwaway registry
 (bench/model.py, about 10 s). --quick is a smoke run of a few messages; its figures mean nothing.
 """
@@ -41,6 +44,7 @@ import numpy as np
 from bench.harness import Target, cascade_path, emit, parser, ratio, summary
 from bench.stations import (
     JPEG_QUALITY,
+    MEMBERS,
     MEMORY_CHARACTERS,
     MEMORY_FACES,
     PORTRAIT,
@@ -158,9 +162,14 @@ class Room:
 
 
 async def _measure(
-    registry_root: Path, cascade: Path, work: Work, tmp: Path, finder: Path | None = None
+    registry_root: Path,
+    cascade: Path,
+    work: Work,
+    tmp: Path,
+    finder: Path | None = None,
+    members_root: Path | None = None,
 ) -> Samples:
-    modes = (*MODES, TRAINED) if finder is not None else MODES
+    modes = (*MODES, *((TRAINED,) if finder is not None else ()), *((MEMBERS,) if members_root else ()))
     # Two bots with catalogs of their own cannot share IDENTIFY slots: the fake does not pace them.
     fake = FakeDiscord(sharding=ShardingRules(identify_interval_s=0))
     await fake.start()
@@ -170,7 +179,8 @@ async def _measure(
         guild = fake.add_guild("bench")
         member = guild.add_member("poster")
         for mode in modes:
-            stations.append(make_station(mode, tmp / mode, cascade, registry_root, guild, finder))
+            root = members_root if mode == MEMBERS and members_root is not None else registry_root
+            stations.append(make_station(mode, tmp / mode, cascade, root, guild, finder))
         room = Room(fake, member, stations)
         by_mode = {station.mode: station for station in stations}
         samples = Samples()
@@ -241,7 +251,16 @@ def main() -> None:
         default=None,
         help="a trained face finder's folder (face.onnx + face.json): a third bot answers with it",
     )
+    args_parser.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="also a bot whose model is that many training runs as one graph (NAMAE_TRAIN__MEMBERS), "
+        "with the memory, against the memory bot's one (exported here, untrained, as without --registry)",
+    )
     args = args_parser.parse_args()
+    if not 1 <= args.members <= 4:
+        args_parser.error(f"--members {args.members}: 1 to 4")
     sizes = QUICK if args.quick else FULL
     cascade = cascade_path()
     with tempfile.TemporaryDirectory(prefix="namae-bench-bot-") as name:
@@ -252,9 +271,15 @@ def main() -> None:
         work = Work.draw(sizes, args.seed)
         drawing = time.perf_counter() - drawing
         say(f"{len(work.all())} pictures drawn in {drawing:.1f} s")
-        samples = asyncio.run(_measure(registry_root, cascade, work, tmp, args.face_finder))
+        members_root = None
+        if args.members > 1:
+            from bench.model import export_default_model
 
-    modes = [mode for mode in (*MODES, TRAINED) if mode in samples.direct]
+            members_root = export_default_model(tmp / "members", members=args.members).registry_root
+            model["members"] = args.members
+        samples = asyncio.run(_measure(registry_root, cascade, work, tmp, args.face_finder, members_root))
+
+    modes = [mode for mode in (*MODES, TRAINED, MEMBERS) if mode in samples.direct]
     latency = {
         name: {mode: summary(samples.latency[(mode, count)], 1) for mode in modes}
         for count, name in ((1, "one_image"), (4, "four_images"))
@@ -329,6 +354,21 @@ def main() -> None:
                 "reply p50 with the trained finder over the cascade's, one image",
                 1.2,
                 ratios["trained_over_cascade_faces_reply_p50"],
+                "x",
+            )
+        )
+    if MEMBERS in direct:
+        ratios["members_over_memory_reply_p50"] = ratio(
+            p50["one_image"][MEMBERS], p50["one_image"]["faces_memory"]
+        )
+        ratios["members_over_memory_direct_p50"] = ratio(
+            direct[MEMBERS]["median_ms"], direct["faces_memory"]["median_ms"]
+        )
+        targets.append(
+            Target(
+                f"reply p50 of {args.members} training runs as one graph over one, with the memory",
+                1.10,
+                ratios["members_over_memory_reply_p50"],
                 "x",
             )
         )

@@ -32,25 +32,32 @@ def export_default_model(
     image_size: int | None = None,
     backbone: str | None = None,
     seed: int = 1234,
+    members: int = 1,
 ) -> BenchModel:
     """Export and activate the default backbone (as `Settings().train` names it) in `registry_root`,
-    with its int8 graph as training ships it (calibrated and checked on drawing-like pictures)."""
+    with its int8 graph as training ships it (calibrated and checked on drawing-like pictures).
+    `members` > 1: that many nets (fresh heads from seeds seed, seed + 1, ...) as one graph, as
+    `NAMAE_TRAIN__MEMBERS` exports them (`trainer.ensemble`)."""
     import torch
 
     from catalog.settings_sections import MemorySettings, TrainSettings
     from models.int8 import probe_batch
     from models.registry import Registry
     from trainer.backbones import build
+    from trainer.ensemble import Ensemble
     from trainer.export import export_version
 
     defaults = TrainSettings()
     backbone = backbone or defaults.backbone
     image_size = image_size or defaults.image_size
-    torch.manual_seed(seed)
     # the graph a trained version exports: the middle features in its embedding at the trainer's weight
     middle = MemorySettings().middle
-    built = build(backbone, classes, image_size, pretrained=True, allow_download=False, middle=middle)
-    net = built.net.to("cpu").eval()
+    nets = []
+    for index in range(members):
+        torch.manual_seed(seed + index)
+        built = build(backbone, classes, image_size, pretrained=True, allow_download=False, middle=middle)
+        nets.append(built.net)
+    net = (nets[0] if members == 1 else Ensemble(nets)).to("cpu").eval()
     labels = [f"character_{i:02d}" for i in range(classes)]
     # Drawing-like pictures (the bot's int8 check uses the same kind): noise is not what the graph
     # sees, and its activations reach past any calibrated range.

@@ -34,6 +34,8 @@ from sandbox.discord import FakeGuild
 # mirror image): the most a second look can cost; bench/openset.py measures how many faces take it.
 EVERY_FACE_TWICE = (2.0, 2.0)
 TRAINED = "trained_faces"  # with --face-finder: the trained finder instead of the cascade
+# with --members N: the memory variant on a graph of N training runs (`NAMAE_TRAIN__MEMBERS`)
+MEMBERS = "faces_memory_members"
 # The memory the third bot answers with: the scale, 100 characters x 200 faces.
 MEMORY_CHARACTERS, MEMORY_FACES = 100, 200
 PORTRAIT = 768
@@ -116,7 +118,7 @@ def make_station(
     engine = open_catalog(settings.resolved_database_url)
     channel = guild.add_channel(f"pictures-{mode.replace('_', '-')}")
     GuildSettingsStore(engine).enable_channel(guild.id, channel)
-    if mode in ("faces_memory", "faces_two_looks"):
+    if mode in ("faces_memory", "faces_two_looks", MEMBERS):
         twice = EVERY_FACE_TWICE if mode == "faces_two_looks" else None
         _with_memory(registry, MEMORY_CHARACTERS, MEMORY_FACES, second_look=twice)
     detector = face_finder(settings, finder_folder(settings)) if mode != "no_faces" else None

@@ -110,18 +110,25 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.forward_features(x)))
 
+    def middle_columns(self) -> tuple[int, int] | None:
+        """The columns [start, end) of the embedding that hold the middle features (None: none)."""
+        if self.middle <= 0.0:
+            return None
+        return self.embedding_dim, self.embedding_dim + self.features.middle_width
+
 
 def middle_columns(net: nn.Module) -> tuple[int, int] | None:
     """The columns [start, end) of `net`'s embedding that hold its middle features (None: none)."""
-    if not isinstance(net, Classifier) or net.middle <= 0.0:
-        return None
-    return net.embedding_dim, net.embedding_dim + net.features.middle_width
+    own = getattr(net, "middle_columns", None)
+    return own() if callable(own) else None
 
 
 def features_and_embedding(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """`Classifier.features_and_embedding`, for any net with `forward_features` (tests' small nets)."""
-    if isinstance(net, Classifier):
-        return net.features_and_embedding(x)
+    """The net's own `features_and_embedding` (a `Classifier`, a `trainer.ensemble.Ensemble`), or
+    for a net with only `forward_features` (tests' small nets) its pooled features and their root."""
+    own = getattr(net, "features_and_embedding", None)
+    if callable(own):
+        return own(x)
     pooled = net.forward_features(x)
     return pooled, embed(pooled)
 

@@ -58,6 +58,14 @@ def train(
     device: Annotated[
         str | None, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=MODEL)
     ] = None,
+    members: Annotated[
+        int | None,
+        typer.Option(
+            help="Train 1 to 4 runs (seeds seed, seed+1, ...) and export them as one model: fewer "
+            "strangers named, N times the training and answer time.",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -98,8 +106,8 @@ def train(
     try:
         settings = _settings(rank)
         _train(settings, rank, console, from_folder=from_folder, backbone=backbone, epochs=epochs,
-               image_size=image_size, device=device, resume=resume, register=register, promote=promote,
-               progress=progress)  # fmt: skip
+               image_size=image_size, device=device, members=members, resume=resume, register=register,
+               promote=promote, progress=progress)  # fmt: skip
     except (CatalogError, MediaError) as exc:
         said.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
@@ -140,6 +148,7 @@ def _train(
     epochs: int | None,
     image_size: int | None,
     device: str | None,
+    members: int | None,
     resume: Path | None,
     register: bool,
     promote: bool,
@@ -155,8 +164,8 @@ def _train(
         from_folder = recorded.from_folder if recorded is not None else None
     engine = None if from_folder is not None else open_catalog(settings.resolved_database_url)
     result = train_run(settings, engine, from_folder=from_folder, backbone=backbone, epochs=epochs,
-                       image_size=image_size, device=device, resume=resume, register=register,
-                       progress=progress)  # fmt: skip
+                       image_size=image_size, device=device, members=members, resume=resume,
+                       register=register, progress=progress)  # fmt: skip
     if rank != 0:
         return
     shown = {

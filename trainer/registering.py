@@ -51,7 +51,12 @@ def _export(
         dataset_fingerprint=assembled.fingerprint(),
         val_images=[loader(item) for item in shuffled[:PARITY_IMAGES]],
         backbone=cfg.backbone,
-        extra={"pretrained": built.pretrained, "weights_source": built.weights_source, "loss": cfg.loss},
+        extra={
+            "pretrained": built.pretrained,
+            "weights_source": built.weights_source,
+            "loss": cfg.loss,
+            "members": cfg.members,
+        },
         open_set=open_world.thresholds,
         memory=open_world.memory,
         int8=True,

@@ -1,7 +1,7 @@
 """`train_run`: the one training entry the CLI, the worker and torchrun call.
 
 catalog or folder -> class filter and cap -> leak-free split with the frozen test set -> backbone ->
-training loop -> evaluation (per-class table, confusion matrix, curves, worst mistakes) ->
+training loop, once or for each of `train.members` runs joined as one net (trainer.members) -> evaluation (per-class table, confusion matrix, curves, worst mistakes) ->
 temperature scaling, ECE before/after and the "unknown" threshold -> the open-set thresholds and the
 character memory (trainer.openset_run) -> report.json/report.md -> ONNX export with parity check ->
 registered candidate. Promotion is the caller's decision.
@@ -26,11 +26,11 @@ from sqlalchemy import Engine
 
 from catalog.settings import Settings
 from catalog.settings_sections import TrainSettings
-from trainer import TrainingError, TrainingInterrupted, augment, backbones, ddp, openset_run, report
+from trainer import TrainingError, TrainingInterrupted, augment, ddp, openset_run, report
 from trainer.checkpoints import LAST, check_compatible, load_checkpoint
 from trainer.dataset import PixelLoader
-from trainer.epoch import LoopConfig
-from trainer.loop import fit, seed_everything
+from trainer.loop import seed_everything
+from trainer.members import build_member, train_members
 from trainer.progress import ProgressOption, progress_display
 from trainer.registering import _export
 from trainer.run_dataset import _dataset, frozen_test_key, frozen_test_store
@@ -79,6 +79,7 @@ def train_run(
     epochs: int | None = None,
     image_size: int | None = None,
     device: str | None = None,
+    members: int | None = None,
     resume: Path | None = None,
     progress: ProgressOption = True,
     register: bool = True,
@@ -96,7 +97,7 @@ def train_run(
         settings = settings.model_copy(update={"train": recorded.train})
         from_folder = from_folder if from_folder is not None else recorded.from_folder
     cfg = _resolved_train_settings(
-        settings, backbone=backbone, epochs=epochs, image_size=image_size, device=device
+        settings, backbone=backbone, epochs=epochs, image_size=image_size, device=device, members=members
     )
     device_name = resolve_device(cfg.device)
     dist_ctx = ddp.from_environment(device_name)
@@ -157,14 +158,7 @@ def _train(
                 f"too few images to hold out validation ({len(val_items)}) and test ({len(test_items)}) "
                 f"images from {len(items)}; add images or lower the minimum per class"
             )
-        built = backbones.build(
-            cfg.backbone,
-            len(labels),
-            cfg.image_size,
-            weights_dir=settings.data_dir / "weights",
-            loss=cfg.loss,
-            middle=settings.memory.middle,
-        )
+        built = build_member(settings, cfg, len(labels))
         if dist_ctx.is_main:
             if built.pretrained:
                 log.info("backbone %s: ImageNet weights from %s", cfg.backbone, built.weights_source)
@@ -182,30 +176,22 @@ def _train(
         _report_progress(on_progress, 0.05, f"training {cfg.backbone} on {len(train_items)} images")
 
         loader = PixelLoader(settings, cfg.image_size)
-
-        def on_epoch(stats: Any, total: int) -> None:
-            _report_progress(
-                on_progress,
-                0.05 + 0.8 * (stats.epoch + 1) / total,
-                f"epoch {stats.epoch + 1}/{total}: val macro-F1 {stats.val_macro_f1:.3f}",
-            )
-
-        history = fit(
-            built.net,
+        trained = train_members(
+            built,
+            settings=settings,
+            cfg=cfg,
+            labels=labels,
             train_items=train_items,
             val_items=val_items,
-            labels=labels,
             loader=loader,
-            transform=augment.train_transform(cfg.image_size, cfg.low_resolution),
-            config=LoopConfig.from_settings(cfg),
             device=torch_device,
             run_dir=run_dir,
-            meta={"labels": labels, "backbone": cfg.backbone, "image_size": cfg.image_size, "loss": cfg.loss},
             dist_ctx=dist_ctx,
             resume=checkpoint,
-            progress=display or False,
-            on_epoch=on_epoch,
+            display=display,
+            on_progress=lambda fraction, message: _report_progress(on_progress, fraction, message),
         )
+        built, history = trained.built, trained.histories[0]
         version: str | None = None
         metrics: dict[str, Any] = {}
         if dist_ctx.is_main:
@@ -241,6 +227,7 @@ def _train(
                 "temperature": evaluation["calibration"]["temperature"],
                 "seconds": 0.0,
                 "backbone": cfg.backbone,
+                "members": cfg.members,
                 "image_size": cfg.image_size,
                 "pretrained": built.pretrained,
                 "classes": len(labels),
@@ -266,6 +253,11 @@ def _train(
                 "world_size": dist_ctx.world_size,
                 "weights_source": built.weights_source,
                 "history": history.as_dict(),
+                **(
+                    {"member_histories": [h.as_dict() for h in trained.histories[1:]]}
+                    if cfg.members > 1
+                    else {}
+                ),
                 "dataset": resolved["dataset"],
                 "augmentation": augment.describe(cfg.low_resolution),
                 **evaluation,
