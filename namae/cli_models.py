@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from catalog.errors import CatalogError
+from models.card import ModelCard
 from namae.cli_shared import _registry, friendly, load_settings
 from namae.output import console, escape, print_table
 
@@ -102,13 +103,21 @@ def models_list() -> None:
         table.add_row(
             entry.version,
             entry.status,
-            card.backbone if card else "",
+            _backbone(card),
             str(len(card.labels)) if card else "",
             f"{f1:.3f}" if isinstance(f1, float) else "",
             card.created_at.isoformat(timespec="minutes") if card and card.created_at else "",
             escape(entry.problem or entry.note or ""),
         )
     print_table(table)
+
+
+def _backbone(card: ModelCard | None) -> str:
+    """The backbone, and how many training runs the graph joins (`NAMAE_TRAIN__MEMBERS`) past one."""
+    if card is None or card.backbone is None:
+        return ""
+    members = card.extra.get("members", 1)
+    return f"{card.backbone} x {members}" if isinstance(members, int) and members > 1 else card.backbone
 
 
 @models_app.command("show")

@@ -137,6 +137,10 @@ def test_a_run_of_two_members_registers_one_graph_that_answers_as_their_mean(
         mean_logits = ((first(x) + second(x)) / 2).numpy()
     np.testing.assert_allclose(largest, mean_logits.max(1), atol=1e-3)
     np.testing.assert_array_equal(probabilities.argmax(1), mean_logits.argmax(1))
+    listed = CliRunner().invoke(
+        app, ["models", "list"], env={"NAMAE_DATA_DIR": str(settings.data_dir), "COLUMNS": "200"}
+    )
+    assert listed.exit_code == 0 and "efficientnet_lite0 x 2" in listed.output
 
 
 def test_member_one_is_the_run_of_one_and_a_resumed_run_continues_every_member(
