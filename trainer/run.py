@@ -1,8 +1,8 @@
 """`train_run`: the one training entry the CLI, the worker and torchrun call.
 
 catalog or folder -> class filter and cap -> leak-free split with the frozen test set -> backbone ->
-training loop, once or for each of `train.members` runs joined as one net (trainer.members) -> evaluation (per-class table, confusion matrix, curves, worst mistakes) ->
-temperature scaling, ECE before/after and the "unknown" threshold -> the open-set thresholds and the
+training loop, once or for each of `train.members` runs joined as one net (trainer.members) ->
+evaluation (per-class table, confusion matrix, curves, worst mistakes) -> temperature scaling, ECE before/after and the "unknown" threshold -> the open-set thresholds and the
 character memory (trainer.openset_run) -> report.json/report.md -> ONNX export with parity check ->
 registered candidate. Promotion is the caller's decision.
 Every failure before registration leaves the registry, and so the active model, untouched.
