@@ -2,9 +2,10 @@
 
 catalog or folder -> class filter and cap -> leak-free split with the frozen test set -> backbone ->
 training loop, once or for each of `train.members` runs joined as one net (trainer.members) ->
-evaluation (per-class table, confusion matrix, curves, worst mistakes) -> temperature scaling, ECE before/after and the "unknown" threshold -> the open-set thresholds and the
-character memory (trainer.openset_run) -> report.json/report.md -> ONNX export with parity check ->
-registered candidate. Promotion is the caller's decision.
+evaluation (per-class table, confusion matrix, curves, worst mistakes) -> temperature scaling, ECE
+before/after and the "unknown" threshold -> the open-set thresholds and the character memory
+(trainer.openset_run) -> report.json/report.md -> ONNX export with parity check -> registered
+candidate. Promotion is the caller's decision.
 Every failure before registration leaves the registry, and so the active model, untouched.
 """
 
