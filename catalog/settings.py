@@ -89,12 +89,14 @@ class FaceSettings(BaseModel):
     # face, or one under `net_second_below` of the long side, it looks again at this side and keeps
     # both looks' faces (0: one look). `python -m bench.scenes` measured it: collages of several
     # characters' posts, faces found 83% -> 96%, named right 74% -> 88%; posts with no face found
-    # 4.8% -> 2.9%; hand-boxed illustrations unchanged (README, "several characters in one picture").
+    # 4.8% -> 2.9%; hand-boxed illustrations unchanged (docs/posts-and-scenes.md, "several
+    # characters in one picture").
     net_second_side: int = Field(default=640, ge=0)
     net_second_below: Fraction = 0.15
     # ... and also where it scored a detection clear of the faces it kept from this share of its
     # threshold up (1: never): collage faces missed beside larger ones 3.8% -> 1.8%, with 22 more
-    # of 216 test posts looked at twice (README, "several characters in one picture").
+    # of 216 test posts looked at twice (docs/posts-and-scenes.md, "several characters in one
+    # picture").
     net_second_unsure: Fraction = 0.9
     cascade_path: Path | None = None
     cascade_url: HttpUrl = CASCADE_URL

@@ -49,7 +49,7 @@ class RedditSettings(BaseModel):
 
 class TrainSettings(BaseModel):
     backbone: Backbone = "efficientnet_lite0"
-    # Dev set, 6 epochs (README "Input size"): 160 px halves the strangers named (22.8% -> 10.8%) and
+    # Dev set, 6 epochs (docs/input-size-and-int8.md): 160 px halves the strangers named (22.8% -> 10.8%) and
     # names characters added from 5 faces better (top-1 0.804 -> 0.843) than 128 px, for ~1.9x the
     # CPU training time and 1.2x the model's answer time (one thread, with its int8 graph).
     image_size: int = Field(default=160, ge=32, le=1024)
@@ -64,7 +64,7 @@ class TrainSettings(BaseModel):
     # Share of training faces shrunk and enlarged back (trainer/augment.py `LowResolution`), as the
     # small faces of group pictures reach the model. Off: at 0.3 (dev set, seed 7) the head gained
     # (test macro-F1 0.969 -> 0.980; crops at 32 px named right 0.841 -> 0.880), but strangers were
-    # named 13.0% against 7.2% (README, "the open world").
+    # named 13.0% against 7.2% (docs/open-world.md).
     low_resolution: float = Field(default=0.0, ge=0.0, le=1.0)
     # Training runs of this recipe (seeds seed, seed + 1, ...) on one split, exported as one graph
     # (trainer/ensemble.py). Dev set, seed 42's split: strangers named 13.95% (one run, mean of

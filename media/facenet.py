@@ -120,14 +120,15 @@ class NetFaceFinder:
     def rescue(self, rgb: np.ndarray) -> list[Box]:
         """No second chance: this finder misses few faces (the cascade 17% of paperface's dev
         split, this one 3%), and its boxes under the threshold, answered under the no-face bar,
-        named wrong more often than right (`python -m bench.rescue --net`, README)."""
+        named wrong more often than right (`python -m bench.rescue --net`, docs/face-finder.md)."""
         return []
 
     def fills(self, rgb: np.ndarray) -> bool:
         """Whether one face fills the picture. This finder learnt faces up to about a third of a
         picture and finds none in 46% of the dev set's tight face crops; set in the middle of a
-        canvas `FILL_CANVAS` times its side, such a face is one it knows (README "Pictures the face
-        fills"). Asked only where `detect` found nothing: one more look at the card's side."""
+        canvas `FILL_CANVAS` times its side, such a face is one it knows (docs/face-finder.md,
+        "Pictures the face fills"). Asked only where `detect` found nothing: one more look at the
+        card's side."""
         pixels = as_rgb(rgb)
         long_side = max(pixels.shape[:2])
         side = self.card.side

@@ -125,7 +125,8 @@ class FaceDetector:
 
     def fills(self, rgb: np.ndarray) -> bool:
         """Never: the cascade's way past a miss is its weaker boxes (`rescue`); a face crop it finds
-        nothing in is answered from its regions, as measured with it (README "A second chance")."""
+        nothing in is answered from its regions, as measured with it (docs/face-finder.md, "A second
+        chance")."""
         return False
 
     def _detect(self, rgb: np.ndarray, neighbors: int) -> list[Box]:

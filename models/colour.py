@@ -15,7 +15,7 @@ what the embedding dropped.
 
 The weight w is the card's (`OpenSetThresholds.colour`, 0: the embedding alone); the memory, the
 open-set thresholds and every answer use the same vector. Measured on the default 160 px model
-through the open-set answer (`bench/openset.py`; `README.md`, "The open world"), w = 0 -> 0.25: a
+through the open-set answer (`bench/openset.py`; `docs/open-world.md`), w = 0 -> 0.25: a
 new character from 5 / 20 faces 0.842 / 0.868 -> 0.865 / 0.887 (the dev set's 5 held-out
 characters) and 0.610 / 0.681 -> 0.673 / 0.743 (13 characters of older series from other sources);
 strangers named 11.3% -> 10.5%, stranger AUROC within 0.003.

@@ -58,7 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # known from examples holds this much of the memory's confidence. Eight characters of another
 # franchise added from 20 faces each to the dev models: their posts named as a trained look-alike
 # 19.6% -> 15.7% and 17.4% -> 12.2% (0.2: 11.7% and 8.3%), known macro-F1 0.45 and 0.54 points lower
-# (0.2: 0.8 and 1.2 points), README "Characters known from examples".
+# (0.2: 0.8 and 1.2 points), docs/open-world.md, "Characters known from examples".
 EXAMPLE_RIVAL = 0.25
 
 
@@ -319,7 +319,7 @@ def decide(
         # model with eight New Game! characters added from 20 faces: 31 of 291 not-characters
         # (greyscale human faces) named as one of them from their regions, none with this; of the
         # 198 posts with no face, 7 right and 6 wrong names from the regions lost, the 32 right
-        # names from the finder's weaker boxes kept (README "A second chance").
+        # names from the finder's weaker boxes kept (docs/face-finder.md, "A second chance").
         kind = Kind.STRANGER
     # near a bar: another look could move the face across it (see models.open_world.OpenWorld.decide)
     cosine, chance = margins

@@ -17,7 +17,7 @@ Choices, and why:
   Held-out one-face posts scaled to a third were named right 94 times of 115 against 106 at full
   size, the misses mostly "a character I don't know" (23-character JLaoo + dev-set model). Off by
   default (`TrainSettings.low_resolution`): it made small faces safer but the memory named more
-  strangers (README, "the open world").
+  strangers (docs/open-world.md).
 - RandomErasing of small patches: speech bubbles, text and hands cover part of a face.
 Evaluation uses no augmentation at all: only `prepare` plus normalization.
 """

@@ -95,7 +95,7 @@ class Classifier(nn.Module):
         every face look a little like every character, so the bars for "anyone at all?" leave them
         out (`middle_columns` -> the card's `open_set.gate`). Measured through the open-set answer
         (`bench/openset.py`, two 160 px models, seeds 1234 / 7, the same weights exported with and
-        without them; README, "The open world"): with the gate and the colours at 0.2, a new
+        without them; docs/open-world.md): with the gate and the colours at 0.2, a new
         character from 20 faces 0.887 -> 0.899 / 0.890 -> 0.909, named right from 5 faces 77.1% ->
         78.5% / 77.1% -> 80.0%; the known characters and the strangers answered as before.
         """

@@ -2,8 +2,8 @@
 logits are the members' mean and whose memory vector makes a cosine the members' mean cosine.
 
 Why: runs of the same recipe on the same split differ in *which* characters they never saw they
-take for a trained one (README, "Ensembles of training runs": on the dev set kronii is named as ina
-in 12.5% to 37.2% of her pictures depending on the run), so their answers averaged name fewer
+take for a trained one (docs/open-world.md, "Ensembles of training runs": on the dev set kronii is
+named as ina in 12.5% to 37.2% of her pictures depending on the run), so their answers averaged name fewer
 strangers than one run does. Measured through the product's answer path on one split (seeds 42,
 43, 44): strangers named 13.95% on average alone, 11.8% as a pair, 11.3% as three; a new character
 from 20 faces 0.897 alone, 0.917 and 0.923. Averaging the weights instead ("model soups") measured

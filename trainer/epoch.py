@@ -69,7 +69,7 @@ def class_weights(targets: list[int], num_classes: int) -> torch.Tensor:
     beside 8 from JLaoo posts: a class of 9 pictures took 25 test faces of 13 others, precision
     0.04). Weighing every class by the inverse square root of its size instead also stopped that,
     but named 3 to 4 points more strangers on the dev set, whose classes are within 1.5x of each
-    other (README, "the open world")."""
+    other (docs/open-world.md)."""
     counts = np.bincount(np.asarray(targets, dtype=np.int64), minlength=num_classes).astype(np.float64)
     present = counts[counts > 0]
     floor = max(1.0, 0.25 * float(np.median(present))) if present.size else 1.0

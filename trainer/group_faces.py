@@ -8,7 +8,7 @@ skipped, as it is without a model. Faces chosen this way train, but never judge 
 the ones the previous model already names, so they stay out of validation and test
 (`trainer.splits.split`'s `train_only`).
 
-Off unless `train.pick_group_faces` is set: measured once (README, "Posts end to end"), the model
+Off unless `train.pick_group_faces` is set: measured once (docs/posts-and-scenes.md), the model
 trained again with the 172 faces its predecessor chose named group pictures a little more often
 and everything else a little worse.
 """

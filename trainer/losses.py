@@ -7,7 +7,7 @@ learned prototype, and a character added later from a few examples competes on t
 The margin is applied only while training, on the true class's logit (CosFace: `cos - m`; ArcFace:
 `cos(theta + m)`); the exported graph computes the plain `scale * cos`, which temperature scaling
 then calibrates like any logits. Measured against cross-entropy on the dev protocol: see
-`bench/openset.py` and the README.
+`bench/openset.py` and docs/open-world.md.
 """
 
 from __future__ import annotations
