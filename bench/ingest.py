@@ -8,6 +8,11 @@ face crops, commits). The same files are then run through `media.decode.decode_i
 and through `Ingestor.prepare` (decode + hashes + faces, no I/O). Prints JSON with medians over
 the repeats and the ratios. The decode-only rate is the ceiling on this machine (baseline); ingest
 is the candidate.
+
+It also times `media.hashes.fingerprint` on a 768 px portrait and a 1.5 MP scene (the same for
+every image a scrape keeps): the picture's own hashes, with its mirror image's (what ingest makes:
+the mirror's from the picture's own small copies, mirrored), and the mirror hashed as a picture of
+its own (the way before: a second shrink of every crop) as the baseline.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import cascade_path, emit, parser
+import numpy as np
+from PIL import Image as PILImage
+
+from bench.harness import cascade_path, emit, interleave, parser
 from catalog.db import make_engine, session_scope, upgrade
 from catalog.schema import Image
 from catalog.settings import DownloadSettings, Settings
@@ -26,6 +34,7 @@ from catalog.settings_sections import RedditSettings
 from catalog.store import ImageStore
 from media.decode import ImageRejected, decode_image
 from media.faces import FaceDetector
+from media.hashes import fingerprint, perceptual_hashes, subcrop_hashes
 from sandbox.characters.traits import make_characters
 from sandbox.reddit import FakeReddit, build_world
 from scraper.dedup import HashIndex
@@ -103,6 +112,37 @@ def prepare_rate(files: list[bytes], ingestor: Ingestor) -> float:
     return len(files) / (time.perf_counter() - started)
 
 
+def fingerprint_times(repeats: int, seed: int) -> dict[str, dict[str, float]]:
+    """Median ms of a picture's fingerprint alone, with its mirror's, and with the mirror's made
+    as a picture of its own, per picture size (interleaved)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, (height, width) in {"portrait_768": (768, 768), "scene_1500x1000": (1000, 1500)}.items():
+        rgb = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+        hashes = perceptual_hashes(rgb)
+        # the copy the sub-crops are hashed on (at most 512 px), mirrored: what the way before
+        # hashed as a picture of its own, beside the picture's own fingerprint
+        grey = PILImage.fromarray(rgb).convert("L")
+        grey.thumbnail((512, 512), PILImage.Resampling.BOX)
+        flipped = np.asarray(grey.transpose(PILImage.Transpose.FLIP_LEFT_RIGHT))
+
+        def separately(rgb: np.ndarray = rgb, flipped: np.ndarray = flipped, hashes: tuple = hashes) -> None:
+            fingerprint(rgb, *hashes, mirror=False)
+            perceptual_hashes(flipped)
+            subcrop_hashes(PILImage.fromarray(flipped))
+
+        samples = interleave(
+            {
+                "own": lambda rgb=rgb, hashes=hashes: fingerprint(rgb, *hashes, mirror=False),
+                "with_mirror": lambda rgb=rgb, hashes=hashes: fingerprint(rgb, *hashes),
+                "mirror_separately": separately,
+            },
+            repeats,
+        )
+        out[name] = {key: round(statistics.median(values), 2) for key, values in samples.items()}
+    return out
+
+
 def main() -> None:
     args_parser = parser(__doc__)
     args_parser.add_argument("--characters", type=int, default=None)
@@ -131,6 +171,7 @@ def main() -> None:
             decode.append(decode_rate(files, settings))
             prepare.append(prepare_rate(files, ingestor))
         engine.dispose()
+    fingerprints = fingerprint_times(5 if args.quick else 30, args.seed)
     ingest = statistics.median(run["images"] / run["seconds"] for run in runs)
     decode_median, prepare_median = statistics.median(decode), statistics.median(prepare)
     emit(
@@ -150,12 +191,23 @@ def main() -> None:
                 "ingest_images_per_s_median": round(ingest, 1),
                 "decode_only_images_per_s_median": round(decode_median, 1),
                 "prepare_images_per_s_median": round(prepare_median, 1),
+                "fingerprint_median_ms": fingerprints,
                 "note": "ingest = listing + download + decode + hashes + dedup + faces + commits, end to "
                 "end; prepare = decode + hashes + faces in memory, one thread",
             },
             "ratios": {
                 "ingest_over_decode_only": round(ingest / decode_median, 3),
                 "ingest_over_prepare": round(ingest / prepare_median, 3),
+            }
+            | {
+                f"fingerprint_mirror_separately_over_with_mirror_{name}": round(
+                    row["mirror_separately"] / row["with_mirror"], 3
+                )
+                for name, row in fingerprints.items()
+            }
+            | {
+                f"fingerprint_with_mirror_over_own_{name}": round(row["with_mirror"] / row["own"], 3)
+                for name, row in fingerprints.items()
             },
             "targets": [],
         },

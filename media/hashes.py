@@ -67,19 +67,50 @@ class Fingerprint:
     mirror: Fingerprint | None = None
 
 
+# imagehash's pHash and dHash shrink the greyscale picture to these sides before hashing (LANCZOS);
+# PIL's resampling is mirror-symmetric bit for bit, so a mirrored picture's small copies are the
+# small copies mirrored, and its hashes need no second shrink of the picture.
+PHASH_SIDE = (32, 32)
+DHASH_SIDE = (9, 8)
+_Small = tuple[np.ndarray, np.ndarray]  # the pHash and dHash copies of one picture
+_Box = tuple[int, int, int, int]
+
+
+def _small(picture: PILImage.Image) -> _Small:
+    grey = picture.convert("L")
+    return (
+        np.asarray(grey.resize(PHASH_SIDE, PILImage.Resampling.LANCZOS)),
+        np.asarray(grey.resize(DHASH_SIDE, PILImage.Resampling.LANCZOS)),
+    )
+
+
+def _mirrored(small: _Small) -> _Small:
+    return small[0][:, ::-1], small[1][:, ::-1]
+
+
+def _pair_of(small: _Small) -> tuple[int, int]:
+    """imagehash's pHash and dHash from the small copies they shrink a picture to (PIL returns a
+    copy when asked for the size a picture already has)."""
+    pixels, rows = (PILImage.fromarray(np.ascontiguousarray(a), "L") for a in small)
+    return hash_to_int(str(imagehash.phash(pixels))), hash_to_int(str(imagehash.dhash(rows)))
+
+
 def _hash_pair(picture: PILImage.Image) -> tuple[int, int]:
-    return hash_to_int(str(imagehash.phash(picture))), hash_to_int(str(imagehash.dhash(picture)))
+    return _pair_of(_small(picture))
+
+
+def _subcrop_boxes(width: int, height: int) -> list[_Box]:
+    w, h = max(1, round(width * SUBCROP_KEEP)), max(1, round(height * SUBCROP_KEEP))
+    boxes = []
+    for ax, ay in SUBCROP_ANCHORS:
+        x, y = round((width - w) * ax), round((height - h) * ay)
+        boxes.append((x, y, x + w, y + h))
+    return boxes
 
 
 def subcrop_hashes(grey: PILImage.Image) -> tuple[tuple[int, int], ...]:
     """(pHash, dHash) of the SUBCROP_ANCHORS crops, each keeping SUBCROP_KEEP of both sides."""
-    width, height = grey.size
-    w, h = max(1, round(width * SUBCROP_KEEP)), max(1, round(height * SUBCROP_KEEP))
-    hashes = []
-    for ax, ay in SUBCROP_ANCHORS:
-        x, y = round((width - w) * ax), round((height - h) * ay)
-        hashes.append(_hash_pair(grey.crop((x, y, x + w, y + h))))
-    return tuple(hashes)
+    return tuple(_hash_pair(grey.crop(box)) for box in _subcrop_boxes(*grey.size))
 
 
 def fingerprint(rgb: np.ndarray, phash: int, dhash: int, *, mirror: bool = True) -> Fingerprint:
@@ -91,15 +122,27 @@ def fingerprint(rgb: np.ndarray, phash: int, dhash: int, *, mirror: bool = True)
     if max(grey.size) > 512:
         grey.thumbnail((512, 512), PILImage.Resampling.BOX)
     thumbnail = grey.resize((SIGNATURE_SIDE, SIGNATURE_SIDE), PILImage.Resampling.BOX)
+    width = grey.size[0]
+    boxes = _subcrop_boxes(*grey.size)  # the mirrored picture's too: it has the same size
+    smalls = {box: _small(grey.crop(box)) for box in boxes}
     mirrored = None
     if mirror:
-        flipped = grey.transpose(PILImage.Transpose.FLIP_LEFT_RIGHT)
+        # The mirrored picture's crop (x0, y0, x1, y1) is this picture's (width - x1, y0, width - x0,
+        # y1) mirrored: the corners' are each other's; the centre's differs by a pixel when rounding
+        # does, and is then shrunk on its own.
+        crops = []
+        for x0, y0, x1, y1 in boxes:
+            box = (width - x1, y0, width - x0, y1)
+            small = smalls[box] if box in smalls else _small(grey.crop(box))
+            crops.append(_pair_of(_mirrored(small)))
         mirrored = Fingerprint(
-            *_hash_pair(flipped),
-            subcrop_hashes(flipped),
+            *_pair_of(_mirrored(_small(grey))),
+            tuple(crops),
             thumbnail.transpose(PILImage.Transpose.FLIP_LEFT_RIGHT).tobytes(),
         )
-    return Fingerprint(phash, dhash, subcrop_hashes(grey), thumbnail.tobytes(), mirrored)
+    return Fingerprint(
+        phash, dhash, tuple(_pair_of(smalls[box]) for box in boxes), thumbnail.tobytes(), mirrored
+    )
 
 
 def crop_hashes_to_text(crops: Iterable[tuple[int, int]]) -> str:
