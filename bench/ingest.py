@@ -34,7 +34,7 @@ from catalog.settings_sections import RedditSettings
 from catalog.store import ImageStore
 from media.decode import ImageRejected, decode_image
 from media.faces import FaceDetector
-from media.hashes import fingerprint, perceptual_hashes, subcrop_hashes
+from media.hashes import fingerprint, hashing_copy, perceptual_hashes, subcrop_hashes
 from sandbox.characters.traits import make_characters
 from sandbox.reddit import FakeReddit, build_world
 from scraper.dedup import HashIndex
@@ -120,11 +120,9 @@ def fingerprint_times(repeats: int, seed: int) -> dict[str, dict[str, float]]:
     for name, (height, width) in {"portrait_768": (768, 768), "scene_1500x1000": (1000, 1500)}.items():
         rgb = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
         hashes = perceptual_hashes(rgb)
-        # the copy the sub-crops are hashed on (at most 512 px), mirrored: what the way before
-        # hashed as a picture of its own, beside the picture's own fingerprint
-        grey = PILImage.fromarray(rgb).convert("L")
-        grey.thumbnail((512, 512), PILImage.Resampling.BOX)
-        flipped = np.asarray(grey.transpose(PILImage.Transpose.FLIP_LEFT_RIGHT))
+        # the copy the sub-crops are hashed on, mirrored: what the way before hashed as a picture
+        # of its own, beside the picture's own fingerprint
+        flipped = np.asarray(hashing_copy(rgb).transpose(PILImage.Transpose.FLIP_LEFT_RIGHT))
 
         def separately(rgb: np.ndarray = rgb, flipped: np.ndarray = flipped, hashes: tuple = hashes) -> None:
             fingerprint(rgb, *hashes, mirror=False)

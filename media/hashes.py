@@ -72,6 +72,7 @@ class Fingerprint:
 # small copies mirrored, and its hashes need no second shrink of the picture.
 PHASH_SIDE = (32, 32)
 DHASH_SIDE = (9, 8)
+HASHING_SIDE = 512
 _Small = tuple[np.ndarray, np.ndarray]  # the pHash and dHash copies of one picture
 _Box = tuple[int, int, int, int]
 
@@ -113,14 +114,20 @@ def subcrop_hashes(grey: PILImage.Image) -> tuple[tuple[int, int], ...]:
     return tuple(_hash_pair(grey.crop(box)) for box in _subcrop_boxes(*grey.size))
 
 
+def hashing_copy(rgb: np.ndarray) -> PILImage.Image:
+    """The greyscale copy, at most HASHING_SIDE pixels on a side, that a fingerprint's sub-crops and
+    mirror are hashed on: imagehash shrinks to 32x32 anyway."""
+    grey = PILImage.fromarray(rgb).convert("L")
+    if max(grey.size) > HASHING_SIDE:
+        grey.thumbnail((HASHING_SIDE, HASHING_SIDE), PILImage.Resampling.BOX)
+    return grey
+
+
 def fingerprint(rgb: np.ndarray, phash: int, dhash: int, *, mirror: bool = True) -> Fingerprint:
     """The sub-crop hashes and the signature of upright RGB pixels whose whole-image hashes are
     (`phash`, `dhash`); with `mirror`, the mirrored picture's fingerprint beside them (its
     whole-image hashes from the same grey copy the sub-crops are hashed on)."""
-    grey = PILImage.fromarray(rgb).convert("L")
-    # Hash the sub-crops of a copy at most 512 pixels on a side: imagehash shrinks to 32x32 anyway.
-    if max(grey.size) > 512:
-        grey.thumbnail((512, 512), PILImage.Resampling.BOX)
+    grey = hashing_copy(rgb)
     thumbnail = grey.resize((SIGNATURE_SIDE, SIGNATURE_SIDE), PILImage.Resampling.BOX)
     width = grey.size[0]
     boxes = _subcrop_boxes(*grey.size)  # the mirrored picture's too: it has the same size
