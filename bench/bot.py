@@ -22,8 +22,13 @@ the memory, and (with --face-finder) with the trained face finder stay connected
 whole run, each answering only in its own channel, so that every round visits every variant and the
 direct baseline, and load from elsewhere on the machine falls on all alike.
 
-With --members N, one more bot answers with the memory on a graph of N training runs
-(`NAMAE_TRAIN__MEMBERS`): its reply against the memory bot's is what an ensemble costs a member.
+With --members N, two more bots answer with the memory on a version of N training runs
+(`NAMAE_TRAIN__MEMBERS`): one runs every member on every face (the graph alone), the other ships
+member 1 as the first look deciding every face alone (`models.card.FirstLook`, no face handed
+over). Against the memory bot's reply, they are what a version of N members costs a member when
+every face, and when no face, is near one of member 1's bars; a real version hands over the share
+`bench/openset.py` reports (`every_member`), and the payload's `members_at_share` interpolates
+between the two at the shares given by --handover.
 
 Without --registry, the trainer's default backbone is first exported into a throwaway registry
 (bench/model.py, about 10 s). --quick is a smoke run of a few messages; its figures mean nothing.
@@ -45,6 +50,7 @@ from bench.harness import Target, cascade_path, emit, parser, ratio, summary
 from bench.stations import (
     JPEG_QUALITY,
     MEMBERS,
+    MEMBERS_FIRST,
     MEMORY_CHARACTERS,
     MEMORY_FACES,
     PORTRAIT,
@@ -169,7 +175,8 @@ async def _measure(
     finder: Path | None = None,
     members_root: Path | None = None,
 ) -> Samples:
-    modes = (*MODES, *((TRAINED,) if finder is not None else ()), *((MEMBERS,) if members_root else ()))
+    extra = (MEMBERS, MEMBERS_FIRST) if members_root else ()
+    modes = (*MODES, *((TRAINED,) if finder is not None else ()), *extra)
     # Two bots with catalogs of their own cannot share IDENTIFY slots: the fake does not pace them.
     fake = FakeDiscord(sharding=ShardingRules(identify_interval_s=0))
     await fake.start()
@@ -179,7 +186,11 @@ async def _measure(
         guild = fake.add_guild("bench")
         member = guild.add_member("poster")
         for mode in modes:
-            root = members_root if mode == MEMBERS and members_root is not None else registry_root
+            root = (
+                members_root
+                if mode in (MEMBERS, MEMBERS_FIRST) and members_root is not None
+                else registry_root
+            )
             stations.append(make_station(mode, tmp / mode, cascade, root, guild, finder))
         room = Room(fake, member, stations)
         by_mode = {station.mode: station for station in stations}
@@ -258,6 +269,14 @@ def main() -> None:
         help="also a bot whose model is that many training runs as one graph (NAMAE_TRAIN__MEMBERS), "
         "with the memory, against the memory bot's one (exported here, untrained, as without --registry)",
     )
+    args_parser.add_argument(
+        "--handover",
+        type=float,
+        nargs="*",
+        default=[0.062, 0.176],
+        help="shares of faces member 1 hands over to every member, for members_at_share (default: the "
+        "dev set's known characters and strangers, bench/openset.py on the three-member dev version)",
+    )
     args = args_parser.parse_args()
     if not 1 <= args.members <= 4:
         args_parser.error(f"--members {args.members}: 1 to 4")
@@ -279,7 +298,7 @@ def main() -> None:
             model["members"] = args.members
         samples = asyncio.run(_measure(registry_root, cascade, work, tmp, args.face_finder, members_root))
 
-    modes = [mode for mode in (*MODES, TRAINED, MEMBERS) if mode in samples.direct]
+    modes = [mode for mode in (*MODES, TRAINED, MEMBERS, MEMBERS_FIRST) if mode in samples.direct]
     latency = {
         name: {mode: summary(samples.latency[(mode, count)], 1) for mode in modes}
         for count, name in ((1, "one_image"), (4, "four_images"))
@@ -355,6 +374,16 @@ def main() -> None:
             "reply p50 with the trained finder over the cascade's, one image")  # fmt: skip
     variant(MEMBERS, "faces_memory", "members_over_memory", 1.10,
             f"reply p50 of {args.members} training runs as one graph over one, with the memory")  # fmt: skip
+    variant(MEMBERS_FIRST, "faces_memory", "members_first_over_memory", 1.10,
+            f"reply p50 of {args.members} training runs, member 1 deciding alone, over one")  # fmt: skip
+    if MEMBERS_FIRST in direct:
+        # member 1 on every face, and every member again on the share handed over
+        extra_ms = p50["one_image"][MEMBERS] - p50["one_image"]["faces_memory"]
+        for share in args.handover:
+            at = p50["one_image"][MEMBERS_FIRST] + share * max(0.0, extra_ms)
+            ratios[f"members_at_share_{share:g}_over_memory_reply_p50"] = ratio(
+                at, p50["one_image"]["faces_memory"]
+            )
     payload = {
         "baseline": (
             "models.answer.answer_image called directly on the same pictures: no Discord, no event loop; "

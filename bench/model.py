@@ -23,6 +23,9 @@ class BenchModel:
     parity: dict[str, object]
     net: object  # the torch module the ONNX file was exported from (eval mode, CPU)
     int8: dict[str, object] | None = None  # the card's int8 entry; None: the float graph only
+    # `members` > 1: member 1 alone, exported beside it as its own candidate version (its graphs
+    # are what a version of several members ships as its first look, `models.card.FirstLook`)
+    first_version: str | None = None
 
 
 def export_default_model(
@@ -80,6 +83,14 @@ def export_default_model(
         # model's int8 graph: top-1 agreement 0.995 on held-out faces); only its time is measured.
         int8_gate=False,
     )
+    first_version = None
+    if members > 1:
+        first_version, _ = export_version(
+            nets[0], registry=registry, labels=labels, image_size=image_size, temperature=1.0,
+            thresholds=0.5, metrics={"test_macro_f1": 0.0}, dataset_fingerprint="bench",
+            val_images=parity_images, backbone=backbone, int8=True,
+            calibration_images=list(probe_batch(image_size, count=64, seed=seed + 1)), int8_gate=False,
+        )  # fmt: skip
     registry.promote(version, force=True)
     card = registry.card(version)
     return BenchModel(
@@ -92,4 +103,5 @@ def export_default_model(
         parity=parity.as_dict(),
         net=net,
         int8=card.int8.model_dump() if card.int8 is not None else None,
+        first_version=first_version,
     )

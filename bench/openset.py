@@ -242,7 +242,7 @@ def _timing(classifier: Classifier, memory: CharacterMemory, known: Pictures, qu
     from models.open_world import OpenWorld
 
     assert classifier.card.open_set is not None
-    world = OpenWorld(classifier.labels, classifier.card.open_set, memory)
+    world = OpenWorld.for_card(classifier.card, memory)
     looks = classifier.infer(known.images[:64])
     probabilities = looks.probabilities
     today = classifier.card.thresholds

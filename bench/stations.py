@@ -34,8 +34,13 @@ from sandbox.discord import FakeGuild
 # mirror image): the most a second look can cost; bench/openset.py measures how many faces take it.
 EVERY_FACE_TWICE = (2.0, 2.0)
 TRAINED = "trained_faces"  # with --face-finder: the trained finder instead of the cascade
-# with --members N: the memory variant on a graph of N training runs (`NAMAE_TRAIN__MEMBERS`)
+# with --members N: the memory variant on a graph of N training runs (`NAMAE_TRAIN__MEMBERS`),
+# every member on every face ...
 MEMBERS = "faces_memory_members"
+# ... and the same version with its first look (`models.card.FirstLook`), member 1 deciding every
+# face alone: the floor of what a version of N members costs (bench/openset.py measures the share
+# of faces it hands over to every member)
+MEMBERS_FIRST = "faces_memory_first"
 # The memory the third bot answers with: the issue's scale, 100 characters x 200 faces.
 MEMORY_CHARACTERS, MEMORY_FACES = 100, 200
 PORTRAIT = 768
@@ -118,9 +123,11 @@ def make_station(
     engine = open_catalog(settings.resolved_database_url)
     channel = guild.add_channel(f"pictures-{mode.replace('_', '-')}")
     GuildSettingsStore(engine).enable_channel(guild.id, channel)
-    if mode in ("faces_memory", "faces_two_looks", MEMBERS):
+    if mode in ("faces_memory", "faces_two_looks", MEMBERS, MEMBERS_FIRST):
         twice = EVERY_FACE_TWICE if mode == "faces_two_looks" else None
-        _with_memory(registry, MEMORY_CHARACTERS, MEMORY_FACES, second_look=twice)
+        _with_memory(
+            registry, MEMORY_CHARACTERS, MEMORY_FACES, second_look=twice, first=mode == MEMBERS_FIRST
+        )
     detector = face_finder(settings, finder_folder(settings)) if mode != "no_faces" else None
     bot = NamaeBot(
         settings,
@@ -135,11 +142,18 @@ def make_station(
 
 
 def _with_memory(
-    registry: Registry, characters: int, faces: int, second_look: tuple[float, float] | None = None
+    registry: Registry,
+    characters: int,
+    faces: int,
+    second_look: tuple[float, float] | None = None,
+    *,
+    first: bool = False,
 ) -> None:
     """Promote a copy of the active version that carries a character memory of `characters` x
     `faces` faces (random unit vectors, seeded) and open-set thresholds, so that every answer goes
-    through the memory as a trained model's would (with `second_look`'s margins)."""
+    through the memory as a trained model's would (with `second_look`'s margins). `first`: with
+    member 1's graph (the registry's newest candidate, `bench.model`) as its first look, which
+    decides every face alone (no margins)."""
     from models import colour
     from models.card import CARD_NAME, INT8_NAME, ONNX_NAME, sha256_file
     from models.memory import MEMORY_NAME, CharacterMemory, MemoryEntry
@@ -167,14 +181,41 @@ def _with_memory(
         gate=gate_columns(card), gate_offsets={1: 0.12, 5: 0.02, 20: 0.01, 200: 0.0},
         second_look=second_look,
     )  # fmt: skip
+    looks_first = _first_look(registry, folder, card, thresholds) if first else None
     fresh = card.model_copy(
         update={"version": version, "parent": card.version, "open_set": thresholds,
-                "onnx_sha256": sha256_file(folder / ONNX_NAME)}
+                "onnx_sha256": sha256_file(folder / ONNX_NAME), "first_look": looks_first}
     )  # fmt: skip
     (folder / CARD_NAME).write_text(fresh.to_json())
     registry.register(folder)
     if not registry.promote(version, force=True).promoted:
         raise SystemExit("could not promote the memory variant")
+
+
+def _first_look(registry: Registry, folder: Path, card: Any, thresholds: Any) -> Any:
+    """Member 1's graphs (the newest candidate) copied into `folder` as a first look whose bars are
+    `thresholds` in member 1's columns and which hands no face over."""
+    from models import colour
+    from models.card import FIRST_INT8_NAME, FIRST_NAME, INT8_NAME, ONNX_NAME, FirstLook, sha256_file
+
+    member = registry.version_dir(registry.newest_candidate())
+    own = read_card(member)
+    shutil.copy2(member / ONNX_NAME, folder / FIRST_NAME)
+    if own.int8 is not None:
+        shutil.copy2(member / INT8_NAME, folder / FIRST_INT8_NAME)
+    count = (card.embedding_dim or 0) // (own.embedding_dim or 1)
+    gate = gate_columns(own)
+    last = gate[0] if gate is not None else own.embedding_dim or 0
+    middle = (own.embedding_dim or 0) - last
+    columns = [(0, last, count**0.5)]
+    if middle:
+        columns.append((count * last, count * last + middle, count**0.5))
+    if thresholds.colour > 0:
+        columns.append((count * (last + middle), count * (last + middle) + colour.BINS, 1.0))
+    return FirstLook(
+        members=count, sha256=sha256_file(folder / FIRST_NAME), int8=own.int8,
+        open_set=thresholds.model_copy(update={"gate": gate}), columns=columns, margins=(0.0, 0.0),
+    )  # fmt: skip
 
 
 def direct_answer(station: Station) -> Callable[[bytes], Answer]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
 
 from catalog.db import is_sqlite, session_scope
 from catalog.errors import CatalogError
@@ -103,6 +104,18 @@ def job_params(kind: JobKind | str, params: JobParams | dict[str, Any] | None) -
 def stored_params(kind: JobKind | str, params: JobParams | dict[str, Any] | None) -> dict[str, Any]:
     """What `Job.params` holds for these parameters: checked, defaults left out."""
     return job_params(kind, params).model_dump(exclude_defaults=True)
+
+
+def queue_in(session: Session, kind: JobKind, *, requested_by: str, priority: int = 100) -> bool:
+    """Queue a job of `kind` without parameters in the caller's transaction, unless one is queued
+    already (it will do the same work); True when one was added."""
+    waiting = select(Job.id).where(Job.kind == kind.value, Job.status == JobStatus.queued).limit(1)
+    if session.scalar(waiting) is not None:
+        return False
+    session.add(
+        Job(kind=kind.value, params={}, requested_by=requested_by, priority=priority, status=JobStatus.queued)
+    )
+    return True
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from catalog.db import session_scope
+from catalog.jobs import JobKind, queue_in
 from catalog.schema import Character, Face, MemoryFace, ModelStatus, ModelVersion, Prediction
 
 POLL_BATCH = 5000
@@ -144,8 +145,12 @@ def prediction_key(session: Session, prediction: Prediction) -> str:
 def remember_label(session: Session, prediction: Prediction, character_id: int | None, origin: str) -> bool:
     """A vote or moderator label just landed on `prediction`: its face joins the memory of the
     version that answered it (or leaves it, for "not a character"). False when the prediction
-    kept no embedding."""
+    kept no embedding: then a memory job is queued, which embeds the labelled face's stored crop
+    with the active version (`models.answer`: a face member 1 of several decided alone keeps no
+    vector of the memory's width)."""
     if prediction.embedding is None:
+        if character_id is not None:
+            queue_in(session, JobKind.memory, requested_by=f"label:{origin}")
         return False
     key = prediction_key(session, prediction)
     embedding = prediction.embedding if character_id is not None else None

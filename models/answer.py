@@ -19,7 +19,11 @@ decided by the card's thresholds (per class, else global). Either way a caller's
 `threshold` (a guild's own setting) replaces the naming confidence threshold. A card with
 second-look margins has a face whose answer lands near a bar looked at again in its mirror image
 (every crop of it: frames or regions), and decided on both looks averaged; the answer's embedding
-is the vector it was decided on.
+is the vector it was decided on. A version of several members (`Classifier.first`) runs member 1
+alone on every face first; only the faces it lands near one of its bars run through every member
+(and their second look), so most faces cost one member's time. A face member 1 decided alone has
+no embedding: its vector is not the memory's, and a label landing on it reaches the memory through
+the worker's memory job, which embeds the stored crop with every member (`trainer.memory_sync`).
 
 Animated pictures: faces are found in every sampled frame; the frame with the most faces (the
 earliest on a tie) sets the face positions. Each of its faces is matched in every other frame to
@@ -49,7 +53,8 @@ from models.classifier import Candidate
 
 if TYPE_CHECKING:
     from media.faces import FaceFinder
-    from models.classifier import Classifier
+    from models.classifier import Classifier, FirstLookModel
+    from models.open_world import FaceDecision
 
 FRAME_MATCH_IOU = 0.3
 
@@ -60,7 +65,7 @@ class FaceAnswer:
     candidates: tuple[Candidate, ...]  # best first, calibrated probabilities
     kind: Kind
     threshold: float  # the card's threshold for the best candidate (what `kind` was decided by)
-    embedding: np.ndarray | None = None  # L2-normalized
+    embedding: np.ndarray | None = None  # L2-normalized, the memory's width (None: member 1 alone decided)
     crop: np.ndarray | None = None  # the face crop the model saw (the reference frame's), RGB
 
     @property
@@ -223,13 +228,34 @@ def _answer(
     """One answer per group of pictures of one face (its frames, or a picture's regions): the
     model's outputs averaged over the group; near a bar of a mirrored card, over its mirror images
     too (`models.openset`, second look). `seen`: what the groups show (`models.openset.Seen`)."""
-    means = _group_means(model, groups)
-    first = means._replace(vectors=_unit(means.vectors))
     if model.world is None:
+        means = _group_means(model, groups)
+        first = means._replace(vectors=_unit(means.vectors))
         return [
             _closed_set(model, box, p, e, top_k, crop)
             for box, p, e, crop in zip(boxes, first.probabilities, first.vectors, shown, strict=True)
         ]
+    world = model.world
+    decided = (
+        _in_turn(model, groups, top_k, seen)
+        if model.first is not None
+        else _decided(model, groups, top_k, seen)
+    )
+    answers = []
+    for g, (decision, unit) in enumerate(decided):
+        named = tuple(Candidate(c.label, c.probability, c.examples) for c in decision.candidates)
+        bars = world.first if world.first is not None and decision.members == 1 else world
+        answers.append(FaceAnswer(boxes[g], named, decision.kind, bars.thresholds.name, unit, shown[g]))
+    return answers
+
+
+def _decided(
+    model: Classifier, groups: list[list[np.ndarray]], top_k: int, seen: Seen
+) -> list[tuple[FaceDecision, np.ndarray]]:
+    """Every group decided on the version's graph: its decision and the vector it was decided on."""
+    assert model.world is not None
+    means = _group_means(model, groups)
+    first = means._replace(vectors=_unit(means.vectors))
     decided_on: dict[int, np.ndarray] = {}
 
     def second(rows: list[int]) -> Looks:
@@ -240,17 +266,29 @@ def _answer(
 
     # the head, the character memory and the card's open-set thresholds (models.openset)
     decisions = model.world.decide(first, top_k=top_k, seen=seen, second=second)
-    answers = []
-    for g, decision in enumerate(decisions):
-        named = tuple(Candidate(c.label, c.probability, c.examples) for c in decision.candidates)
-        unit = decided_on.get(g, first.vectors[g])
-        answers.append(
-            FaceAnswer(boxes[g], named, decision.kind, model.world.thresholds.name, unit, shown[g])
-        )
-    return answers
+    return [(decision, decided_on.get(g, first.vectors[g])) for g, decision in enumerate(decisions)]
 
 
-def _group_means(model: Classifier, groups: list[list[np.ndarray]]) -> Looks:
+def _in_turn(
+    model: Classifier, groups: list[list[np.ndarray]], top_k: int, seen: Seen
+) -> list[tuple[FaceDecision, np.ndarray | None]]:
+    """Member 1 decides every group; the ones near its bars are decided on every member's graph
+    (`_decided`), whose vector they keep; the others have none of the memory's width."""
+    assert model.world is not None and model.first is not None
+    means = _group_means(model.first, groups)
+    vectors: dict[int, np.ndarray] = {}
+
+    def every_member(rows: list[int]) -> list[FaceDecision]:
+        decided = _decided(model, [groups[r] for r in rows], top_k, seen)
+        vectors.update(zip(rows, (vector for _, vector in decided), strict=True))
+        return [decision for decision, _ in decided]
+
+    member = means._replace(vectors=_unit(means.vectors))
+    decisions = model.world.decide_in_turn(member, every_member, top_k=top_k, seen=seen)
+    return [(decision, vectors.get(g)) for g, decision in enumerate(decisions)]
+
+
+def _group_means(model: Classifier | FirstLookModel, groups: list[list[np.ndarray]]) -> Looks:
     """The model run once over every group's pictures: per group, the mean of its looks (the
     vectors' mean not yet at unit length)."""
     owner = np.repeat(np.arange(len(groups)), [len(group) for group in groups])

@@ -23,6 +23,9 @@ from models.openset import OpenSetThresholds
 CARD_NAME = "model.json"
 ONNX_NAME = "model.onnx"
 INT8_NAME = "model.int8.onnx"
+# A version of several members: member 1's own graph, which looks at every face first.
+FIRST_NAME = "member-1.onnx"
+FIRST_INT8_NAME = "member-1.int8.onnx"
 CARD_FORMAT = 1
 DEFAULT_THRESHOLD = 0.5
 # Registry version ids: a zero-padded sequence number (sorts as text) and the UTC minute of creation.
@@ -100,6 +103,37 @@ class Int8Graph(GraphAgreement):
     probe_cosine_min: float = Field(ge=-1.0, le=1.0)
 
 
+class FirstLook(BaseModel):
+    """A version of several training runs (`NAMAE_TRAIN__MEMBERS`): member 1's graph answers every
+    face first, by bars fitted for it alone; a face it lands near one of them is answered by every
+    member (`model.onnx`), as a version without a first look answers. Member 1's vector is columns
+    of the memory's (`columns`: [start, end) and the factor that gives them unit length), so one
+    memory serves both (`models.open_world`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    members: int = Field(ge=2)
+    sha256: str  # of FIRST_NAME
+    int8: Int8Graph | None = None  # FIRST_INT8_NAME, as the card's own `int8`
+    temperature: float = Field(default=1.0, gt=0.0)  # member 1's head's own calibration
+    open_set: OpenSetThresholds  # member 1's bars, fitted on its own looks
+    columns: list[tuple[int, int, float]] = Field(min_length=1)
+    margins: tuple[float, float]  # (evidence, confidence): this near a bar, every member answers
+
+    @model_validator(mode="after")
+    def _sane(self) -> FirstLook:
+        if any(not 0 <= start < end or factor <= 0.0 for start, end, factor in self.columns):
+            raise ValueError(f"first-look columns {self.columns} are not ranges with a positive factor")
+        if min(self.margins) < 0.0:
+            raise ValueError(f"first-look margins {self.margins} must not be negative")
+        return self
+
+    @property
+    def width(self) -> int:
+        """The width of member 1's vector (the memory's columns it reads)."""
+        return sum(end - start for start, end, _ in self.columns)
+
+
 def default_preprocessing() -> dict[str, Any]:
     """How `models.preprocess.prepare` shapes an image; recorded so that a card documents itself."""
     return {
@@ -138,6 +172,8 @@ class ModelCard(BaseModel):
     backbone: str | None = None
     onnx_sha256: str | None = None
     int8: Int8Graph | None = None  # None: the version has the float graph only
+    # A version of several members: member 1 answers first (None: the graph answers every face).
+    first_look: FirstLook | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("labels")
@@ -158,6 +194,8 @@ class ModelCard(BaseModel):
         if unknown:
             raise ValueError(f"per-class thresholds name labels the model lacks: {unknown}")
         expected = InputSpec()
+        if self.first_look is not None and self.open_set is None:
+            raise ValueError("a first look needs the open-set thresholds it hands faces over to")
         if self.input != expected:
             raise ValueError(
                 f"input {self.input.model_dump()} differs from this code's {expected.model_dump()}"
@@ -224,13 +262,19 @@ def read_card(folder: Path, *, expect_version: str | None = None, verify_hash: b
                 f"{onnx_path} does not match its card (sha256 {actual[:12]}..., card says "
                 f"{card.onnx_sha256[:12]}...): the folder was modified after export"
             )
-    if card.int8 is not None:
-        int8_path = folder / INT8_NAME
-        if not int8_path.is_file():
-            raise ModelLoadError(f"{folder} has no {INT8_NAME}, which its card lists")
-        if verify_hash and sha256_file(int8_path) != card.int8.sha256:
+    listed = [(INT8_NAME, card.int8.sha256 if card.int8 is not None else None)]
+    if card.first_look is not None:
+        first = card.first_look
+        listed += [(FIRST_NAME, first.sha256), (FIRST_INT8_NAME, first.int8.sha256 if first.int8 else None)]
+    for name, sha256 in listed:
+        path = folder / name
+        if sha256 is None:
+            continue
+        if not path.is_file():
+            raise ModelLoadError(f"{folder} has no {name}, which its card lists")
+        if verify_hash and sha256_file(path) != sha256:
             raise ModelLoadError(
-                f"{int8_path} does not match its card (card says {card.int8.sha256[:12]}...): "
+                f"{path} does not match its card (card says {sha256[:12]}...): "
                 "the folder was modified after export"
             )
     return card

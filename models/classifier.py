@@ -1,6 +1,10 @@
 """The ONNX classifier: a registry version loaded into onnxruntime, RGB crops in, calibrated
 probabilities (softmax of logits / the card's temperature) and L2-normalized embeddings out.
 
+A version of several members also carries member 1's own graph (`ModelCard.first_look`), which
+`Classifier.first` runs: the answer path asks it first, and the version's graph only for the faces
+member 1 lands near one of its bars (`models.open_world.OpenWorld.decide_in_turn`).
+
 `ModelWatcher` switches a running process to a newly active version. Turning a picture into an
 answer (faces, frames, thresholds) is `models.answer`'s job.
 """
@@ -38,6 +42,49 @@ class Candidate:
     examples: int | None = None  # None: the head was trained on it; N: known from N faces in memory
 
 
+class GraphRunner:
+    """One ONNX session and how its outputs become `Looks`: calibrated probabilities, the memory's
+    vectors (the graph's embedding, with the face's colours when the card weighs them) and the
+    head's largest raw logit."""
+
+    def __init__(
+        self, session: Any, *, image_size: int, temperature: float, colour: float, width: int, batch_size: int
+    ) -> None:
+        self.session = session
+        self.image_size = image_size
+        self.temperature = temperature
+        self.colour = colour
+        self.width = width
+        self.batch_size = batch_size
+        self._input_name = session.get_inputs()[0].name
+
+    def infer(self, images: list[np.ndarray], classes: int) -> Looks:
+        if not images:
+            return Looks(np.zeros((0, classes)), np.zeros((0, self.width), dtype=np.float32), np.zeros(0))
+        probabilities, embeddings, familiarity = [], [], []
+        for start in range(0, len(images), self.batch_size):
+            batch = preprocess.to_batch(images[start : start + self.batch_size], self.image_size)
+            logits, embedding = self.session.run(list(preprocess.OUTPUT_NAMES), {self._input_name: batch})
+            probabilities.append(softmax(logits, 1.0 / self.temperature))
+            embeddings.append(colour.with_colour(embedding, batch, self.colour))
+            familiarity.append(np.asarray(logits, dtype=np.float64).max(axis=1))
+        return Looks(np.concatenate(probabilities), np.concatenate(embeddings), np.concatenate(familiarity))
+
+
+class FirstLookModel:
+    """Member 1's graph of a version of several members: the same labels and input, its own
+    temperature, its vectors the memory's columns the card names."""
+
+    def __init__(self, runner: GraphRunner, labels: list[str], graph: Graph) -> None:
+        self.runner = runner
+        self.labels = labels
+        self.graph: Graph = graph
+        self.image_size = runner.image_size
+
+    def infer(self, images: list[np.ndarray]) -> Looks:
+        return self.runner.infer(images, len(self.labels))
+
+
 class Classifier:
     def __init__(
         self,
@@ -47,6 +94,7 @@ class Classifier:
         path: Path,
         batch_size: int = DEFAULT_BATCH,
         graph: Graph = "float",
+        first: tuple[Any, Graph] | None = None,
     ) -> None:
         self.card = card
         self.graph: Graph = graph
@@ -61,12 +109,30 @@ class Classifier:
         # The memory's vector: the graph's embedding, with the face's colours when the card says so.
         self.colour: float = card.open_set.colour if card.open_set is not None else 0.0
         self.embedding_dim: int = colour.width(check_signature(session, card, path), self.colour)
-        self._input_name = session.get_inputs()[0].name
+        self._runner = GraphRunner(
+            session, image_size=self.image_size, temperature=card.temperature, colour=self.colour,
+            width=self.embedding_dim, batch_size=batch_size,
+        )  # fmt: skip
         # The head, the character memory and the card's open-set thresholds answering together;
         # None for a version trained before the memory (the head and its threshold answer alone).
         self.world: OpenWorld | None = None
         if card.open_set is not None and (path / MEMORY_NAME).is_file():
-            self.world = OpenWorld(self.labels, card.open_set, CharacterMemory.load(path / MEMORY_NAME))
+            self.world = OpenWorld.for_card(card, CharacterMemory.load(path / MEMORY_NAME))
+        # Member 1 alone, looking first (a version of several members with a memory; None otherwise).
+        self.first: FirstLookModel | None = None
+        if first is not None and card.first_look is not None and self.world is not None:
+            first_session, first_graph = first
+            own = card.first_look
+            width = colour.width(check_signature(first_session, card, path, first=True), own.open_set.colour)
+            if width != own.width:
+                raise ModelLoadError(
+                    f"{path}: member 1's graph gives {width}-wide vectors, its card's columns {own.width}"
+                )
+            runner = GraphRunner(
+                first_session, image_size=self.image_size, temperature=own.temperature,
+                colour=own.open_set.colour, width=width, batch_size=batch_size,
+            )  # fmt: skip
+            self.first = FirstLookModel(runner, self.labels, first_graph)
 
     @classmethod
     def load(
@@ -85,7 +151,17 @@ class Classifier:
         session, graph = open_graph(
             version_dir, card, providers=providers, intra_op_threads=intra_op_threads, int8=int8
         )
-        classifier = cls(card, session, path=version_dir, batch_size=batch_size, graph=graph)
+        first = None
+        if card.first_look is not None:
+            first = open_graph(
+                version_dir,
+                card,
+                providers=providers,
+                intra_op_threads=intra_op_threads,
+                int8=int8,
+                first=True,
+            )
+        classifier = cls(card, session, path=version_dir, batch_size=batch_size, graph=graph, first=first)
         log.info(
             "loaded model %s (%d labels, %dpx, %s graph) on %s", card.version, len(card.labels),
             card.image_size, graph, classifier.provider,
@@ -104,20 +180,7 @@ class Classifier:
         """Calibrated probabilities (N, classes), the memory's unit-length vectors (N, D) and the
         head's largest raw logit (N,) of raw RGB images (`models.colour`: the vector is the graph's
         embedding, with the colours when the card weighs them; `models.openset`: familiarity)."""
-        if not images:
-            return Looks(
-                np.zeros((0, len(self.labels))),
-                np.zeros((0, self.embedding_dim), dtype=np.float32),
-                np.zeros(0),
-            )
-        probabilities, embeddings, familiarity = [], [], []
-        for start in range(0, len(images), self.batch_size):
-            batch = preprocess.to_batch(images[start : start + self.batch_size], self.image_size)
-            logits, embedding = self.session.run(list(preprocess.OUTPUT_NAMES), {self._input_name: batch})
-            probabilities.append(softmax(logits, 1.0 / self.card.temperature))
-            embeddings.append(colour.with_colour(embedding, batch, self.colour))
-            familiarity.append(np.asarray(logits, dtype=np.float64).max(axis=1))
-        return Looks(np.concatenate(probabilities), np.concatenate(embeddings), np.concatenate(familiarity))
+        return self._runner.infer(images, len(self.labels))
 
     def top(self, probabilities: np.ndarray, top_k: int) -> list[Candidate]:
         """The `top_k` labels of one row of probabilities, best first (ties: lower index first)."""

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from models import preprocess
-from models.card import INT8_NAME, ONNX_NAME, GraphAgreement, ModelCard
+from models.card import FIRST_INT8_NAME, FIRST_NAME, INT8_NAME, ONNX_NAME, GraphAgreement, ModelCard
 from models.openset import softmax
 from models.runtime import choose_providers, open_session
 
@@ -90,25 +90,32 @@ def open_graph(
     providers: list[str] | None = None,
     intra_op_threads: int | None = None,
     int8: bool = True,
+    first: bool = False,
 ) -> tuple[Any, Graph]:
-    """The session a reader answers with, and which graph it is ("int8" or "float")."""
-    float_session = open_session(folder / ONNX_NAME, providers=providers, intra_op_threads=intra_op_threads)
-    if not int8 or card.int8 is None:
+    """The session a reader answers with, and which graph it is ("int8" or "float"); `first`: of
+    member 1's graph (`ModelCard.first_look`) instead of the version's."""
+    if first:
+        assert card.first_look is not None
+        names, entry = (FIRST_NAME, FIRST_INT8_NAME), card.first_look.int8
+    else:
+        names, entry = (ONNX_NAME, INT8_NAME), card.int8
+    float_session = open_session(folder / names[0], providers=providers, intra_op_threads=intra_op_threads)
+    if not int8 or entry is None:
         return float_session, "float"
     if choose_providers(providers)[0] != "CPUExecutionProvider":
         log.info("%s: the int8 graph is for CPUs; running the float graph on %s", card.version, providers)
         return float_session, "float"
     int8_session = open_session(
-        folder / INT8_NAME, providers=["CPUExecutionProvider"], intra_op_threads=intra_op_threads
+        folder / names[1], providers=["CPUExecutionProvider"], intra_op_threads=intra_op_threads
     )
     probe = agreement(float_session, int8_session, probe_batch(card.image_size))
-    needed = card.int8.probe_cosine_min - PROBE_TOLERANCE
+    needed = entry.probe_cosine_min - PROBE_TOLERANCE
     if probe.cosine_min < needed:
         log.warning(
-            "%s: the int8 graph answers unlike the float graph on this machine (probe embedding "
+            "%s: the int8 graph %s answers unlike the float graph on this machine (probe embedding "
             "cosine %.3f, %.3f where it was made; x86 CPUs without VNNI can saturate); running the "
             "float graph",
-            card.version, probe.cosine_min, card.int8.probe_cosine_min,
+            card.version, names[1], probe.cosine_min, entry.probe_cosine_min,
         )  # fmt: skip
         return float_session, "float"
     return int8_session, "int8"

@@ -1,6 +1,13 @@
 """The head, the character memory and the fitted thresholds answering faces together: `OpenWorld`
 keeps a snapshot of the memory's prototypes and decides a batch of faces by `models.openset`'s rule,
-with a second look near a bar."""
+with a second look near a bar.
+
+A version of several members (`models.card.FirstLook`) answers in turn: member 1 alone decides
+every face by its own bars, reading its own columns of the memory's vectors (`project`); a face
+it lands near one of them is decided by every member, as a version of one answers. Runs of one
+recipe differ in which strangers they take for a trained character, so the members together name
+fewer of them; near member 1's bars is where that matters (docs/open-world.md, "Ensembles as an
+option")."""
 
 from __future__ import annotations
 
@@ -13,7 +20,20 @@ import numpy as np
 from models.openset import Kind, Looks, OpenSetThresholds, Seen, decide, gated
 
 if TYPE_CHECKING:
+    from models.card import FirstLook, ModelCard
     from models.memory import CharacterMemory
+
+# [start, end) columns of the memory's vector and the factor they are scaled by
+Columns = list[tuple[int, int, float]]
+
+
+def project(vectors: np.ndarray, columns: Columns) -> np.ndarray:
+    """Rows of the memory's vectors as one member sees them: its columns, scaled, at unit length
+    (exact for an ensemble's vectors, `trainer.ensemble`; float16 rounding aside)."""
+    rows = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    out = np.concatenate([rows[:, start:end] * factor for start, end, factor in columns], axis=1)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return (out / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -33,10 +53,13 @@ class FaceDecision:
     similarity: float
     evidence: float
     looks: int = 1  # 2: decided on the face and its mirror image averaged
+    members: int = 1  # how many members' looks decided it (a version's members, or its member 1)
 
 
 # Rows of a batch -> those faces' two looks averaged.
 SecondLook = Callable[[list[int]], Looks]
+# Rows of a batch -> every member's decisions for those faces.
+EveryMember = Callable[[list[int]], list[FaceDecision]]
 
 
 def second_look_of(both: Looks) -> SecondLook:
@@ -60,21 +83,64 @@ class OpenWorld:
 
     Characters are the head's labels plus every memory character with at least `min_examples`
     faces. A snapshot of the memory's prototypes is taken by `refresh()` (after the memory changed);
-    answers read whichever snapshot is current, so a refresh from another thread is safe."""
+    answers read whichever snapshot is current, so a refresh from another thread is safe.
 
-    def __init__(self, labels: list[str], thresholds: OpenSetThresholds, memory: CharacterMemory) -> None:
+    `first`: the version's first look (member 1's bars; `self.first` is its own world over the
+    same memory). `columns`: this world reads these columns of the memory's vectors (`project`);
+    `margins`: how near a bar a face is looked at again (the card's second look by default)."""
+
+    def __init__(
+        self,
+        labels: list[str],
+        thresholds: OpenSetThresholds,
+        memory: CharacterMemory,
+        *,
+        first: FirstLook | None = None,
+        columns: Columns | None = None,
+        margins: tuple[float, float] | None = None,
+    ) -> None:
         self.labels = list(labels)
         self.thresholds = thresholds
         self.memory = memory
+        self.columns = columns
+        self._margins = margins
+        self.members = first.members if first is not None else 1
+        self.first = (
+            None
+            if first is None
+            else OpenWorld(labels, first.open_set, memory, columns=first.columns, margins=first.margins)
+        )
         self.revision = 0  # bumped by every refresh: answers cached before it are stale
         self._snapshot = self._take()
 
+    @classmethod
+    def for_card(
+        cls, card: ModelCard, memory: CharacterMemory, *, min_examples: int | None = None
+    ) -> OpenWorld:
+        """The world a version's card describes, over `memory` (`min_examples`: instead of the card's)."""
+        assert card.open_set is not None
+        world = cls(card.labels, card.open_set, memory, first=card.first_look)
+        if min_examples is not None:
+            world.set_min_examples(min_examples)
+        return world
+
+    @property
+    def margins(self) -> tuple[float, float]:
+        """(evidence, confidence): how near a bar a face is looked at again."""
+        if self._margins is not None:
+            return self._margins
+        return self.thresholds.second_look or (0.0, 0.0)
+
     def refresh(self) -> None:
+        if self.first is not None:
+            self.first.refresh()
         self._snapshot = self._take()
         self.revision += 1
 
     def set_min_examples(self, count: int) -> None:
         """A deployment's own rule for naming a character known from examples only."""
+        if self.first is not None:
+            self.first.set_min_examples(count)
         if count != self.thresholds.min_examples:
             self.thresholds = self.thresholds.model_copy(update={"min_examples": max(1, count)})
             self.refresh()
@@ -89,6 +155,8 @@ class OpenWorld:
             if name in column or counts[name] >= self.thresholds.min_examples
         ]
         kept = protos[keep] if keep else np.zeros((0, self.memory.dim), dtype=np.float32)
+        if self.columns is not None:
+            kept = project(kept, self.columns)
         return _Snapshot(
             names=[names[j] for j in keep],
             prototypes=kept,
@@ -126,6 +194,21 @@ class OpenWorld:
                 out[row] = replace(decision, looks=2)
         return out
 
+    def decide_in_turn(
+        self, member: Looks, every_member: EveryMember, *, top_k: int = 3, seen: Seen = Seen.FACE
+    ) -> list[FaceDecision]:
+        """A version of several members: one decision per row of member 1's looks (its own
+        vectors, `member`) by its own bars; the rows within its margins of one are decided by
+        `every_member` (what `decide` gives on every member's looks)."""
+        assert self.first is not None, "decide_in_turn needs a version with a first look"
+        decided = self.first._decide_rows(member, top_k, seen)
+        out = [decision for decision, _ in decided]
+        rows = [i for i, (_, near) in enumerate(decided) if near]
+        if rows:
+            for row, decision in zip(rows, every_member(rows), strict=True):
+                out[row] = replace(decision, members=self.members)
+        return out
+
     def _decide_rows(self, looks: Looks, top_k: int, seen: Seen) -> list[tuple[FaceDecision, bool]]:
         snap = self._snapshot
         if not snap.names:
@@ -140,7 +223,7 @@ class OpenWorld:
             head = np.where(snap.trained, probabilities[i][np.maximum(snap.head_index, 0)], np.nan)
             decision = decide(
                 similarity[i], snap.faces, self.thresholds, head=head, seen=seen,
-                gate_similarity=gate_similarity[i], margins=self.thresholds.second_look or (0.0, 0.0),
+                gate_similarity=gate_similarity[i], margins=self.margins,
                 familiarity=float(looks.familiarity[i]),
             )  # fmt: skip
             candidates = tuple(

@@ -45,9 +45,12 @@ def open_session(
         raise ModelLoadError(f"{onnx_path} does not load in onnxruntime: {first_line}") from exc
 
 
-def check_signature(session: ort.InferenceSession, card: ModelCard, where: Path) -> int:
-    """The graph must take what `models.preprocess` produces and give what the card promises.
-    Returns the embedding width."""
+def check_signature(
+    session: ort.InferenceSession, card: ModelCard, where: Path, *, first: bool = False
+) -> int:
+    """The graph must take what `models.preprocess` produces and give what the card promises
+    (`first`: member 1's graph, whose embedding width its first look's columns check). Returns the
+    embedding width."""
     inputs = session.get_inputs()
     if len(inputs) != 1 or inputs[0].name != preprocess.INPUT_NAME:
         names = [i.name for i in inputs]
@@ -72,7 +75,12 @@ def check_signature(session: ort.InferenceSession, card: ModelCard, where: Path)
             f"{where}: the graph has {classes} classes but the card lists {len(card.labels)} labels"
         )
     width = outputs["embedding"].shape[-1]
-    if card.embedding_dim is not None and isinstance(width, int) and width != card.embedding_dim:
+    if (
+        not first
+        and card.embedding_dim is not None
+        and isinstance(width, int)
+        and width != card.embedding_dim
+    ):
         raise ModelLoadError(f"{where}: embedding width {width} differs from the card's {card.embedding_dim}")
     return width if isinstance(width, int) else (card.embedding_dim or 0)
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from models import colour
-from models.card import INT8_NAME, ONNX_NAME, ModelCard, read_card
+from models.card import FIRST_INT8_NAME, FIRST_NAME, INT8_NAME, ONNX_NAME, ModelCard, read_card
 from models.errors import ModelLoadError
 from models.memory import MEMORY_NAME, CharacterMemory
 from models.runtime import check_signature, open_session
@@ -62,10 +62,11 @@ class VersionEntry:
         }
 
 
-def _runs(path: Path, card: ModelCard) -> np.ndarray:
-    """The graph loads, has the card's signature and runs on one image; its embedding."""
+def _runs(path: Path, card: ModelCard, *, first: bool = False) -> np.ndarray:
+    """The graph loads, has the card's signature and runs on one image; its embedding (`first`:
+    member 1's graph)."""
     session = open_session(path, providers=["CPUExecutionProvider"], intra_op_threads=1)
-    check_signature(session, card, path.parent)
+    check_signature(session, card, path.parent, first=first)
     probe = np.zeros((1, card.image_size, card.image_size, 3), dtype=np.uint8)
     try:
         logits, embedding = session.run(None, {session.get_inputs()[0].name: probe})
@@ -88,6 +89,14 @@ def validate_folder(folder: Path, *, expect_version: str | None = None) -> Model
     graphs = [ONNX_NAME] if card.int8 is None else [ONNX_NAME, INT8_NAME]
     for name in graphs:
         embedding = _runs(folder / name, card)
+    first = card.first_look
+    if first is not None:
+        for name in [FIRST_NAME] if first.int8 is None else [FIRST_NAME, FIRST_INT8_NAME]:
+            own = colour.width(_runs(folder / name, card, first=True).shape[1], first.open_set.colour)
+            if own != first.width:
+                raise ModelLoadError(
+                    f"{folder / name} gives {own}-wide vectors, the card's first-look columns {first.width}"
+                )
     if card.open_set is not None:
         memory = CharacterMemory.load(folder / MEMORY_NAME)
         wide = colour.width(embedding.shape[1], card.open_set.colour)

@@ -8,10 +8,15 @@ says it is. Label smoothing makes networks under-confident, so T usually comes o
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from models.openset import softmax
+
+log = logging.getLogger(__name__)
 
 ECE_BINS = 15
 # On a small validation set the network may separate every image; the NLL then keeps falling as
@@ -42,6 +47,19 @@ def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
 
     optimizer.step(closure)
     return float(np.clip(float(log_t.detach().exp()), T_MIN, T_MAX))
+
+
+def shipped_temperature(logits: np.ndarray, y_true: np.ndarray) -> tuple[float, float]:
+    """(the temperature a version ships, the one NLL fitted): the fitted one unless it raises the
+    validation ECE, then 1.0 (NLL-optimal is not ECE-optimal on a small validation set; never ship
+    a worse calibration)."""
+    fitted = fit_temperature(logits, y_true)
+    raw = expected_calibration_error(softmax(logits), y_true)
+    scaled = expected_calibration_error(softmax(logits, 1.0 / fitted), y_true)
+    if scaled > raw:
+        log.info("temperature %.3f raises validation ECE (%.4f > %.4f); keeping T = 1", fitted, scaled, raw)
+        return 1.0, fitted
+    return fitted, fitted
 
 
 def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS) -> float:

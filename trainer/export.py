@@ -28,8 +28,12 @@ from catalog.fsutil import atomic_write_text, fsync_file
 from models import preprocess
 from models.card import (
     CARD_NAME,
+    FIRST_INT8_NAME,
+    FIRST_NAME,
     INT8_NAME,
     ONNX_NAME,
+    FirstLook,
+    Int8Graph,
     ModelCard,
     Thresholds,
     default_preprocessing,
@@ -41,6 +45,7 @@ from models.openset import OpenSetThresholds
 from models.registry import Registry
 from models.runtime import open_session, session_provider
 from trainer.backbones import features_and_embedding
+from trainer.first_look import FittedFirstLook
 from trainer.quantize import int8_graph
 
 log = logging.getLogger(__name__)
@@ -176,6 +181,44 @@ def check_parity(
     )
 
 
+def _graphs(
+    net: nn.Module,
+    onnx_path: Path,
+    int8_path: Path,
+    *,
+    registry: Registry,
+    image_size: int,
+    opset: int,
+    val_images: list[np.ndarray],
+    calibration_images: list[np.ndarray] | None,
+    int8: bool,
+    int8_gate: bool,
+    temperature: float,
+) -> tuple[ParityReport, Int8Graph | None]:
+    """One net's float graph, checked against torch (ExportError when it answers otherwise), and
+    its int8 graph when asked for and it answers like the float one."""
+    export_onnx(net, out_path=onnx_path, image_size=image_size, opset=opset)
+    registry.checkpoint("export:onnx_written")
+    parity = check_parity(net, onnx_path, val_images, image_size)
+    log.info(
+        "parity of %s on %d images (%s): max |logit diff| %.2e, top-1 agreement %.2f%%",
+        onnx_path.name, parity.images, parity.provider, parity.max_abs_diff, 100 * parity.top1_agreement,
+    )  # fmt: skip
+    if parity.top1_agreement < 1.0 or parity.max_abs_diff > MAX_ABS_DIFF:
+        raise ExportError(
+            f"ONNX parity of {onnx_path.name} failed on {parity.images} validation images: top-1 "
+            f"agreement {100 * parity.top1_agreement:.2f}% (must be 100%), max |logit diff| "
+            f"{parity.max_abs_diff:.2e} (limit {MAX_ABS_DIFF:.0e})"
+        )
+    if not int8:
+        return parity, None
+    entry = int8_graph(
+        onnx_path, int8_path, calibration=calibration_images or [], check=val_images,
+        image_size=image_size, temperature=temperature, gate=int8_gate,
+    )  # fmt: skip
+    return parity, entry
+
+
 def export_version(
     net: nn.Module,
     *,
@@ -195,35 +238,42 @@ def export_version(
     int8: bool = False,
     calibration_images: list[np.ndarray] | None = None,
     int8_gate: bool = True,
+    first_look: FittedFirstLook | None = None,
 ) -> tuple[str, ParityReport]:
     """Export, check parity on the validation images and register a candidate. Raises ExportError
     (and registers nothing) when top-1 agreement is below 100% or the logits drift too far.
     `memory`: the character memory file (`models.memory`), written beside the card. `int8`: also
     the int8 graph (`trainer.quantize`), its activation ranges from `calibration_images` (other
     validation faces; the parity images when None), when it answers like the float graph (always,
-    with `int8_gate=False`)."""
+    with `int8_gate=False`). `first_look`: a version of several members also ships member 1's graph
+    (parity and int8 alike) and its bars (`models.card.FirstLook`)."""
     version, staging = registry.new_version_dir()
     try:
         onnx_path = staging / ONNX_NAME
-        export_onnx(net, out_path=onnx_path, image_size=image_size, opset=opset)
-        registry.checkpoint("export:onnx_written")
-        parity = check_parity(net, onnx_path, val_images, image_size)
-        log.info(
-            "parity on %d images (%s): max |logit diff| %.2e, top-1 agreement %.2f%%",
-            parity.images, parity.provider, parity.max_abs_diff, 100 * parity.top1_agreement,
+        parity, int8_entry = _graphs(
+            net, onnx_path, staging / INT8_NAME, registry=registry, image_size=image_size, opset=opset,
+            val_images=val_images, calibration_images=calibration_images, int8=int8,
+            int8_gate=int8_gate, temperature=temperature,
         )  # fmt: skip
-        if parity.top1_agreement < 1.0 or parity.max_abs_diff > MAX_ABS_DIFF:
-            raise ExportError(
-                f"ONNX parity failed on {parity.images} validation images: top-1 agreement "
-                f"{100 * parity.top1_agreement:.2f}% (must be 100%), max |logit diff| {parity.max_abs_diff:.2e} "
-                f"(limit {MAX_ABS_DIFF:.0e})"
-            )
-        int8_entry = None
-        if int8:
-            int8_entry = int8_graph(
-                onnx_path, staging / INT8_NAME, calibration=calibration_images or [], check=val_images,
-                image_size=image_size, temperature=temperature, gate=int8_gate,
+        first = None
+        if first_look is not None:
+            # member 1's own graph, checked and quantized as the version's is
+            first_parity, first_int8 = _graphs(
+                first_look.net, staging / FIRST_NAME, staging / FIRST_INT8_NAME, registry=registry,
+                image_size=image_size, opset=opset, val_images=val_images,
+                calibration_images=calibration_images, int8=int8, int8_gate=int8_gate,
+                temperature=first_look.temperature,
             )  # fmt: skip
+            first = FirstLook(
+                members=len(getattr(net, "members", [])),
+                sha256=sha256_file(staging / FIRST_NAME),
+                int8=first_int8,
+                temperature=first_look.temperature,
+                open_set=first_look.open_set,
+                columns=first_look.columns,
+                margins=first_look.margins,
+            )
+            metrics = {**metrics, "first_look_parity": first_parity.as_dict()}
         with torch.inference_mode():
             probe = torch.zeros((1, 3, image_size, image_size), device=next(net.parameters()).device)
             embedding_dim = int(features_and_embedding(net, probe)[1].shape[1])
@@ -243,6 +293,7 @@ def export_version(
             backbone=backbone,
             onnx_sha256=sha256_file(onnx_path),
             int8=int8_entry,
+            first_look=first,
             extra={"opset": opset, "torch": torch.__version__, **(extra or {})},
         )
         if memory is not None:

@@ -39,6 +39,7 @@ from trainer.openeval_answers import (
     Pictures,
     answer_as_posted,
     decide_all,
+    every_member_share,
     kinds,
     known_figures,
     mistaken_for,
@@ -78,7 +79,7 @@ def evaluate(
             f"model {card.version} has no open-set thresholds (it was trained before the character "
             "memory); retrain it to evaluate the open-set answer"
         )
-    world = OpenWorld(classifier.labels, card.open_set, memory)
+    world = OpenWorld.for_card(card, memory)
     labels = sorted(set(known.labels) - {None})  # type: ignore[arg-type]
     progress(f"answering {len(known.images)} pictures of {len(labels)} known characters")
     answered = run_model(classifier, known)
@@ -90,6 +91,7 @@ def evaluate(
     result: dict[str, Any] = {
         "version": card.version,
         "graph": classifier.graph,
+        "members": world.members,
         "labels": labels,
         "thresholds": card.open_set.model_dump(mode="json"),
         "known": {
@@ -102,12 +104,14 @@ def evaluate(
             ],
             "kinds": kinds(decisions),
             "second_looks": second_looks(decisions),
+            "every_member": every_member_share(world, decisions),
             "pair_holds_truth": _pair_truth(decisions, truth),
         },
-        "curve": _coverage_curve(decisions, truth, answered, classifier, card.open_set.known),
+        "curve": _coverage_curve(decisions, truth, answered, classifier, world),
     }
     result["_plots"] = {"known_truth": truth, "known_pred": new_pred, "decisions": decisions}
-    known_evidence = np.array([d.evidence for d in decisions])
+    # the separation of the version's whole graph (member 1's evidence is on another scale)
+    known_evidence = np.array([d.evidence for d in decide_all(world, answered, in_turn=False)])
     known_today = answered.first.probabilities.max(1)
     if unknown is not None and unknown.images:
         progress(f"answering {len(unknown.images)} pictures of characters the model does not know")
@@ -121,8 +125,11 @@ def evaluate(
             "named_today": float(named_today.mean()),
             "kinds": kinds(stranger_decisions),
             "second_looks": second_looks(stranger_decisions),
+            "every_member": every_member_share(world, stranger_decisions),
             "by_character": mistaken_for([str(label) for label in unknown.labels], stranger_decisions),
-            "auroc": _auroc(known_evidence, np.array([d.evidence for d in stranger_decisions])),
+            "auroc": _auroc(
+                known_evidence, np.array([d.evidence for d in decide_all(world, strangers, in_turn=False)])
+            ),
             "auroc_today": _auroc(known_today, strangers.first.probabilities.max(1)),
         }
         progress("few-shot: adding examples of the unknown characters to the memory")
@@ -142,7 +149,9 @@ def evaluate(
             "named": kinds(whole)[Kind.NAME.value],
             "named_today": float(named_today.mean()),
             "kinds": kinds(whole),
-            "auroc": _auroc(known_evidence, np.array([d.evidence for d in decide_all(world, others)])),
+            "auroc": _auroc(
+                known_evidence, np.array([d.evidence for d in decide_all(world, others, in_turn=False)])
+            ),
             "auroc_today": _auroc(known_today, others.first.probabilities.max(1)),
         }
     return result
@@ -156,7 +165,11 @@ def _pair_truth(decisions: list[FaceDecision], truth: list[str]) -> float | None
 
 
 def _coverage_curve(
-    decisions: list[FaceDecision], truth: list[str], answered: Answered, classifier: Classifier, known: float
+    decisions: list[FaceDecision],
+    truth: list[str],
+    answered: Answered,
+    classifier: Classifier,
+    world: OpenWorld,
 ) -> dict[str, list[float]]:
     """Precision against coverage on known characters, sweeping the naming confidence: the
     open-set answer (faces past the stranger gate) and today's head alone."""
@@ -176,7 +189,11 @@ def _coverage_curve(
     right = np.array(
         [bool(d.candidates) and d.candidates[0].label == t for d, t in zip(decisions, truth, strict=True)]
     )
-    gate = np.array([d.evidence >= known for d in decisions], dtype=bool)
+    # each face past the stranger bar of the look that decided it (member 1's, or every member's)
+    bars = [world.first if world.first is not None and d.members == 1 else world for d in decisions]
+    gate = np.array(
+        [d.evidence >= b.thresholds.known for d, b in zip(decisions, bars, strict=True)], dtype=bool
+    )
     cov, prec = curve(confidence, right, gate)
     best = answered.first.probabilities.argmax(1) if len(truth) else np.zeros(0, dtype=int)
     right_today = np.array([classifier.labels[b] == t for b, t in zip(best, truth, strict=True)])
@@ -199,7 +216,6 @@ def few_shot(
 ) -> dict[str, Any]:
     card = classifier.card
     assert card.open_set is not None
-    thresholds = card.open_set.model_copy(update={"min_examples": 1})
     rng = np.random.default_rng(seed)
     halves = np.random.default_rng(seed + 1)  # its own stream: the draws above stay as they were
     characters = sorted({str(label) for label in unknown.labels})
@@ -218,13 +234,13 @@ def few_shot(
             np.array([i for i, c in enumerate(unknown.labels) if c not in added], dtype=int)
         )
         before = (
-            kinds(decide_all(OpenWorld(classifier.labels, thresholds, memory), still))[Kind.NAME.value]
+            kinds(decide_all(OpenWorld.for_card(card, memory, min_examples=1), still))[Kind.NAME.value]
             if added
             else 0.0
         )
         for k in shots:
-            world = OpenWorld(
-                classifier.labels, thresholds, _grown(memory, unknown, strangers, order, usable, k)
+            world = OpenWorld.for_card(
+                card, _grown(memory, unknown, strangers, order, usable, k), min_examples=1
             )
             decisions = decide_all(world, sub)
             best = [d.candidates[0].label for d in decisions]
@@ -241,8 +257,8 @@ def few_shot(
             ):  # fmt: skip
                 row.setdefault(key, []).append(float(value))
             if added:
-                half = OpenWorld(
-                    classifier.labels, thresholds, _grown(memory, unknown, strangers, order, added, k)
+                half = OpenWorld.for_card(
+                    card, _grown(memory, unknown, strangers, order, added, k), min_examples=1
                 )
                 named = [name for name in map(name_given, decide_all(half, still)) if name is not None]
                 for key, value in (

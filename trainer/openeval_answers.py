@@ -19,7 +19,7 @@ from media.decode import DecodeLimits, ImageRejected
 from media.faces import FaceFinder
 from models.answer import FaceAnswer, answer_pixels
 from models.classifier import Classifier
-from models.open_world import FaceDecision, Named, OpenWorld, second_look_of
+from models.open_world import FaceDecision, Named, OpenWorld
 from models.openset import Kind, Looks, both_looks
 from models.preprocess import mirrored
 from trainer.folder_source import IMAGE_SUFFIXES
@@ -70,28 +70,33 @@ def read_folder(root: Path, limits: DecodeLimits, *, per_character: bool) -> Pic
 
 @dataclass
 class Answered:
-    """A set's face crops through the model: the first look (`models.openset.Looks`), and for a
-    mirrored card both looks averaged (what a second look decides on)."""
+    """A set's face crops through the model: the first look (`models.openset.Looks`), for a
+    mirrored card both looks averaged (what a second look decides on), and for a version of several
+    members member 1's own look (what it decides every face on first)."""
 
     first: Looks
     both: Looks | None = None
+    member: Looks | None = None
 
     def __len__(self) -> int:
         return len(self.first.vectors)
 
     def rows(self, rows: np.ndarray) -> Answered:
         both = None if self.both is None else self.both.rows(rows)
-        return Answered(self.first.rows(rows), both)
+        member = None if self.member is None else self.member.rows(rows)
+        return Answered(self.first.rows(rows), both, member)
 
 
 def run_model(classifier: Classifier, pictures: Pictures) -> Answered:
     """Every picture as one face crop, in batches (what `models.answer` does for a crop); its
-    mirror image too when the card has a `second_look` (the answer path looks again near a bar)."""
+    mirror image too when the card has a `second_look` (the answer path looks again near a bar),
+    and through member 1's graph for a version of several members."""
     first = classifier.infer(pictures.images)
     both = None
     if classifier.card.open_set is not None and classifier.card.open_set.second_look is not None:
         both = both_looks(first, classifier.infer(mirrored(pictures.images)))
-    return Answered(first, both)
+    member = classifier.first.infer(pictures.images) if classifier.first is not None else None
+    return Answered(first, both, member)
 
 
 def confidence(face: FaceAnswer) -> tuple[bool, float]:
@@ -129,10 +134,27 @@ def today(classifier: Classifier, answered: Answered) -> tuple[np.ndarray, np.nd
     return named, best
 
 
-def decide_all(world: OpenWorld, answered: Answered) -> list[FaceDecision]:
-    """Every face crop's decision, as the answer path makes it (a second look near a bar)."""
-    second = None if answered.both is None else second_look_of(answered.both)
-    return world.decide(answered.first, second=second)
+def decide_all(world: OpenWorld, answered: Answered, *, in_turn: bool = True) -> list[FaceDecision]:
+    """Every face crop's decision, as the answer path makes it (a second look near a bar; member 1
+    first for a version of several members, unless `in_turn` is False: every member on every face)."""
+    both = answered.both
+
+    def every_member(rows: list[int]) -> list[FaceDecision]:
+        picked = np.asarray(rows, dtype=int)
+        second = None if both is None else (lambda again: both.rows(picked[again]))
+        return world.decide(answered.first.rows(picked), second=second)
+
+    if in_turn and world.first is not None and answered.member is not None:
+        return world.decide_in_turn(answered.member, every_member)
+    return every_member(list(range(len(answered))))
+
+
+def every_member_share(world: OpenWorld, decisions: list[FaceDecision]) -> float:
+    """The share of faces decided on the version's whole graph: those near member 1's bars for a
+    version of several members (what member 1 looking first saves), every face otherwise."""
+    if world.first is None:
+        return 1.0
+    return sum(d.members > 1 for d in decisions) / max(1, len(decisions))
 
 
 def second_looks(decisions: list[FaceDecision]) -> float:

@@ -215,6 +215,15 @@ def markdown(result: dict[str, Any]) -> list[str]:
             + ", ".join(f"{name} {_pct(share)}" for name, share in looks)
             + ".",
         ]
+    members = result.get("members", 1)
+    handed = [(name, result[key].get("every_member")) for key, name in (("known", "known"), ("unknown", "unknown"))
+              if key in result]  # fmt: skip
+    if members > 1 and all(share is not None for _, share in handed):
+        lines += [
+            "",
+            f"Decided by all {members} members (near one of member 1's bars; member 1 alone decides the "
+            "rest): " + ", ".join(f"{name} {_pct(share)}" for name, share in handed) + ".",
+        ]
     if result.get("unknown", {}).get("by_character"):
         lines += [
             "",

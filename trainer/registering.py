@@ -13,6 +13,7 @@ from catalog.settings import Settings
 from catalog.settings_sections import TrainSettings
 from trainer import backbones, openset_run
 from trainer.dataset import Assembled, Item, PixelLoader
+from trainer.first_look import FittedFirstLook
 
 # Torch parity, and the int8 graph's agreement with the float one (one swap in 64 faces moved that
 # by 1.6 points, across the gate's 0.98).
@@ -32,6 +33,7 @@ def _export(
     val_items: list[Item],
     loader: PixelLoader,
     open_world: openset_run.RunOpenSet,
+    first_look: FittedFirstLook | None = None,
 ) -> str:
     from models.registry import Registry
     from trainer.export import export_version
@@ -59,6 +61,7 @@ def _export(
         },
         open_set=open_world.thresholds,
         memory=open_world.memory,
+        first_look=first_look,
         int8=True,
         calibration_images=[
             loader(item) for item in shuffled[PARITY_IMAGES : PARITY_IMAGES + CALIBRATION_IMAGES]

@@ -4,7 +4,8 @@ catalog or folder -> class filter and cap -> leak-free split with the frozen tes
 training loop, once or for each of `train.members` runs joined as one net (trainer.members) ->
 evaluation (per-class table, confusion matrix, curves, worst mistakes) -> temperature scaling, ECE
 before/after and the "unknown" threshold -> the open-set thresholds and the character memory
-(trainer.openset_run) -> report.json/report.md -> ONNX export with parity check -> registered
+(trainer.openset_run; for several members, member 1's own too: trainer.first_look) ->
+report.json/report.md -> ONNX export with parity check -> registered
 candidate. Promotion is the caller's decision.
 Every failure before registration leaves the registry, and so the active model, untouched.
 """
@@ -30,6 +31,8 @@ from catalog.settings_sections import TrainSettings
 from trainer import TrainingError, TrainingInterrupted, augment, ddp, openset_run, report
 from trainer.checkpoints import LAST, check_compatible, load_checkpoint
 from trainer.dataset import PixelLoader
+from trainer.ensemble import Ensemble
+from trainer.first_look import fit_first_look
 from trainer.loop import seed_everything
 from trainer.members import build_member, train_members
 from trainer.progress import ProgressOption, progress_display
@@ -218,6 +221,15 @@ def _train(
                 **open_world.report,
                 "thresholds": open_world.thresholds.model_dump(mode="json"),
             }
+            first_look = None
+            if isinstance(built.net, Ensemble):
+                _report_progress(on_progress, 0.9, "fitting member 1's bars: it looks at every face first")
+                first_look = fit_first_look(
+                    built.net, labels=labels, train_items=train_items, val_items=val_items,
+                    loader=loader, device=torch_device, image_size=cfg.image_size,
+                    settings=settings.memory, seed=cfg.seed, batch_size=cfg.batch_size * 2,
+                )  # fmt: skip
+                evaluation["open_set"]["first_look"] = first_look.report
             metrics = {
                 "test_macro_f1": evaluation["test"]["macro"]["f1"],
                 "test_accuracy": evaluation["test"]["accuracy"],
@@ -241,7 +253,7 @@ def _train(
                 _report_progress(on_progress, 0.92, "exporting to ONNX and checking parity")
                 version = _export(
                     settings, engine, built, labels, cfg, evaluation, metrics, assembled, val_items, loader,
-                    open_world,
+                    open_world, first_look,
                 )  # fmt: skip
                 log.info("registered candidate version %s", version)
             metrics["seconds"] = round(time.monotonic() - started, 2)

@@ -37,15 +37,7 @@ def _evaluate(
     y_test = np.array([index[i.label] for i in test_items], dtype=np.int64)
     val_logits = predict_logits(built.net, val_items, loader, device=device, batch_size=cfg.batch_size * 2)
     test_logits = predict_logits(built.net, test_items, loader, device=device, batch_size=cfg.batch_size * 2)
-    temperature = calibration.fit_temperature(val_logits, y_val)
-    fitted_temperature = temperature
-    val_ece_raw = calibration.expected_calibration_error(softmax(val_logits), y_val)
-    val_ece_fit = calibration.expected_calibration_error(softmax(val_logits, 1.0 / temperature), y_val)
-    if val_ece_fit > val_ece_raw:
-        # NLL-optimal is not ECE-optimal on a small validation set; never ship a worse calibration.
-        log.info("temperature %.3f raises validation ECE (%.4f > %.4f); keeping T = 1", temperature,
-                 val_ece_fit, val_ece_raw)  # fmt: skip
-        temperature = 1.0
+    temperature, fitted_temperature = calibration.shipped_temperature(val_logits, y_val)
     probs = {
         (name, scaled): softmax(logits, 1.0 / temperature if scaled else 1.0)
         for name, logits in (("val", val_logits), ("test", test_logits))
