@@ -116,6 +116,7 @@ def main() -> None:
                         "min_images_per_class": 5,
                         "device": "cpu",
                         "seed": args.seed,
+                        "members": 1,  # one run per backbone: the comparison, not the default's three
                     },
                     _env_file=None,
                 )

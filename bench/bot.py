@@ -378,12 +378,12 @@ def main() -> None:
             f"reply p50 of {args.members} training runs, member 1 deciding alone, over one")  # fmt: skip
     if MEMBERS_FIRST in direct:
         # member 1 on every face, and every member again on the share handed over
-        extra_ms = p50["one_image"][MEMBERS] - p50["one_image"]["faces_memory"]
-        for share in args.handover:
-            at = p50["one_image"][MEMBERS_FIRST] + share * max(0.0, extra_ms)
-            ratios[f"members_at_share_{share:g}_over_memory_reply_p50"] = ratio(
-                at, p50["one_image"]["faces_memory"]
-            )
+        for key, tag in (("one_image", ""), ("four_images", "_four")):
+            base = p50[key]["faces_memory"]
+            extra_ms = max(0.0, p50[key][MEMBERS] - base)
+            for share in args.handover:
+                at = p50[key][MEMBERS_FIRST] + share * extra_ms
+                ratios[f"members_at_share_{share:g}_over_memory_reply_p50{tag}"] = ratio(at, base)
     payload = {
         "baseline": (
             "models.answer.answer_image called directly on the same pictures: no Discord, no event loop; "

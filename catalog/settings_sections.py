@@ -67,11 +67,13 @@ class TrainSettings(BaseModel):
     # named 13.0% against 7.2% (docs/open-world.md).
     low_resolution: float = Field(default=0.0, ge=0.0, le=1.0)
     # Training runs of this recipe (seeds seed, seed + 1, ...) on one split, exported as one graph
-    # (trainer/ensemble.py). Dev set, seed 42's split: strangers named 13.95% (one run, mean of
-    # two) -> 11.8% (two) -> 11.3% (three), a new character from 20 faces 0.897 -> 0.917 -> 0.923;
-    # the default seed's: 10.3% -> 11.4% -> 9.3%, 0.901 -> 0.909 -> 0.924. N times the training
-    # time; the bot's reply 1.07x with two, 1.10x to 1.34x with three (over issue 16's 1.10x).
-    members: int = Field(default=1, ge=1, le=4)
+    # (trainer/ensemble.py) with member 1's own graph as its first look (trainer/first_look.py):
+    # member 1 decides every face, every member the faces near its bars. Dev set, default seed,
+    # through the product: strangers named 10.3% (one run; 12.7% over eleven) -> 9.3% (three),
+    # a new character from 5 / 20 faces 0.881 / 0.901 -> 0.886 / 0.909, the faces near member 1's
+    # bars 6% of known ones (18% of strangers); the bot's reply 0.95x-1.04x with member 1 alone and
+    # 1.09x-1.29x with every member on every face. N times the training time (docs/open-world.md).
+    members: int = Field(default=3, ge=1, le=4)
     min_images_per_class: Count = 8
     max_images_per_class: Count = 2000
     target_precision: float = Field(default=0.9, gt=0.0, le=1.0)

@@ -36,6 +36,10 @@ pytest_plugins = [
 ]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Tests train one run of the recipe unless they ask for more (the default, three, triples every
+# training a test does; tests/trainer/test_first_look.py and test_ensemble.py train several). Set
+# here, before any Settings is made, so that the worker's child processes inherit it too.
+os.environ.setdefault("NAMAE_TRAIN__MEMBERS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from catalog.characters import NewCharacter, add_character
+from catalog.db import session_scope
 from catalog.jobs import JobKind, JobQueue
 from catalog.memory import rows_since
 from catalog.predictions import AnswerRecord, ImageRecord, MessageContext, record_predictions
+from catalog.schema import Prediction
 from catalog.settings import Settings
 from catalog.store import ImageStore, sha256_of
 from catalog.votes import cast_vote
@@ -24,7 +26,7 @@ from media.decode import DecodeLimits, decode_image
 from media.encode import encode_png
 from models import colour, preprocess
 from models.answer import answer_pixels
-from models.card import FIRST_INT8_NAME, FIRST_NAME
+from models.card import FIRST_INT8_NAME, FIRST_NAME, read_card
 from models.classifier import Classifier
 from models.errors import ModelLoadError
 from models.memory import MEMORY_NAME, CharacterMemory, decode_embedding
@@ -33,6 +35,7 @@ from models.open_world import OpenWorld, project
 from models.openset import Kind
 from models.registry import Registry
 from models.versions import validate_folder
+from tests.fixtures.bot import BotHarness
 from tests.models.tiny import random_images
 from tests.trainer.conftest import tiny_settings
 from trainer import backbones
@@ -93,6 +96,7 @@ def trained_two(
     result = train_run(settings, None, from_folder=folder, progress=False)
     assert result.version is not None
     registry = Registry.from_settings(settings, None)
+    registry.promote(result.version, force=True)
     files = [p for name in names for p in sorted((folder / name).glob("*.jpg"))[:4]]
     images = [decode_image(p.read_bytes(), settings.images).rgb for p in files]
     return settings, registry.version_dir(result.version), images
@@ -214,7 +218,7 @@ def test_a_label_on_a_face_member_one_answered_alone_reaches_the_memory_through_
     shutil.copytree(version_dir.parent.parent, settings.data_dir / "models")
     registry = Registry.from_settings(settings, None)
     version = version_dir.name
-    registry.promote(version, force=True)
+    assert registry.active_version() == version
     classifier = Classifier.load(registry.version_dir(version), int8=False)
     _with_margins(classifier, (0.0, 0.0))
     face = images[-1]
@@ -276,3 +280,41 @@ def test_namae_eval_reports_how_many_faces_every_member_decided(
     everyone = decide_all(classifier.world, answered, in_turn=False)  # type: ignore[arg-type]
     handed = [a.kind == b.kind for a, b in zip(in_turn, everyone, strict=True) if a.members == 2]
     assert all(handed) and len(handed) == round(share * len(in_turn))
+
+
+@pytest.fixture
+def model_source(trained_two: tuple[Settings, Path, list[np.ndarray]]) -> tuple[Path, list[str]]:
+    """The bot of this module answers with the two-member version (not the session's tiny model)."""
+    settings, version_dir, _ = trained_two
+    return settings.registry_dir, list(read_card(version_dir).labels)
+
+
+async def test_the_bot_answers_with_member_one_first_through_discord(
+    harness: BotHarness, trained_two: tuple[Settings, Path, list[np.ndarray]]
+) -> None:
+    """The real bot loads the version's first look; a face member 1 decides alone is answered as
+    the answer path answers it and its prediction keeps no vector; a face handed over keeps every
+    member's, the memory's width."""
+    _, _, images = trained_two
+    assert harness.bot is not None
+    service = harness.bot.inference
+    classifier = service.classifier
+    assert classifier is not None and classifier.first is not None
+    # other pictures in each round: the bot answers a picture it has seen from its cache
+    rounds = (((0.0, 0.0), False, [images[0], images[-1]]), ((np.inf, np.inf), True, [images[1], images[-2]]))
+    for margins, handed, pictures in rounds:
+        _with_margins(classifier, margins)
+        for i, data in enumerate(encode_png(picture) for picture in pictures):
+            message = await harness.post((f"{margins[0]}-{i}.png", data, "image/png"))
+            await harness.reply_to(message)
+            expected = service.compute(data)
+            with session_scope(harness.engine) as session:
+                rows = session.scalars(select(Prediction).where(Prediction.message_id == message)).all()
+                assert [dict(row.topk)["kind"] for row in rows] == [
+                    face.kind.value for face in expected.faces
+                ]
+                for row in rows:
+                    if handed:
+                        assert decode_embedding(row.embedding).shape == (classifier.embedding_dim,)
+                    else:
+                        assert row.embedding is None
