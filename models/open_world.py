@@ -13,18 +13,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from models.openset import Kind, Looks, OpenSetThresholds, Seen, decide, gated
 
 if TYPE_CHECKING:
-    from models.card import FirstLook, ModelCard
+    from models.card import ModelCard
     from models.memory import CharacterMemory
 
 # [start, end) columns of the memory's vector and the factor they are scaled by
 Columns = list[tuple[int, int, float]]
+
+
+class FirstLookRule(Protocol):
+    """What a world needs of a first look: the card's `FirstLook`, or the trainer's before export."""
+
+    members: int
+    open_set: OpenSetThresholds
+    columns: Columns
+    margins: tuple[float, float]
 
 
 def project(vectors: np.ndarray, columns: Columns) -> np.ndarray:
@@ -62,12 +71,6 @@ SecondLook = Callable[[list[int]], Looks]
 EveryMember = Callable[[list[int]], list[FaceDecision]]
 
 
-def second_look_of(both: Looks) -> SecondLook:
-    """The second look of a batch whose two looks were all made beforehand (`both_looks`' output),
-    as `OpenWorld.decide` asks for it."""
-    return both.rows
-
-
 @dataclass(frozen=True)
 class _Snapshot:
     names: list[str]
@@ -95,7 +98,7 @@ class OpenWorld:
         thresholds: OpenSetThresholds,
         memory: CharacterMemory,
         *,
-        first: FirstLook | None = None,
+        first: FirstLookRule | None = None,
         columns: Columns | None = None,
         margins: tuple[float, float] | None = None,
     ) -> None:

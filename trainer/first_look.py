@@ -41,6 +41,7 @@ FALLBACK_MARGINS = (0.035, 0.3)
 @dataclass
 class FittedFirstLook:
     net: torch.nn.Module  # member 1
+    members: int  # of the version it looks first for
     temperature: float
     open_set: OpenSetThresholds
     columns: list[tuple[int, int, float]]
@@ -94,6 +95,7 @@ def fit_first_look(
     margins = FALLBACK_MARGINS if own is None else (own[0] * MARGIN_SCALE, own[1])
     return FittedFirstLook(
         net=member,
+        members=len(ensemble.members),
         temperature=temperature,
         open_set=fitted.thresholds,
         columns=member_columns(ensemble, fitted.thresholds.colour),

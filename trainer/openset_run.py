@@ -16,16 +16,18 @@ from sklearn.metrics import f1_score
 
 from models.colour import with_colour
 from models.memory import CharacterMemory, MemoryEntry
-from models.open_world import OpenWorld, second_look_of
+from models.open_world import OpenWorld
 from models.openset import Kind, Looks, OpenSetThresholds, both_looks, softmax
 from models.preprocess import mirrored
 from trainer.backbones import middle_columns
 from trainer.evaluate import predict_embeddings, predict_outputs
+from trainer.openeval_answers import Answered, decide_all, every_member_share
 from trainer.openset import fit
 
 if TYPE_CHECKING:
     from catalog.settings_sections import MemorySettings
     from trainer.dataset import Item
+    from trainer.first_look import FittedFirstLook
 
 
 def synthetic_negatives(size: int, count: int = 96, seed: int = 0) -> list[np.ndarray]:
@@ -79,10 +81,12 @@ def for_run(
     seed: int,
     temperature: float = 1.0,
     batch_size: int = 128,
+    first: FittedFirstLook | None = None,
 ) -> RunOpenSet:
     """Embed the run's faces with the trained net, fit the thresholds (memory: training faces;
     held out: validation faces), build the version's memory (training and validation faces, at
-    most `max_per_character` each) and score the open-set answer on the test faces."""
+    most `max_per_character` each) and score the open-set answer on the test faces (`first`: a
+    net of several members answers with member 1 looking first, as its version will)."""
     index = {label: i for i, label in enumerate(labels)}
 
     def embed(pictures: list[np.ndarray]) -> np.ndarray:
@@ -90,14 +94,17 @@ def for_run(
         found = predict_embeddings(net, pictures, device=device, batch_size=batch_size)
         return with_colour(found, pictures, settings.colour)
 
-    def looks(items: list[Item], load: Callable[[Item], np.ndarray] = loader) -> Looks:
+    def looks(
+        items: list[Item],
+        load: Callable[[Item], np.ndarray] = loader,
+        model: torch.nn.Module = net,
+        scale: float = temperature,
+    ) -> Looks:
         """What `models.classifier.Classifier.infer` returns for these faces."""
         pictures = [load(i) for i in items]
-        logits, found = predict_outputs(net, pictures, device=device, batch_size=batch_size)
+        logits, found = predict_outputs(model, pictures, device=device, batch_size=batch_size)
         vectors = with_colour(found, pictures, settings.colour)
-        return Looks(
-            softmax(logits, 1.0 / temperature), vectors, logits.max(1) if len(logits) else np.zeros(0)
-        )
+        return Looks(softmax(logits, 1.0 / scale), vectors, logits.max(1) if len(logits) else np.zeros(0))
 
     def mirror_load(item: Item) -> np.ndarray:
         return mirrored([loader(item)])[0]
@@ -142,11 +149,11 @@ def for_run(
     if test_items:
         test_y = np.array([index[i.label] for i in test_items])
         test_first = looks(test_items)
-        test_both = held_out(test_items, test_first)
-        # as the answer path decides: the first look, and both looks near a bar
-        decisions = OpenWorld(labels, fitted.thresholds, memory).decide(
-            test_first, second=second_look_of(test_both)
-        )
+        test_both = held_out(test_items, test_first) if settings.mirror else None
+        member = None if first is None else looks(test_items, model=first.net, scale=first.temperature)
+        # as the answer path decides: the first look, both looks near a bar, member 1 first
+        world = OpenWorld(labels, fitted.thresholds, memory, first=first)
+        decisions = decide_all(world, Answered(test_first, test_both, member))
         kinds = np.array([d.kind.value for d in decisions])
         best = np.array([index[d.candidates[0].label] for d in decisions])
         named = kinds == Kind.NAME.value
@@ -165,6 +172,7 @@ def for_run(
                 ),
                 "test_kinds": {kind.value: float((kinds == kind.value).mean()) for kind in Kind},
                 "test_second_looks": float(np.mean([d.looks == 2 for d in decisions])),
+                "test_every_member": every_member_share(world, decisions),
             }
         )
     return RunOpenSet(fitted.thresholds, memory.to_bytes(), report)

@@ -202,6 +202,14 @@ def _train(
             _report_progress(on_progress, 0.87, "evaluating")
             data_split.frozen.save(frozen_test_store(settings), frozen_test_key(from_folder))
             evaluation = _evaluate(built, labels, val_items, test_items, loader, torch_device, cfg)
+            first_look = None
+            if isinstance(built.net, Ensemble):
+                _report_progress(on_progress, 0.88, "fitting member 1's bars: it looks at every face first")
+                first_look = fit_first_look(
+                    built.net, labels=labels, train_items=train_items, val_items=val_items,
+                    loader=loader, device=torch_device, image_size=cfg.image_size,
+                    settings=settings.memory, seed=cfg.seed, batch_size=cfg.batch_size * 2,
+                )  # fmt: skip
             _report_progress(on_progress, 0.89, "fitting the open-set thresholds and the memory")
             open_world = openset_run.for_run(
                 built.net,
@@ -216,19 +224,13 @@ def _train(
                 seed=cfg.seed,
                 temperature=evaluation["calibration"]["temperature"],
                 batch_size=cfg.batch_size * 2,
+                first=first_look,
             )
             evaluation["open_set"] = {
                 **open_world.report,
                 "thresholds": open_world.thresholds.model_dump(mode="json"),
             }
-            first_look = None
-            if isinstance(built.net, Ensemble):
-                _report_progress(on_progress, 0.9, "fitting member 1's bars: it looks at every face first")
-                first_look = fit_first_look(
-                    built.net, labels=labels, train_items=train_items, val_items=val_items,
-                    loader=loader, device=torch_device, image_size=cfg.image_size,
-                    settings=settings.memory, seed=cfg.seed, batch_size=cfg.batch_size * 2,
-                )  # fmt: skip
+            if first_look is not None:
                 evaluation["open_set"]["first_look"] = first_look.report
             metrics = {
                 "test_macro_f1": evaluation["test"]["macro"]["f1"],
@@ -248,6 +250,8 @@ def _train(
                 "test_set_fingerprint": data_split.frozen.fingerprint(),
                 "open_set_test_coverage": open_world.report.get("test_coverage"),
                 "open_set_test_precision": open_world.report.get("test_precision"),
+                # the share of test faces every member decided (1.0 for a net of one)
+                "open_set_test_every_member": open_world.report.get("test_every_member"),
             }
             if register:
                 _report_progress(on_progress, 0.92, "exporting to ONNX and checking parity")

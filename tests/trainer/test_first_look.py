@@ -126,6 +126,8 @@ def test_a_version_of_two_members_ships_member_ones_graph_and_bars(
     assert first.open_set.gate == (1280, 1280 + 192)
     assert first.width == 1280 + 192 + colour.BINS
     assert first.margins[0] > 0.0 and first.margins[1] > 0.0
+    # the trainer scored its test faces as the version answers: member 1 first
+    assert 0.0 <= card.metrics["open_set_test_every_member"] < 1.0
     classifier = Classifier.load(version_dir, int8=False)
     assert classifier.first is not None and classifier.world is not None
     assert classifier.world.first is not None and classifier.world.first.margins == first.margins
