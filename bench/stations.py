@@ -197,6 +197,7 @@ def _first_look(registry: Registry, folder: Path, card: Any, thresholds: Any) ->
     `thresholds` in member 1's columns and which hands no face over."""
     from models import colour
     from models.card import FIRST_INT8_NAME, FIRST_NAME, INT8_NAME, ONNX_NAME, FirstLook, sha256_file
+    from models.open_world import member_columns
 
     member = registry.version_dir(registry.newest_candidate())
     own = read_card(member)
@@ -207,11 +208,7 @@ def _first_look(registry: Registry, folder: Path, card: Any, thresholds: Any) ->
     gate = gate_columns(own)
     last = gate[0] if gate is not None else own.embedding_dim or 0
     middle = (own.embedding_dim or 0) - last
-    columns = [(0, last, count**0.5)]
-    if middle:
-        columns.append((count * last, count * last + middle, count**0.5))
-    if thresholds.colour > 0:
-        columns.append((count * (last + middle), count * (last + middle) + colour.BINS, 1.0))
+    columns = member_columns(count, last, middle, colour.BINS if thresholds.colour > 0 else 0)
     return FirstLook(
         members=count, sha256=sha256_file(folder / FIRST_NAME), int8=own.int8,
         open_set=thresholds.model_copy(update={"gate": gate}), columns=columns, margins=(0.0, 0.0),

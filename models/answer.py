@@ -53,7 +53,7 @@ from models.classifier import Candidate
 
 if TYPE_CHECKING:
     from media.faces import FaceFinder
-    from models.classifier import Classifier, FirstLookModel
+    from models.classifier import Classifier, GraphRunner
     from models.open_world import FaceDecision
 
 FRAME_MATCH_IOU = 0.3
@@ -244,8 +244,8 @@ def _answer(
     answers = []
     for g, (decision, unit) in enumerate(decided):
         named = tuple(Candidate(c.label, c.probability, c.examples) for c in decision.candidates)
-        bars = world.first if world.first is not None and decision.members == 1 else world
-        answers.append(FaceAnswer(boxes[g], named, decision.kind, bars.thresholds.name, unit, shown[g]))
+        bars = world.deciding(decision).thresholds
+        answers.append(FaceAnswer(boxes[g], named, decision.kind, bars.name, unit, shown[g]))
     return answers
 
 
@@ -288,7 +288,7 @@ def _in_turn(
     return [(decision, vectors.get(g)) for g, decision in enumerate(decisions)]
 
 
-def _group_means(model: Classifier | FirstLookModel, groups: list[list[np.ndarray]]) -> Looks:
+def _group_means(model: Classifier | GraphRunner, groups: list[list[np.ndarray]]) -> Looks:
     """The model run once over every group's pictures: per group, the mean of its looks (the
     vectors' mean not yet at unit length)."""
     owner = np.repeat(np.arange(len(groups)), [len(group) for group in groups])

@@ -45,12 +45,21 @@ class Candidate:
 class GraphRunner:
     """One ONNX session and how its outputs become `Looks`: calibrated probabilities, the memory's
     vectors (the graph's embedding, with the face's colours when the card weighs them) and the
-    head's largest raw logit."""
+    head's largest raw logit. A version's graph, or member 1's (`Classifier.first`)."""
 
     def __init__(
-        self, session: Any, *, image_size: int, temperature: float, colour: float, width: int, batch_size: int
+        self,
+        session: Any,
+        *,
+        classes: int,
+        image_size: int,
+        temperature: float,
+        colour: float,
+        width: int,
+        batch_size: int,
     ) -> None:
         self.session = session
+        self.classes = classes
         self.image_size = image_size
         self.temperature = temperature
         self.colour = colour
@@ -58,9 +67,11 @@ class GraphRunner:
         self.batch_size = batch_size
         self._input_name = session.get_inputs()[0].name
 
-    def infer(self, images: list[np.ndarray], classes: int) -> Looks:
+    def infer(self, images: list[np.ndarray]) -> Looks:
         if not images:
-            return Looks(np.zeros((0, classes)), np.zeros((0, self.width), dtype=np.float32), np.zeros(0))
+            return Looks(
+                np.zeros((0, self.classes)), np.zeros((0, self.width), dtype=np.float32), np.zeros(0)
+            )
         probabilities, embeddings, familiarity = [], [], []
         for start in range(0, len(images), self.batch_size):
             batch = preprocess.to_batch(images[start : start + self.batch_size], self.image_size)
@@ -69,20 +80,6 @@ class GraphRunner:
             embeddings.append(colour.with_colour(embedding, batch, self.colour))
             familiarity.append(np.asarray(logits, dtype=np.float64).max(axis=1))
         return Looks(np.concatenate(probabilities), np.concatenate(embeddings), np.concatenate(familiarity))
-
-
-class FirstLookModel:
-    """Member 1's graph of a version of several members: the same labels and input, its own
-    temperature, its vectors the memory's columns the card names."""
-
-    def __init__(self, runner: GraphRunner, labels: list[str], graph: Graph) -> None:
-        self.runner = runner
-        self.labels = labels
-        self.graph: Graph = graph
-        self.image_size = runner.image_size
-
-    def infer(self, images: list[np.ndarray]) -> Looks:
-        return self.runner.infer(images, len(self.labels))
 
 
 class Classifier:
@@ -94,7 +91,7 @@ class Classifier:
         path: Path,
         batch_size: int = DEFAULT_BATCH,
         graph: Graph = "float",
-        first: tuple[Any, Graph] | None = None,
+        first: Any = None,  # member 1's session, for a card with a first look
     ) -> None:
         self.card = card
         self.graph: Graph = graph
@@ -110,8 +107,8 @@ class Classifier:
         self.colour: float = card.open_set.colour if card.open_set is not None else 0.0
         self.embedding_dim: int = colour.width(check_signature(session, card, path), self.colour)
         self._runner = GraphRunner(
-            session, image_size=self.image_size, temperature=card.temperature, colour=self.colour,
-            width=self.embedding_dim, batch_size=batch_size,
+            session, classes=len(self.labels), image_size=self.image_size, temperature=card.temperature,
+            colour=self.colour, width=self.embedding_dim, batch_size=batch_size,
         )  # fmt: skip
         # The head, the character memory and the card's open-set thresholds answering together;
         # None for a version trained before the memory (the head and its threshold answer alone).
@@ -119,20 +116,14 @@ class Classifier:
         if card.open_set is not None and (path / MEMORY_NAME).is_file():
             self.world = OpenWorld.for_card(card, CharacterMemory.load(path / MEMORY_NAME))
         # Member 1 alone, looking first (a version of several members with a memory; None otherwise).
-        self.first: FirstLookModel | None = None
+        self.first: GraphRunner | None = None
         if first is not None and card.first_look is not None and self.world is not None:
-            first_session, first_graph = first
             own = card.first_look
-            width = colour.width(check_signature(first_session, card, path, first=True), own.open_set.colour)
-            if width != own.width:
-                raise ModelLoadError(
-                    f"{path}: member 1's graph gives {width}-wide vectors, its card's columns {own.width}"
-                )
-            runner = GraphRunner(
-                first_session, image_size=self.image_size, temperature=own.temperature,
-                colour=own.open_set.colour, width=width, batch_size=batch_size,
+            check_signature(first, card, path, first=True)
+            self.first = GraphRunner(
+                first, classes=len(self.labels), image_size=self.image_size, temperature=own.temperature,
+                colour=own.open_set.colour, width=own.width, batch_size=batch_size,
             )  # fmt: skip
-            self.first = FirstLookModel(runner, self.labels, first_graph)
 
     @classmethod
     def load(
@@ -153,7 +144,7 @@ class Classifier:
         )
         first = None
         if card.first_look is not None:
-            first = open_graph(
+            first, _ = open_graph(
                 version_dir,
                 card,
                 providers=providers,
@@ -180,7 +171,7 @@ class Classifier:
         """Calibrated probabilities (N, classes), the memory's unit-length vectors (N, D) and the
         head's largest raw logit (N,) of raw RGB images (`models.colour`: the vector is the graph's
         embedding, with the colours when the card weighs them; `models.openset`: familiarity)."""
-        return self._runner.infer(images, len(self.labels))
+        return self._runner.infer(images)
 
     def top(self, probabilities: np.ndarray, top_k: int) -> list[Candidate]:
         """The `top_k` labels of one row of probabilities, best first (ties: lower index first)."""

@@ -27,6 +27,22 @@ if TYPE_CHECKING:
 Columns = list[tuple[int, int, float]]
 
 
+def member_columns(members: int, last: int, middle: int, colours: int) -> Columns:
+    """Where member 1's vector sits in the memory's vector of `members` nets joined as
+    `trainer.ensemble` joins them (`last` and `middle` feature columns per member, `colours`
+    histogram columns after them, 0 without): its last features first, its middle features after
+    every member's last ones, the colours at the end; each member part scaled by sqrt(N), which the
+    ensemble divided it by."""
+    factor = members**0.5
+    columns = [(0, last, factor)]
+    if middle:
+        columns.append((members * last, members * last + middle, factor))
+    if colours:
+        start = members * (last + middle)
+        columns.append((start, start + colours, 1.0))
+    return columns
+
+
 class FirstLookRule(Protocol):
     """What a world needs of a first look: the card's `FirstLook`, or the trainer's before export."""
 
@@ -142,11 +158,17 @@ class OpenWorld:
 
     def set_min_examples(self, count: int) -> None:
         """A deployment's own rule for naming a character known from examples only."""
-        if self.first is not None:
-            self.first.set_min_examples(count)
-        if count != self.thresholds.min_examples:
-            self.thresholds = self.thresholds.model_copy(update={"min_examples": max(1, count)})
-            self.refresh()
+        changed = False
+        for world in (self, self.first) if self.first is not None else (self,):
+            if count != world.thresholds.min_examples:
+                world.thresholds = world.thresholds.model_copy(update={"min_examples": max(1, count)})
+                changed = True
+        if changed:
+            self.refresh()  # member 1's world too
+
+    def deciding(self, decision: FaceDecision) -> OpenWorld:
+        """The world whose bars decided `decision`: member 1's when it decided alone."""
+        return self.first if self.first is not None and decision.members == 1 else self
 
     def _take(self) -> _Snapshot:
         names, protos = self.memory.prototypes()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from models import preprocess
+from models import colour, preprocess
 from models.card import ModelCard
 from models.errors import ModelLoadError
 
@@ -49,7 +49,7 @@ def check_signature(
     session: ort.InferenceSession, card: ModelCard, where: Path, *, first: bool = False
 ) -> int:
     """The graph must take what `models.preprocess` produces and give what the card promises
-    (`first`: member 1's graph, whose embedding width its first look's columns check). Returns the
+    (`first`: member 1's graph, whose embedding width its first look's columns give). Returns the
     embedding width."""
     inputs = session.get_inputs()
     if len(inputs) != 1 or inputs[0].name != preprocess.INPUT_NAME:
@@ -75,14 +75,17 @@ def check_signature(
             f"{where}: the graph has {classes} classes but the card lists {len(card.labels)} labels"
         )
     width = outputs["embedding"].shape[-1]
-    if (
-        not first
-        and card.embedding_dim is not None
-        and isinstance(width, int)
-        and width != card.embedding_dim
-    ):
-        raise ModelLoadError(f"{where}: embedding width {width} differs from the card's {card.embedding_dim}")
-    return width if isinstance(width, int) else (card.embedding_dim or 0)
+    if first:
+        # member 1's graph: the width its card's columns read, without the colours added beside it
+        look = card.first_look
+        assert look is not None, "first=True needs a card with a first look"
+        expected: int | None = look.width - (colour.BINS if look.open_set.colour > 0.0 else 0)
+        what = "member 1's embedding width"
+    else:
+        expected, what = card.embedding_dim, "embedding width"
+    if expected is not None and isinstance(width, int) and width != expected:
+        raise ModelLoadError(f"{where}: {what} {width} differs from the card's {expected}")
+    return width if isinstance(width, int) else (expected or 0)
 
 
 def session_provider(session: ort.InferenceSession) -> str:

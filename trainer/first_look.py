@@ -11,7 +11,6 @@ look's) to all three named as few strangers (9.3%) with the three run on 6-9% of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from models import colour
+from models import colour, open_world
 from models.openset import OpenSetThresholds
 from trainer import calibration, openset_run
 from trainer.ensemble import Ensemble
@@ -50,21 +49,14 @@ class FittedFirstLook:
 
 
 def member_columns(ensemble: Ensemble, weight: float) -> list[tuple[int, int, float]]:
-    """Where member 1's vector sits in the memory's vector of `ensemble` (colour `weight`): its last
-    features first, its middle features after every member's last ones, the colours at the end;
-    each member part scaled by sqrt(N), which `trainer.ensemble` divided it by."""
-    count = len(ensemble.members)
-    last = ensemble.embedding_dim
+    """Where member 1's vector sits in the memory's vector of `ensemble` (colour `weight`)."""
     own = ensemble.members[0].middle_columns()
-    middle = 0 if own is None else own[1] - own[0]
-    factor = math.sqrt(count)
-    columns = [(0, last, factor)]
-    if middle:
-        columns.append((count * last, count * last + middle, factor))
-    if weight > 0.0:
-        start = count * (last + middle)
-        columns.append((start, start + colour.BINS, 1.0))
-    return columns
+    return open_world.member_columns(
+        len(ensemble.members),
+        ensemble.embedding_dim,
+        0 if own is None else own[1] - own[0],
+        colour.BINS if weight > 0.0 else 0,
+    )
 
 
 def fit_first_look(

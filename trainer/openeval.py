@@ -190,10 +190,7 @@ def _coverage_curve(
         [bool(d.candidates) and d.candidates[0].label == t for d, t in zip(decisions, truth, strict=True)]
     )
     # each face past the stranger bar of the look that decided it (member 1's, or every member's)
-    bars = [world.first if world.first is not None and d.members == 1 else world for d in decisions]
-    gate = np.array(
-        [d.evidence >= b.thresholds.known for d, b in zip(decisions, bars, strict=True)], dtype=bool
-    )
+    gate = np.array([d.evidence >= world.deciding(d).thresholds.known for d in decisions], dtype=bool)
     cov, prec = curve(confidence, right, gate)
     best = answered.first.probabilities.argmax(1) if len(truth) else np.zeros(0, dtype=int)
     right_today = np.array([classifier.labels[b] == t for b, t in zip(best, truth, strict=True)])
